@@ -1,0 +1,126 @@
+"""The router's exception tree.
+
+::
+
+    RouterError                  status, message; rendered in the client's API shape
+    ├── InvalidRequest           400  a body that does not match the API (names the field)
+    │   └── BodyTooLarge         413  over server.max_body_bytes
+    ├── NoProvider               400  no route, no default for the model
+    ├── PluginFailed             500  a Start/PreRouting hook raised
+    ├── NoResponse               500  the pipeline stopped without a response
+    └── UpstreamError            the provider failed; ``status`` is what the client gets:
+        │                        the upstream's own 4xx, else 502
+        └── UpstreamTimeout      504
+
+``error_type`` is the ``type`` in the error body: ``router_error`` for errors the
+router raises itself; an upstream's own error type for errors it relays.
+Provider transport errors are mapped to ``UpstreamError`` at exactly one place,
+``providers.base``.
+"""
+
+from __future__ import annotations
+
+
+class RouterError(Exception):
+    status = 500
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, error_type: str = "router_error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.error_type = error_type
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (``Retry-After``)."""
+        return {}
+
+
+class InvalidRequest(RouterError):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, param: str | None, message: str) -> None:
+        super().__init__(f"{param}: {message}" if param else message, param=param)
+
+
+class BodyTooLarge(InvalidRequest):
+    status = 413
+    code = "request_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(None, f"request body exceeds the limit of {limit} bytes")
+
+
+class NoProvider(RouterError):
+    status = 400
+    code = "no_provider"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"no provider configured for model '{model}'", param="model")
+
+
+class PluginFailed(RouterError):
+    status = 500
+    code = "plugin_failed"
+
+    def __init__(self, plugin_id: str, error: BaseException) -> None:
+        super().__init__(f"plugin '{plugin_id}' failed: {error}")
+        self.plugin_id = plugin_id
+
+
+class NoResponse(RouterError):
+    status = 500
+    code = "no_response"
+
+    def __init__(self) -> None:
+        super().__init__("pipeline stopped without producing a response")
+
+
+class UpstreamError(RouterError):
+    """The provider could not give an answer.
+
+    ``status`` is the status the client receives: the upstream's own for the
+    4xx a client must see (invalid request, auth, not found, too large, rate
+    limit), 502 for everything else.  ``upstream_status`` is what the upstream
+    said (599 when there was no HTTP response at all).
+    """
+
+    code = "upstream_error"
+    RELAYED = frozenset({400, 401, 403, 404, 413, 422, 429})
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        upstream_status: int = 599,
+        error_type: str = "router_error",
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(f"provider '{provider}': {message}", error_type=error_type)
+        self.provider = provider
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+        self.status = upstream_status if upstream_status in self.RELAYED else 502
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": self.retry_after} if self.retry_after else {}
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(provider, message)
+        self.status = 504
+
+
+class ConfigError(Exception):
+    """A config file that cannot be served; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

@@ -1,0 +1,99 @@
+"""The interface every wire format implements, and the helpers they share.
+
+A codec is pure: bytes or dicts in, canonical objects out, and back; it never
+does I/O.  The handler of an endpoint uses the codec of its API to read the
+client's request and to write the answer; a provider uses the codec of its
+``kind`` to write the upstream request and to read the upstream answer.  When
+the two differ, whatever the target format cannot carry is returned as a list
+of *lossy* field names next to the encoded body, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from marshmallow import ValidationError
+
+from ..canonical import ChatRequest, ChatResponse, Format
+from ..errors import InvalidRequest, RouterError
+
+
+class Codec:
+    """One API's wire format.  Subclasses implement every method."""
+
+    name: Format
+
+    def parse_request(self, body: bytes) -> ChatRequest:
+        """Validate a client's request body and decode it.
+
+        Raises ``InvalidRequest`` naming the first offending field; nothing
+        invalid gets past this point.
+        """
+        raise NotImplementedError
+
+    def encode_request(self, request: ChatRequest, *, default_max_tokens: int | None = None) -> tuple[dict[str, Any], list[str]]:
+        """The upstream request body for ``request`` and the list of what it could not carry.
+
+        Raises ``InvalidRequest`` for what the target cannot do at all (``n > 1``
+        to an API without ``n``).  ``default_max_tokens`` fills a required
+        ``max_tokens`` the client did not send.
+        """
+        raise NotImplementedError
+
+    def decode_response(self, body: dict[str, Any]) -> ChatResponse:
+        """Decode an upstream's success body.  Raises ``ValueError`` on a body
+        that is not a response of this API."""
+        raise NotImplementedError
+
+    def encode_response(self, response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
+        """The client's response body for ``response`` and what it could not carry."""
+        raise NotImplementedError
+
+    def error_body(self, error: RouterError) -> dict[str, Any]:
+        """The API's native error body for ``error``."""
+        raise NotImplementedError
+
+    def parse_error(self, body: bytes) -> tuple[str | None, str]:
+        """``(error_type, message)`` from an upstream's error body of this API;
+        falls back to the raw text (shortened) when it is not this API's shape."""
+        raise NotImplementedError
+
+
+def load_json_object(body: bytes) -> dict[str, Any]:
+    """Parse a request body that must be a JSON object."""
+    if not body:
+        raise InvalidRequest(None, "request body is empty; expected a JSON object")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(None, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(None, "request body must be a JSON object")
+    return data
+
+
+def invalid_from(error: ValidationError) -> InvalidRequest:
+    """The first problem of a marshmallow error, as ``InvalidRequest('messages.0.role', ...)``."""
+    path: list[str] = []
+    node: Any = error.messages
+    while True:
+        if isinstance(node, dict) and node:
+            key = next(iter(node))
+            if key != "_schema":
+                path.append(str(key))
+            node = node[key]
+        elif isinstance(node, list) and node and not isinstance(node[0], str):
+            node = node[0]
+        else:
+            break
+    message = node[0] if isinstance(node, list) and node else str(node)
+    return InvalidRequest(".".join(path) or None, message)
+
+
+def short(text: bytes | str, limit: int = 300) -> str:
+    """An upstream body quoted in an error message: decoded, trimmed to ``limit`` chars."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
