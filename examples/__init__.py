@@ -1,0 +1,1 @@
+"""Example extensions, referenced from the README and run by the tests."""

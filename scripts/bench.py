@@ -1,0 +1,457 @@
+"""Benchmark the router against a minimal relay and against the upstream itself.
+
+Starts, on loopback, the fast fake upstream (``bench_upstream.py``), the
+baseline relay (``relay_baseline.py``: Tornado + curl, parse JSON and forward)
+and the router (``python -m tornrouter``, request log on, in a temp dir), then
+drives each with the closed-loop load generator (``loadgen.py``, in this
+process) at each concurrency and prints one row per cell:
+
+    target    the upstream directly (the load generator's ceiling), the baseline relay, the router
+    endpoint  openai = POST /v1/chat/completions to an OpenAI-kind provider,
+              anthropic = POST /v1/messages to an Anthropic-kind provider,
+              openai->anthropic, anthropic->openai = the cross-format routes (router only)
+    vs base   router requests/s over the baseline relay's for the same client
+              endpoint and concurrency (target: >= 60%)
+
+With two or more CPUs, the router and the relay run on the first, the load
+generator and the upstream on the second, so the server under test has a core
+to itself.  Every process started here is in its own process group and is
+killed with it on the way out, Ctrl-C and SIGTERM included.
+
+    python scripts/bench.py [--duration 5] [--concurrency 1,8,64] [--stream] [--json out.json]
+
+``--stream`` sends ``"stream": true`` and reports streams/s and time to first
+token (the first text delta on the wire) instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+
+import yaml
+
+from loadgen import CellResult, Target, percentile, run_cell
+
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(SCRIPTS)
+HOST = "127.0.0.1"
+TARGETS = ("upstream", "baseline", "router")
+RATIO_GOAL = 0.60
+
+OPENAI_PATH = "/v1/chat/completions"
+ANTHROPIC_PATH = "/v1/messages"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A client-facing API and the provider kind the router sends it to."""
+
+    name: str
+    path: str  # what the client calls
+    model: str  # picks the provider through the router's routes
+
+    @property
+    def same_format(self) -> bool:
+        return "->" not in self.name
+
+    def body(self, stream: bool) -> bytes:
+        if self.path == OPENAI_PATH:
+            request: dict[str, object] = {
+                "model": self.model,
+                "messages": [
+                    {"role": "system", "content": "You are a terse assistant."},
+                    {"role": "user", "content": "Say hello in one short sentence."},
+                ],
+                "max_tokens": 64,
+                "temperature": 0.2,
+            }
+        else:
+            request = {
+                "model": self.model,
+                "max_tokens": 64,
+                "system": "You are a terse assistant.",
+                "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+                "temperature": 0.2,
+            }
+        if stream:
+            request["stream"] = True
+        return json.dumps(request, separators=(",", ":")).encode()
+
+    def target(self, port: int, stream: bool) -> Target:
+        openai = self.path == OPENAI_PATH
+        if openai:
+            headers = (("Authorization", "Bearer x"),)
+            expect = b"data: [DONE]" if stream else b"chat.completion"
+            first_token = re.compile(rb'"content":\s*"[^"]') if stream else None
+        else:
+            headers = (("x-api-key", "x"), ("anthropic-version", "2023-06-01"))
+            expect = b"message_stop" if stream else b"end_turn"
+            first_token = re.compile(rb"text_delta") if stream else None
+        return Target(HOST, port, self.path, self.body(stream), headers, expect, first_token)
+
+
+ENDPOINTS = (
+    Endpoint("openai", OPENAI_PATH, "gpt-4o-mini"),
+    Endpoint("anthropic", ANTHROPIC_PATH, "claude-haiku-4-5"),
+    Endpoint("openai->anthropic", OPENAI_PATH, "claude-haiku-4-5"),
+    Endpoint("anthropic->openai", ANTHROPIC_PATH, "gpt-4o-mini"),
+)
+
+
+@dataclass
+class Row:
+    target: str
+    endpoint: str
+    concurrency: int
+    rate: float  # requests (or streams) per second
+    p50_ms: float | None
+    p99_ms: float | None
+    ttft_p50_ms: float | None
+    ttft_p99_ms: float | None
+    requests: int
+    errors: int
+    error_samples: list[str]
+    vs_baseline: float | None = None
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else value * 1000
+
+
+def make_row(target: str, endpoint: Endpoint, concurrency: int, result: CellResult) -> Row:
+    return Row(
+        target=target,
+        endpoint=endpoint.name,
+        concurrency=concurrency,
+        rate=result.rate,
+        p50_ms=_ms(percentile(result.latencies, 50)),
+        p99_ms=_ms(percentile(result.latencies, 99)),
+        ttft_p50_ms=_ms(percentile(result.ttfts, 50)),
+        ttft_p99_ms=_ms(percentile(result.ttfts, 99)),
+        requests=result.requests,
+        errors=result.errors,
+        error_samples=result.error_samples,
+    )
+
+
+# --- processes ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def cpu_plan() -> tuple[set[int] | None, set[int] | None]:
+    """(server CPUs, client CPUs): the first two CPUs this process may use, or no
+    pinning at all on a single CPU."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None, None
+    return {allowed[0]}, {allowed[1]}
+
+
+class Service:
+    """A child process in its own process group, pinned, output to a file."""
+
+    def __init__(self, name: str, argv: list[str], cpus: set[int] | None, workdir: str, port: int) -> None:
+        self.name = name
+        self.port = port
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: killed as one, deaf to the terminal's Ctrl-C
+                # Pinned before exec, so every thread it ever starts inherits the
+                # mask (this process has no threads of its own to upset a fork).
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            )
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output_tail()}")
+            try:
+                conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+                conn.close()
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} not healthy after {timeout:g} s:\n{self.output_tail()}")
+            time.sleep(0.1)
+
+    def output_tail(self, lines: int = 30) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM to the group, SIGKILL if it lingers."""
+        if self.proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def router_config(workdir: str, upstream_port: int) -> str:
+    path = os.path.join(workdir, "router.yaml")
+    config = {
+        "server": {"max_clients": 200},
+        "log": {"requests": os.path.join(workdir, "requests.jsonl")},
+        "providers": {
+            "oai": {"kind": "openai", "base_url": f"http://{HOST}:{upstream_port}/v1", "api_key": "x"},
+            "ant": {"kind": "anthropic", "base_url": f"http://{HOST}:{upstream_port}", "api_key": "x"},
+        },
+        "router": {"routes": [{"model": "gpt-*", "to": "oai"}, {"model": "claude-*", "to": "ant"}]},
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    return path
+
+
+@contextmanager
+def services(targets: tuple[str, ...], workdir: str, args: argparse.Namespace) -> Iterator[dict[str, Service]]:
+    """The upstream plus whichever servers ``targets`` names, healthy; all
+    stopped on exit however it happens."""
+    server_cpus, client_cpus = cpu_plan()
+    py = sys.executable
+    with ExitStack() as stack:
+        started: dict[str, Service] = {}
+
+        def start(name: str, argv: list[str], cpus: set[int] | None, port: int) -> None:
+            service = Service(name, argv, cpus, workdir, port)
+            stack.callback(service.stop)
+            started[name] = service
+
+        up = free_port()
+        start(
+            "upstream",
+            [py, os.path.join(SCRIPTS, "bench_upstream.py"), "--port", str(up),
+             "--stream-tokens", str(args.stream_tokens), "--token-delay-ms", str(args.token_delay_ms)],
+            client_cpus,
+            up,
+        )
+        if "baseline" in targets:
+            port = free_port()
+            start(
+                "baseline",
+                [py, os.path.join(SCRIPTS, "relay_baseline.py"), "--port", str(port),
+                 "--upstream", f"http://{HOST}:{up}", "--max-clients", "200"],
+                server_cpus,
+                port,
+            )
+        if "router" in targets:
+            port = free_port()
+            start("router", [py, "-m", "tornrouter", "--conf", router_config(workdir, up), "--port", str(port)], server_cpus, port)
+        for service in started.values():
+            service.wait_healthy()
+        if client_cpus:
+            os.sched_setaffinity(0, client_cpus)
+        yield started
+
+
+# --- measuring ------------------------------------------------------------------------
+
+
+async def measure(
+    services_by_name: dict[str, Service], targets: tuple[str, ...], endpoints: list[Endpoint], args: argparse.Namespace
+) -> list[Row]:
+    rows: list[Row] = []
+    for endpoint in endpoints:
+        for concurrency in args.concurrency:
+            for name in targets:
+                if name != "router" and not endpoint.same_format:
+                    continue  # only the router translates
+                target = endpoint.target(services_by_name[name].port, args.stream)
+                result = await run_cell(target, concurrency, args.duration, args.warmup)
+                row = make_row(name, endpoint, concurrency, result)
+                rows.append(row)
+                print(f"  {name:<9} {endpoint.name:<18} c={concurrency:<3} {row.rate:9.0f}/s  errors {row.errors}", file=sys.stderr, flush=True)
+    baseline = {(r.endpoint, r.concurrency): r.rate for r in rows if r.target == "baseline"}
+    path_of = {e.name: e.path for e in ENDPOINTS}
+    same_format_name = {e.path: e.name for e in ENDPOINTS if e.same_format}
+    for row in rows:
+        base = baseline.get((same_format_name[path_of[row.endpoint]], row.concurrency))
+        if row.target == "router" and base:
+            row.vs_baseline = row.rate / base
+    return rows
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_table(rows: list[Row], stream: bool) -> str:
+    rate = "streams/s" if stream else "requests/s"
+    header = ["target", "endpoint", "conc", rate]
+    if stream:
+        header += ["ttft p50 ms", "ttft p99 ms"]
+    header += ["p50 ms", "p99 ms", "errors", "vs baseline"]
+    table = [header]
+    for r in rows:
+        line = [r.target, r.endpoint, str(r.concurrency), f"{r.rate:.0f}"]
+        if stream:
+            line += [_cell(r.ttft_p50_ms, ".2f"), _cell(r.ttft_p99_ms, ".2f")]
+        ratio = "-" if r.vs_baseline is None else f"{r.vs_baseline:.0%}" + ("" if r.vs_baseline >= RATIO_GOAL else " LOW")
+        line += [_cell(r.p50_ms, ".2f"), _cell(r.p99_ms, ".2f"), str(r.errors), ratio]
+        table.append(line)
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    left = {0, 1}
+    out = []
+    for n, row in enumerate(table):
+        out.append("  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def summary(rows: list[Row]) -> list[str]:
+    lines = []
+    ratios = [r for r in rows if r.vs_baseline is not None]
+    if ratios:
+        low = [r for r in ratios if r.vs_baseline < RATIO_GOAL]
+        worst = min(ratios, key=lambda r: r.vs_baseline)
+        lines.append(
+            f"router vs baseline: {len(ratios) - len(low)}/{len(ratios)} rows at >= {RATIO_GOAL:.0%}; "
+            f"lowest {worst.vs_baseline:.0%} ({worst.endpoint}, c={worst.concurrency})"
+        )
+    for r in rows:
+        for sample in r.error_samples:
+            lines.append(f"error sample [{r.target} {r.endpoint} c={r.concurrency}]: {sample}")
+    return lines
+
+
+def count_lines(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for _ in f)
+    except FileNotFoundError:
+        return 0
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("concurrency levels must be >= 1")
+    return values
+
+
+def _name_list(choices: tuple[str, ...]):  # noqa: ANN202 - an argparse type
+    def parse(text: str) -> list[str]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)}")
+        return names
+
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per cell (default 5)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each cell (default 1)")
+    parser.add_argument("--concurrency", type=_int_list, default=[1, 8, 64], help="comma-separated (default 1,8,64)")
+    parser.add_argument("--targets", type=_name_list(TARGETS), default=list(TARGETS), help="subset of " + ",".join(TARGETS))
+    endpoint_names = tuple(e.name for e in ENDPOINTS)
+    parser.add_argument("--endpoints", type=_name_list(endpoint_names), default=list(endpoint_names), help="subset of " + ",".join(endpoint_names))
+    parser.add_argument("--stream", action="store_true", help='send "stream": true; report streams/s and time to first token')
+    parser.add_argument("--stream-tokens", type=int, default=16, help="text deltas per streamed answer (default 16)")
+    parser.add_argument("--token-delay-ms", type=float, default=0.0, help="upstream pause before each streamed event")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, process output, request log)")
+    return parser.parse_args(argv)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through every finally: the children get stopped
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    targets = tuple(t for t in TARGETS if t in args.targets)  # fixed order: upstream, baseline, router
+    endpoints = [e for e in ENDPOINTS if e.name in args.endpoints]
+    workdir = tempfile.mkdtemp(prefix="tornrouter-bench-")
+    server_cpus, client_cpus = cpu_plan()
+    if server_cpus and client_cpus:
+        pinning = f"servers on CPU {min(server_cpus)}, load generator + upstream on CPU {min(client_cpus)}"
+    else:
+        pinning = "no CPU pinning (fewer than 2 CPUs)"
+    print(f"tornrouter bench: {args.duration:g} s per cell after {args.warmup:g} s warmup; {pinning}", file=sys.stderr)
+    load = os.getloadavg()[0]
+    if load > 0.5:  # the numbers are only worth comparing on an otherwise idle machine
+        print(f"warning: load average {load:.2f} before starting: other processes compete for the CPUs", file=sys.stderr)
+    try:
+        with services(targets, workdir, args) as running:
+            rows = asyncio.run(measure(running, targets, endpoints, args))
+        mode = "streaming" if args.stream else "non-streaming"
+        print(f"\n{mode}, {args.duration:g} s per cell, Python {sys.version.split()[0]}")
+        print(format_table(rows, args.stream))
+        for line in summary(rows):
+            print(line)
+        log_entries = None
+        if "router" in targets:  # read after the router has stopped, so its log is flushed
+            log_path = os.path.join(workdir, "requests.jsonl")
+            log_entries = count_lines(log_path)
+            print(f"router request log: {log_entries} entries")
+        if args.json:
+            results = {"stream": args.stream, "duration": args.duration, "request_log_entries": log_entries,
+                       "rows": [asdict(r) for r in rows]}
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=2)
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,301 @@
+"""A fast fake provider for the benchmarks: canned bytes in both upstream APIs.
+
+``POST /v1/chat/completions`` (and ``/chat/completions``) answers with an OpenAI
+``chat.completion``, ``POST /v1/messages`` with an Anthropic ``message``; a body
+with ``"stream": true`` gets the same answer as an SSE stream in that API's wire
+format (OpenAI ``chat.completion.chunk`` lines ending in ``data: [DONE]``, with a
+usage chunk when ``stream_options.include_usage`` is set; Anthropic's
+``message_start`` ... ``message_stop`` events).  ``GET /health`` answers ``ok``.
+
+It shares a core with the load generator, so every microsecond it spends is one
+the router under test does not get measured against.  That is why it sits on
+Tornado's connection-level interface (``HTTPServerConnectionDelegate``) rather
+than ``tornado.web``: no routing table, no ``RequestHandler`` per request, and
+the JSON body is parsed only when it may ask for a stream.  It records nothing
+and checks nothing; the test suite's ``tests/fake_upstream.py`` is the one that
+does.
+
+    python scripts/bench_upstream.py --port 9001 [--stream-tokens 16] [--token-delay-ms 0]
+
+``--port 0`` picks a free port; the first line on stdout is ``listening <port>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from typing import Any
+
+from tornado import httputil
+from tornado.httpserver import HTTPServer
+from tornado.iostream import StreamClosedError
+from tornado.netutil import bind_sockets
+
+OPENAI_MODEL = "gpt-4o-mini"
+ANTHROPIC_MODEL = "claude-haiku-4-5"
+TEXT = "Hello! This is a canned answer from the benchmark upstream."
+CREATED = 1700000000
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def openai_completion() -> bytes:
+    return _json(
+        {
+            "id": "chatcmpl-bench0001",
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": OPENAI_MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": TEXT, "refusal": None, "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 24,
+                "completion_tokens": 14,
+                "total_tokens": 38,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_bench",
+        }
+    )
+
+
+def anthropic_message() -> bytes:
+    return _json(
+        {
+            "id": "msg_bench0001",
+            "type": "message",
+            "role": "assistant",
+            "model": ANTHROPIC_MODEL,
+            "content": [{"type": "text", "text": TEXT}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 24,
+                "output_tokens": 14,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "service_tier": "standard",
+            },
+        }
+    )
+
+
+def _pieces(tokens: int) -> list[str]:
+    """``TEXT`` cut into ``tokens`` deltas (at least one character each)."""
+    tokens = max(1, min(tokens, len(TEXT)))
+    step, extra = divmod(len(TEXT), tokens)
+    out, pos = [], 0
+    for i in range(tokens):
+        size = step + (1 if i < extra else 0)
+        out.append(TEXT[pos : pos + size])
+        pos += size
+    return out
+
+
+def openai_stream(tokens: int, include_usage: bool) -> list[bytes]:
+    """The SSE events of a streamed chat completion, one ``data:`` line each."""
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-bench0001",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": OPENAI_MODEL,
+            "service_tier": "default",
+            "system_fingerprint": "fp_bench",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    events = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
+    events += [chunk({"content": piece}, None) for piece in _pieces(tokens)]
+    events.append(chunk({}, "stop"))
+    if include_usage:
+        usage = chunk({}, None)
+        usage["choices"] = []
+        usage["usage"] = {"prompt_tokens": 24, "completion_tokens": tokens, "total_tokens": 24 + tokens}
+        events.append(usage)
+    return [b"data: " + _json(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+
+
+def anthropic_stream(tokens: int) -> list[bytes]:
+    """The SSE events of a streamed message, each with its ``event:`` line."""
+    events: list[dict[str, Any]] = [
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_bench0001",
+                "type": "message",
+                "role": "assistant",
+                "model": ANTHROPIC_MODEL,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": 24,
+                    "output_tokens": 1,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "service_tier": "standard",
+                },
+            },
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+    ]
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+        for piece in _pieces(tokens)
+    ]
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": tokens},
+        },
+        {"type": "message_stop"},
+    ]
+    return [b"event: " + e["type"].encode() + b"\ndata: " + _json(e) + b"\n\n" for e in events]
+
+
+class Canned:
+    """Every answer, serialized once at start."""
+
+    def __init__(self, stream_tokens: int, token_delay: float) -> None:
+        self.openai = openai_completion()
+        self.anthropic = anthropic_message()
+        self.openai_stream = openai_stream(stream_tokens, include_usage=False)
+        self.openai_stream_usage = openai_stream(stream_tokens, include_usage=True)
+        self.anthropic_stream = anthropic_stream(stream_tokens)
+        self.token_delay = token_delay
+
+
+_JSON_HEADERS = (("Content-Type", "application/json"),)
+_SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"))
+
+
+class _Exchange(httputil.HTTPMessageDelegate):
+    """One request on a connection: collect the body, then answer."""
+
+    def __init__(self, canned: Canned, connection: httputil.HTTPConnection) -> None:
+        self.canned = canned
+        self.connection = connection
+        self.method = ""
+        self.path = ""
+        self.chunks: list[bytes] = []
+
+    def headers_received(
+        self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine, headers: httputil.HTTPHeaders
+    ) -> None:
+        assert isinstance(start_line, httputil.RequestStartLine)
+        self.method = start_line.method
+        self.path = start_line.path.partition("?")[0]
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+    def finish(self) -> None:
+        body = b"".join(self.chunks)
+        if self.method == "GET" and self.path == "/health":
+            self.reply(200, b"ok", (("Content-Type", "text/plain"),))
+        elif self.method != "POST" or self.path not in ("/v1/chat/completions", "/chat/completions", "/v1/messages"):
+            self.reply(404, b'{"error":"not found"}', _JSON_HEADERS)
+        else:
+            openai = self.path != "/v1/messages"
+            request = self.stream_request(body)
+            if request is None:
+                self.reply(200, self.canned.openai if openai else self.canned.anthropic, _JSON_HEADERS)
+            else:
+                if openai:
+                    usage = bool((request.get("stream_options") or {}).get("include_usage"))
+                    events = self.canned.openai_stream_usage if usage else self.canned.openai_stream
+                else:
+                    events = self.canned.anthropic_stream
+                asyncio.ensure_future(self.stream(events))
+
+    @staticmethod
+    def stream_request(body: bytes) -> dict[str, Any] | None:
+        """The parsed body when it asks for a stream, else None (the fast path:
+        a body that does not mention ``"stream"`` is not parsed at all)."""
+        if b'"stream"' not in body:
+            return None
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return None
+        return request if isinstance(request, dict) and request.get("stream") is True else None
+
+    def reply(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
+        fields = httputil.HTTPHeaders(headers)
+        fields["Content-Length"] = str(len(body))
+        self.connection.write_headers(httputil.ResponseStartLine("HTTP/1.1", status, "OK"), fields, body)
+        self.connection.finish()
+
+    async def stream(self, events: list[bytes]) -> None:
+        # No Content-Length on an HTTP/1.1 answer: Tornado sends it chunked, one
+        # chunk per event, as a real provider's server does.  Tornado leaves
+        # Nagle's algorithm on until finish(): small events would then wait for
+        # the client's delayed ACK (up to 40 ms each), so turn it off first.
+        delay = self.canned.token_delay
+        try:
+            self.connection.stream.set_nodelay(True)
+            await self.connection.write_headers(
+                httputil.ResponseStartLine("HTTP/1.1", 200, "OK"), httputil.HTTPHeaders(_SSE_HEADERS)
+            )
+            for event in events:
+                if delay:
+                    await asyncio.sleep(delay)
+                await self.connection.write(event)
+            self.connection.finish()
+        except StreamClosedError:
+            pass  # the client went away mid-stream: nobody left to answer
+
+
+class BenchUpstream(httputil.HTTPServerConnectionDelegate):
+    def __init__(self, canned: Canned) -> None:
+        self.canned = canned
+
+    def start_request(
+        self, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> httputil.HTTPMessageDelegate:
+        return _Exchange(self.canned, request_conn)
+
+
+async def serve(host: str, port: int, canned: Canned) -> None:
+    sockets = bind_sockets(port, host)
+    server = HTTPServer(BenchUpstream(canned))
+    server.add_sockets(sockets)
+    print(f"listening {sockets[0].getsockname()[1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fast fake OpenAI + Anthropic upstream for benchmarks.")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback only by default)")
+    parser.add_argument("--port", type=int, default=0, help="listen port (0: any free port)")
+    parser.add_argument("--stream-tokens", type=int, default=16, help="text deltas per streamed answer")
+    parser.add_argument("--token-delay-ms", type=float, default=0.0, help="pause before each streamed event")
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.host, args.port, Canned(args.stream_tokens, args.token_delay_ms / 1000)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

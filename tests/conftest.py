@@ -1,0 +1,113 @@
+"""Fixtures: a fake upstream and a real router in front of it, both on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.fake_upstream import FakeUpstream  # noqa: E402
+from tornrouter.app import Runtime, make_app  # noqa: E402
+from tornrouter.config import parse_config  # noqa: E402
+
+
+class RunningRouter:
+    """A router serving on a loopback port, with helpers to call it and read its log."""
+
+    def __init__(self, runtime: Runtime, server: HTTPServer, port: int, log_path: str) -> None:
+        self.runtime = runtime
+        self.server = server
+        self.port = port
+        self.log_path = log_path
+        self.client = AsyncHTTPClient(force_instance=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> HTTPResponse:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return await self.client.fetch(
+            self.url + path, method="POST", body=data, raise_error=False,
+            headers={"Content-Type": "application/json", **(headers or {})}, request_timeout=20,
+        )
+
+    async def get(self, path: str) -> HTTPResponse:
+        return await self.client.fetch(self.url + path, raise_error=False, request_timeout=20)
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        """The request log as written so far (waits for the writer thread)."""
+        self.runtime.request_log.flush()
+        with open(self.log_path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    async def stop(self) -> None:
+        self.client.close()
+        self.server.stop()
+        await self.server.close_all_connections()
+        self.runtime.close()
+
+
+def base_config(upstream_url: str, log_path: str, **overrides: Any) -> dict[str, Any]:
+    """Two real-API providers on the fake upstream, an echo provider, and routes to each."""
+    config: dict[str, Any] = {
+        "server": {"dashboard": True},
+        "log": {"requests": log_path},
+        "providers": {
+            "oai": {"kind": "openai", "base_url": upstream_url + "/v1", "api_key": "sk-test-openai-SECRET"},
+            "ant": {"kind": "anthropic", "base_url": upstream_url, "api_key": "sk-ant-test-SECRET"},
+            "echo": {"kind": "echo"},
+        },
+        "router": {
+            "default": "echo",
+            "routes": [
+                {"model": "gpt-*", "to": "oai"},
+                {"model": "claude-*", "to": "ant"},
+                {"model": "to-openai", "to": "oai/gpt-4o-mini"},
+                {"model": "to-anthropic", "to": "ant/claude-haiku-4-5"},
+            ],
+        },
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def upstream(io_loop):
+    fake = FakeUpstream().start()
+    yield fake
+    io_loop.run_sync(fake.stop)
+
+
+@pytest.fixture
+def start_router(io_loop, upstream, tmp_path):
+    """``start_router(**config_overrides)`` -> a ``RunningRouter`` (stopped after the test)."""
+    started: list[RunningRouter] = []
+
+    def start(config: dict[str, Any] | None = None, **overrides: Any) -> RunningRouter:
+        log_path = str(tmp_path / f"requests-{len(started)}.jsonl")
+        raw = config if config is not None else base_config(upstream.url, log_path, **overrides)
+        runtime = Runtime(parse_config(raw, environ=dict(os.environ)))
+        sock, port = bind_unused_port()
+        server = HTTPServer(make_app(runtime), max_body_size=runtime.config.server.max_body_bytes)
+        server.add_socket(sock)
+        router = RunningRouter(runtime, server, port, runtime.config.request_log or log_path)
+        started.append(router)
+        return router
+
+    yield start
+    for router in started:
+        io_loop.run_sync(router.stop)
+
+
+@pytest.fixture
+def router(start_router):
+    return start_router()

@@ -1,0 +1,216 @@
+"""The seed's pipeline semantics, end to end through a real router: plugin flow
+and error policy, routing decisions, and what the request log records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import base_config
+
+OPENAI = "/v1/chat/completions"
+ANTHROPIC = "/v1/messages"
+
+
+def chat(model: str, text: str = "hello", **extra):
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def message(model: str, text: str = "hello", **extra):
+    return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def with_plugins(upstream, tmp_path, *plugins, **more):
+    return base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=list(plugins), **more)
+
+
+@pytest.mark.gen_test
+async def test_echo_default_answers_offline(router):
+    response = await router.post(OPENAI, chat("anything", "hi there"))
+    assert response.code == 200
+    body = json.loads(response.body)
+    assert body["choices"][0]["message"]["content"] == "echo: hi there"
+    assert response.headers["x-tornrouter-provider"] == "echo"
+    assert response.headers["x-tornrouter-model"] == "anything"
+
+
+@pytest.mark.gen_test
+async def test_start_plugin_exception_is_500_naming_the_plugin(start_router, upstream, tmp_path):
+    router = start_router(with_plugins(upstream, tmp_path, {"use": "tests.plugins_for_tests.Boom", "settings": {"hook": "on_start"}}))
+    for path, body in ((OPENAI, chat("gpt-4o")), (ANTHROPIC, message("claude-x"))):
+        response = await router.post(path, body)
+        assert response.code == 500
+        text = json.loads(response.body)
+        error = text["error"]
+        assert error["type"] == "router_error"
+        assert error["message"] == "plugin 'boom' failed: boom in on_start"
+    assert upstream.requests == []
+    entries = router.log_entries()
+    assert [e["status"] for e in entries] == [500, 500]
+    assert entries[0]["error"] == "plugin 'boom' failed: boom in on_start"
+
+
+@pytest.mark.gen_test
+async def test_pre_routing_exception_is_500(start_router, upstream, tmp_path):
+    router = start_router(with_plugins(upstream, tmp_path, {"use": "tests.plugins_for_tests.Boom", "settings": {"hook": "pre_request"}}))
+    response = await router.post(ANTHROPIC, message("claude-x"))
+    assert response.code == 500
+    assert json.loads(response.body) == {
+        "type": "error",
+        "error": {"type": "router_error", "message": "plugin 'boom' failed: boom in pre_request"},
+    }
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("hook", ["post_response", "on_end"])
+async def test_late_plugin_exception_is_a_warning_and_the_answer_goes_out(start_router, upstream, tmp_path, hook, caplog):
+    router = start_router(with_plugins(upstream, tmp_path, {"use": "tests.plugins_for_tests.Boom", "settings": {"hook": hook}}))
+    response = await router.post(OPENAI, chat("gpt-4o"))
+    assert response.code == 200
+    assert any(f"plugin 'boom' {hook} hook failed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.gen_test
+async def test_stage_order_and_post_response_stop_skips_end(start_router, upstream, tmp_path):
+    router = start_router(
+        with_plugins(
+            upstream, tmp_path,
+            {"use": "tests.plugins_for_tests.Recorder", "settings": {"name": "a", "post_response": "STOP"}},
+            {"use": "tests.plugins_for_tests.Recorder", "settings": {"name": "b"}},
+        )
+    )
+    await router.post(OPENAI, chat("gpt-4o"))
+    (entry,) = router.log_entries()
+    assert entry["response"] is not None
+    # a stopped PostResponse: b's post_response and everyone's on_end are skipped
+    assert entry["plugins"] == ["recorder"]
+
+
+@pytest.mark.gen_test
+async def test_short_circuit_answer_in_the_clients_format(start_router, upstream, tmp_path):
+    router = start_router(with_plugins(upstream, tmp_path, {"use": "tests.plugins_for_tests.ShortCircuit"}))
+    response = await router.post(ANTHROPIC, message("claude-x"))
+    body = json.loads(response.body)
+    assert response.code == 200
+    assert body["type"] == "message" and body["content"] == [{"type": "text", "text": "short-circuited"}]
+    assert response.headers["x-tornrouter-provider"] == "plugin"
+    response = await router.post(OPENAI, chat("gpt-4o"))
+    assert json.loads(response.body)["choices"][0]["message"]["content"] == "short-circuited"
+    assert upstream.requests == []
+    entries = router.log_entries()
+    assert [e["provider"] for e in entries] == ["plugin", "plugin"]
+    assert entries[0]["plugins"] == ["shortcircuit"]
+
+
+@pytest.mark.gen_test
+async def test_stop_without_response_is_500(start_router, upstream, tmp_path):
+    router = start_router(with_plugins(upstream, tmp_path, {"use": "tests.plugins_for_tests.StopEmpty"}))
+    response = await router.post(OPENAI, chat("gpt-4o"))
+    assert response.code == 500
+    assert json.loads(response.body)["error"]["message"] == "pipeline stopped without producing a response"
+
+
+@pytest.mark.gen_test
+async def test_plugins_apply_by_requested_model_glob(start_router, upstream, tmp_path):
+    router = start_router(
+        with_plugins(upstream, tmp_path, {"use": "tests.plugins_for_tests.Rewrite", "models": ["claude-*"], "settings": {"text": "rewritten"}})
+    )
+    claude = json.loads((await router.post(ANTHROPIC, message("claude-x"))).body)
+    gpt = json.loads((await router.post(OPENAI, chat("gpt-4o"))).body)
+    assert claude["content"][0]["text"] == "rewritten"
+    assert gpt["choices"][0]["message"]["content"] != "rewritten"
+
+
+@pytest.mark.gen_test
+async def test_readme_example_plugin_and_classifier(start_router, upstream, tmp_path):
+    config = with_plugins(
+        upstream, tmp_path,
+        {"use": "examples.plugins.Canned", "settings": {"replies": {"ping": "pong"}}},
+        {"use": "examples.plugins.Footer", "models": ["claude-*"], "settings": {"text": " (via tornrouter)"}},
+        classifiers=[{"use": "examples.plugins.Shouting"}],
+    )
+    config["router"]["routes"].insert(0, {"model": "*", "tags": ["shouting"], "to": "echo/calm-model"})
+    router = start_router(config)
+    pong = json.loads((await router.post(OPENAI, chat("gpt-4o", "ping"))).body)
+    assert pong["choices"][0]["message"]["content"] == "pong"
+    footer = json.loads((await router.post(ANTHROPIC, message("claude-x", "hi"))).body)
+    assert footer["content"][0]["text"].endswith(" (via tornrouter)")
+    shout = await router.post(OPENAI, chat("gpt-4o", "HELLO"))
+    assert shout.headers["x-tornrouter-model"] == "calm-model"
+    entries = router.log_entries()
+    assert entries[0]["plugins"] == ["canned"] and entries[0]["provider"] == "plugin"
+    assert entries[1]["plugins"] == ["footer"]
+    assert entries[2]["routing"] == {"tags": {"shouting": "shouting"}, "matched": "route", "index": 0, "pattern": "*"}
+
+
+@pytest.mark.gen_test
+async def test_routing_decisions_are_logged(start_router, upstream, tmp_path):
+    config = with_plugins(upstream, tmp_path, classifiers=[{"use": "long_context", "threshold_tokens": 10}, {"use": "tools"}])
+    config["router"]["routes"].insert(0, {"model": "*", "tags": ["long_context"], "to": "echo/long-model"})
+    router = start_router(config)
+    await router.post(OPENAI, chat("gpt-4o", "short"))
+    await router.post(OPENAI, chat("gpt-4o", "a long prompt " * 20))
+    await router.post(OPENAI, chat("ant,claude-opus-4-1"))
+    await router.post(OPENAI, chat("unrouted-model"))
+    forced = await router.post(OPENAI, chat("nosuch,model"))
+    entries = router.log_entries()
+    assert entries[0]["routing"] == {"tags": {}, "matched": "route", "index": 1, "pattern": "gpt-*"}
+    assert entries[0]["provider"] == "oai" and entries[0]["sent_model"] == "gpt-4o"
+    assert entries[1]["routing"] == {"tags": {"long_context": "long_context"}, "matched": "route", "index": 0, "pattern": "*"}
+    assert entries[1]["sent_model"] == "long-model" and entries[1]["tags"] == ["long_context"]
+    assert entries[2]["routing"]["matched"] == "forced" and entries[2]["provider"] == "ant"
+    assert entries[2]["requested_model"] == "ant,claude-opus-4-1" and entries[2]["sent_model"] == "claude-opus-4-1"
+    assert entries[3]["routing"]["matched"] == "default" and entries[3]["provider"] == "echo"
+    assert forced.code == 400
+    assert json.loads(forced.body)["error"]["message"] == "no provider configured for model 'nosuch,model'"
+
+
+@pytest.mark.gen_test
+async def test_no_route_and_no_default_is_400(start_router, upstream, tmp_path):
+    config = with_plugins(upstream, tmp_path)
+    config["router"]["default"] = None
+    router = start_router(config)
+    response = await router.post(ANTHROPIC, message("mystery"))
+    assert response.code == 400
+    assert json.loads(response.body)["error"]["message"] == "no provider configured for model 'mystery'"
+    (entry,) = router.log_entries()
+    assert entry["status"] == 400 and entry["error"] == "no provider configured for model 'mystery'"
+
+
+@pytest.mark.gen_test
+async def test_builtin_classifiers_tag(start_router, upstream, tmp_path):
+    config = with_plugins(
+        upstream, tmp_path,
+        classifiers=[
+            {"use": "images"}, {"use": "tools"}, {"use": "thinking"}, {"use": "web_search"},
+            {"use": "background", "model": "*haiku*", "tag": "cheap"},
+            {"use": "keyword", "tag": "code", "patterns": ["\\bdef\\b", "class "]},
+        ],
+    )
+    router = start_router(config)
+    body = {
+        "model": "claude-3-5-haiku",
+        "max_tokens": 100,
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}, {"name": "f", "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+                {"type": "text", "text": "fix this def please"},
+            ]},
+        ],
+    }
+    await router.post(ANTHROPIC, body)
+    (entry,) = router.log_entries()
+    assert set(entry["tags"]) == {"images", "tools", "thinking", "web_search", "cheap", "code"}
+    assert entry["routing"]["tags"]["cheap"] == "background"
+
+
+@pytest.mark.gen_test
+async def test_redact_plugin_changes_what_goes_upstream(start_router, upstream, tmp_path):
+    router = start_router(with_plugins(upstream, tmp_path, {"use": "redact", "settings": {"patterns": ["\\d{16}"]}}))
+    await router.post(OPENAI, chat("gpt-4o", "card 4111111111111111 please"))
+    assert upstream.last.body["messages"][0]["content"] == "card [REDACTED] please"
+    (entry,) = router.log_entries()
+    assert entry["plugins"] == ["redact"]

@@ -1,0 +1,5 @@
+"""``python -m tornrouter --conf FILE``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,244 @@
+"""Canonical stream events -> the final ``ChatResponse``.
+
+``StreamOrder`` is the grammar of a canonical stream (drawn at the bottom of
+``canonical.py``), checked one event at a time; the accumulator and both stream
+encoders run every event through one, so an impossible sequence fails loudly
+at the first wrong event instead of producing a garbled answer:
+
+    MessageStart (BlockStart BlockDelta* BlockStop)* MessageDelta MessageStop
+    ... or StreamError anywhere, which ends the stream.
+
+Blocks are numbered 0, 1, 2... in the order they start; several may be open at
+once, every delta and stop names an open block, and a delta's kind fits its
+block.  ``Accumulator`` builds the response as anthropic-sdk-python's
+``accumulate_event`` builds a ``Message``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .canonical import (
+    Block,
+    BlockDelta,
+    BlockStart,
+    BlockStop,
+    ChatResponse,
+    Format,
+    MessageDelta,
+    MessageStart,
+    MessageStop,
+    Opaque,
+    StreamError,
+    StreamEvent,
+    Text,
+    Thinking,
+    ToolCall,
+    Usage,
+)
+
+EVENT_EXTRA = "_event"
+"""The key of ``MessageDelta.extra`` under which a decoder keeps the wire fields of the
+delta event itself, for a same-format relay; the other keys are fields of the message."""
+
+# The block types each delta kind may extend.
+_DELTA_TARGETS: dict[str, tuple[type, ...]] = {
+    "text": (Text,),
+    "tool_input": (ToolCall, Opaque),
+    "thinking": (Thinking,),
+    "signature": (Thinking,),
+}
+
+
+class StreamOrderError(ValueError):
+    """A stream event that cannot come where it came."""
+
+
+class StreamOrder:
+    """Checks each event against the stream grammar; raises ``StreamOrderError`` on the first violation."""
+
+    __slots__ = ("started", "open", "count", "delta_seen", "terminated")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.open: dict[int, Block] = {}  # index -> the block as it started
+        self.count = 0  # blocks started so far, the next index
+        self.delta_seen = False
+        self.terminated = False
+
+    def check(self, event: StreamEvent) -> None:
+        name = type(event).__name__
+        if self.terminated:
+            raise StreamOrderError(f"{name} after the end of the stream")
+        if isinstance(event, StreamError):
+            self.terminated = True
+            return
+        if not self.started and not isinstance(event, MessageStart):
+            raise StreamOrderError(f"{name} before MessageStart")
+        if isinstance(event, BlockDelta):
+            block = self.open.get(event.index)
+            if block is None:
+                raise StreamOrderError(f"BlockDelta for block {event.index}, which is not open")
+            if not isinstance(block, _DELTA_TARGETS[event.kind]):
+                raise StreamOrderError(f"a {event.kind} delta for block {event.index}, a {block.type} block")
+        elif isinstance(event, BlockStart):
+            if self.delta_seen:
+                raise StreamOrderError("BlockStart after MessageDelta")
+            if event.index != self.count:
+                raise StreamOrderError(f"BlockStart for block {event.index}; the next block is {self.count}")
+            self.open[event.index] = event.block
+            self.count += 1
+        elif isinstance(event, BlockStop):
+            if self.open.pop(event.index, None) is None:
+                raise StreamOrderError(f"BlockStop for block {event.index}, which is not open")
+        elif isinstance(event, MessageStart):
+            if self.started:
+                raise StreamOrderError("a second MessageStart")
+            self.started = True
+        elif isinstance(event, MessageDelta):
+            if self.delta_seen:
+                raise StreamOrderError("a second MessageDelta")
+            if self.open:
+                raise StreamOrderError(f"MessageDelta while blocks {sorted(self.open)} are open")
+            self.delta_seen = True
+        elif isinstance(event, MessageStop):
+            if not self.delta_seen:
+                raise StreamOrderError("MessageStop before MessageDelta")
+            self.terminated = True
+        else:
+            raise StreamOrderError(f"not a stream event: {event!r}")
+
+
+def merge_usage(start: Usage, delta: Usage | None) -> Usage:
+    """The final usage: a ``MessageDelta``'s counts are running totals, so its output
+    count replaces the start's, as does any other count it gives (nonzero)."""
+    if delta is None:
+        return start
+    return Usage(
+        input_tokens=delta.input_tokens or start.input_tokens,
+        output_tokens=delta.output_tokens,
+        cache_read_tokens=delta.cache_read_tokens or start.cache_read_tokens,
+        cache_creation_tokens=delta.cache_creation_tokens or start.cache_creation_tokens,
+        extra={**start.extra, **delta.extra},
+    )
+
+
+class _OpenBlock:
+    """A started block and the fragments its deltas brought so far."""
+
+    __slots__ = ("block", "parts", "signature", "citations")
+
+    def __init__(self, block: Block) -> None:
+        self.block = block
+        self.parts: list[str] = []
+        self.signature: str | None = None
+        self.citations: list[Any] = []
+
+    def add(self, delta: BlockDelta) -> None:
+        if delta.kind == "signature":
+            self.signature = delta.value  # sent whole; a later one replaces it, as the SDK does
+        elif delta.value:
+            self.parts.append(delta.value)
+        if "citation" in delta.extra:
+            self.citations.append(delta.extra["citation"])
+
+    def result(self) -> Block:
+        """A new block with everything applied; the started block is left as it was."""
+        block, joined = self.block, "".join(self.parts)
+        if isinstance(block, Text):
+            extra = dict(block.extra)
+            if self.citations:
+                extra["citations"] = [*(extra.get("citations") or ()), *self.citations]
+            return Text(block.text + joined, extra)
+        if isinstance(block, Thinking):
+            signature = block.signature if self.signature is None else self.signature
+            return Thinking(block.thinking + joined, signature, block.redacted, dict(block.extra))
+        if isinstance(block, ToolCall):
+            call = ToolCall(block.id, block.name, block.input, block.raw_arguments, dict(block.extra))
+            if joined.strip():
+                parsed = _parse_json(joined)
+                if isinstance(parsed, dict):
+                    call.input, call.raw_arguments = parsed, None
+                else:  # not an object: keep the text so an OpenAI client still gets it verbatim
+                    call.input, call.raw_arguments = {}, joined
+            return call
+        if isinstance(block, Opaque) and joined.strip():
+            parsed = _parse_json(joined)
+            return Opaque(block.format, {**block.data, "input": joined if parsed is None else parsed})
+        return block
+
+
+def _message_extra(start: MessageStart, delta: MessageDelta | None) -> dict[str, Any]:
+    extra = dict(start.extra)
+    if delta is not None:
+        extra.update((k, v) for k, v in delta.extra.items() if k != EVENT_EXTRA)
+    return extra
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+class Accumulator:
+    """Builds the ``ChatResponse`` a stream amounts to, one event at a time.
+
+    ``add`` raises ``StreamOrderError`` on an event that breaks the grammar.
+    ``response()`` may be called at any point after ``MessageStart``: after a
+    ``StreamError`` it gives what had arrived, open blocks included, for the
+    request log.  The events' blocks are never mutated, so the same events may
+    go on to an encoder, before or after.
+    """
+
+    def __init__(self, source: Format | None = None) -> None:
+        self._order = StreamOrder()
+        self._source = source
+        self._start: MessageStart | None = None
+        self._content: list[Block] = []
+        self._open: dict[int, _OpenBlock] = {}
+        self._delta: MessageDelta | None = None
+        self.error: StreamError | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once MessageStop or StreamError has arrived."""
+        return self._order.terminated
+
+    def add(self, event: StreamEvent) -> None:
+        self._order.check(event)
+        if isinstance(event, BlockDelta):
+            self._open[event.index].add(event)
+        elif isinstance(event, BlockStart):
+            self._content.append(event.block)
+            self._open[event.index] = _OpenBlock(event.block)
+        elif isinstance(event, BlockStop):
+            self._content[event.index] = self._open.pop(event.index).result()
+        elif isinstance(event, MessageStart):
+            self._start = event
+        elif isinstance(event, MessageDelta):
+            self._delta = event
+        elif isinstance(event, StreamError):
+            self.error = event
+
+    def response(self) -> ChatResponse:
+        """The response so far; raises ``StreamOrderError`` before MessageStart."""
+        start = self._start
+        if start is None:
+            raise StreamOrderError("no MessageStart yet: there is no response to build")
+        content = list(self._content)
+        for index, open_block in self._open.items():
+            content[index] = open_block.result()
+        delta = self._delta
+        return ChatResponse(
+            id=start.id,
+            model=start.model,
+            content=content,
+            stop_reason=delta.stop_reason if delta else None,
+            stop_sequence=delta.stop_sequence if delta else None,
+            usage=merge_usage(start.usage, delta.usage if delta else None),
+            source=self._source,
+            extra=_message_extra(start, delta),
+        )

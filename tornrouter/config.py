@@ -1,0 +1,320 @@
+"""Configuration: YAML file -> ``${ENV}`` interpolation -> marshmallow validation -> ``Config``.
+
+Schemas here reject unknown keys (``unknown = RAISE``): a human typed this file,
+and a misspelt key must be an error, not a silently ignored setting.  Every
+problem is reported at once, one line each, naming its path
+(``providers.openai.base_url: Not a valid URL.``), so an operator fixes a file in
+one pass.  Classifier and plugin entries are resolved to their classes here too,
+so ``--check`` catches a bad dotted path before anything is served.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from .errors import ConfigError
+
+PROVIDER_KINDS = ("openai", "anthropic", "echo")
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+# --- config objects -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    dashboard: bool = True
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_clients: int = 100
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    base_url: str = ""
+    api_key: str | None = None
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+    headers: dict[str, str] = field(default_factory=dict)
+    default_max_tokens: int = 4096
+    anthropic_version: str = "2023-06-01"
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Target:
+    """``provider`` (keep the requested model) or ``provider/model`` (rewrite it)."""
+
+    provider: str
+    model: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        provider, _, model = text.partition("/")
+        return cls(provider, model or None)
+
+
+@dataclass(frozen=True)
+class Route:
+    model: str = "*"
+    tags: tuple[str, ...] = ()
+    to: Target = Target("")
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    default: Target | None = None
+    routes: tuple[Route, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComponentEntry:
+    """One classifier or plugin entry: the class it names and its settings."""
+
+    use: str
+    cls: type
+    settings: dict[str, Any]
+    models: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    providers: dict[str, ProviderConfig]
+    router: RouterConfig
+    classifiers: tuple[ComponentEntry, ...] = ()
+    plugins: tuple[ComponentEntry, ...] = ()
+    request_log: str | None = None
+    source: str = "<config>"
+
+
+# --- schemas ----------------------------------------------------------------------
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ServerSchema(_Strict):
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=8080, validate=validate.Range(0, 65535))
+    dashboard = fields.Boolean(load_default=True)
+    max_body_bytes = fields.Integer(load_default=20 * 1024 * 1024, validate=validate.Range(min=1024))
+    max_clients = fields.Integer(load_default=100, validate=validate.Range(min=1))
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> ServerConfig:
+        return ServerConfig(**data)
+
+
+class LogSchema(_Strict):
+    requests = fields.String(load_default=None, allow_none=True)
+
+
+class ProviderSchema(_Strict):
+    kind = fields.String(required=True, validate=validate.OneOf(PROVIDER_KINDS))
+    base_url = fields.Url(require_tld=False, schemes={"http", "https"})
+    api_key = fields.String(load_default=None, allow_none=True)
+    timeout_s = fields.Float(load_default=600.0, validate=validate.Range(min=0, min_inclusive=False))
+    connect_timeout_s = fields.Float(load_default=10.0, validate=validate.Range(min=0, min_inclusive=False))
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    default_max_tokens = fields.Integer(load_default=4096, validate=validate.Range(min=1))
+    anthropic_version = fields.String(load_default="2023-06-01")
+    models = fields.List(fields.String(), load_default=list)
+
+    @validates_schema
+    def needs_url(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("kind") in ("openai", "anthropic") and not data.get("base_url"):
+            raise ValidationError("required for this kind", "base_url")
+
+
+_TARGET = fields.String(validate=validate.Regexp(r"^[^/\s]+(/\S+)?$", error="expected 'provider' or 'provider/model'"))
+
+
+class RouteSchema(_Strict):
+    model = fields.String(load_default="*")
+    tags = fields.List(fields.String(), load_default=list)
+    to = fields.String(required=True, validate=_TARGET.validate)
+
+
+class RouterSchema(_Strict):
+    default = fields.String(load_default=None, allow_none=True, validate=_TARGET.validate)
+    routes = fields.List(fields.Nested(RouteSchema), load_default=list)
+
+
+class ClassifierEntrySchema(Schema):
+    """``use`` plus the classifier's own settings, which its class validates."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    use = fields.String(required=True)
+
+
+class PluginEntrySchema(_Strict):
+    use = fields.String(required=True)
+    models = fields.List(fields.String(), load_default=lambda: ["*"])
+    settings = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class ConfigSchema(_Strict):
+    server = fields.Nested(ServerSchema, load_default=lambda: ServerConfig())
+    log = fields.Nested(LogSchema, load_default=dict)
+    providers = fields.Dict(keys=fields.String(), values=fields.Nested(ProviderSchema), required=True)
+    router = fields.Nested(RouterSchema, load_default=dict)
+    classifiers = fields.List(fields.Nested(ClassifierEntrySchema), load_default=list)
+    plugins = fields.List(fields.Nested(PluginEntrySchema), load_default=list)
+
+
+# --- loading ----------------------------------------------------------------------
+
+
+def load_config(path: str, environ: dict[str, str] | None = None) -> Config:
+    """Read, interpolate and validate ``path``.  Raises ``ConfigError`` listing every problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    return parse_config(raw, environ=os.environ if environ is None else environ, source=path)
+
+
+def parse_config(raw: Any, *, environ: dict[str, str], source: str = "<config>") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: the top level must be a mapping"])
+    problems: list[str] = []
+    raw = _interpolate(raw, environ, "", problems)
+    try:
+        data = ConfigSchema().load(raw)
+    except ValidationError as exc:
+        problems.extend(_flatten(exc.messages))
+        raise ConfigError(problems) from None
+    config = _build(data, source, problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _interpolate(node: Any, environ: dict[str, str], path: str, problems: list[str]) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of the tree."""
+    if isinstance(node, dict):
+        return {k: _interpolate(v, environ, _join(path, k), problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, environ, _join(path, i), problems) for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                problems.append(f"{path}: environment variable {name} is not set")
+                return ""
+            return default
+        return value
+
+    return _ENV_PATTERN.sub(substitute, node)
+
+
+def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
+    providers = {
+        name: ProviderConfig(name=name, **{**p, "models": tuple(p["models"])}) for name, p in data["providers"].items()
+    }
+
+    def target(text: str | None, path: str) -> Target | None:
+        if text is None:
+            return None
+        parsed = Target.parse(text)
+        if parsed.provider not in providers:
+            problems.append(f"{path}: unknown provider '{parsed.provider}'")
+        return parsed
+
+    r = data["router"]
+    routes = tuple(
+        Route(model=route["model"], tags=tuple(route["tags"]), to=target(route["to"], f"router.routes.{i}.to"))
+        for i, route in enumerate(r.get("routes", []))
+    )
+    router = RouterConfig(default=target(r.get("default"), "router.default"), routes=routes)
+
+    from .classifiers import BUILTIN as builtin_classifiers  # resolved lazily: they import the config types
+    from .plugins import BUILTIN as builtin_plugins
+
+    classifiers = []
+    for i, entry in enumerate(data["classifiers"]):
+        settings = {k: v for k, v in entry.items() if k != "use"}
+        comp = _component(entry["use"], settings, ("*",), builtin_classifiers, f"classifiers.{i}", problems)
+        if comp:
+            classifiers.append(comp)
+    plugins = []
+    for i, entry in enumerate(data["plugins"]):
+        comp = _component(entry["use"], entry["settings"], tuple(entry["models"]), builtin_plugins, f"plugins.{i}", problems)
+        if comp:
+            plugins.append(comp)
+
+    return Config(
+        server=data["server"],
+        providers=providers,
+        router=router,
+        classifiers=tuple(classifiers),
+        plugins=tuple(plugins),
+        request_log=data["log"].get("requests"),
+        source=source,
+    )
+
+
+def _component(
+    use: str, settings: dict[str, Any], models: tuple[str, ...], builtin: dict[str, type], path: str, problems: list[str]
+) -> ComponentEntry | None:
+    """Resolve ``use`` (built-in name or ``module.Class``) and validate its settings."""
+    cls = builtin.get(use)
+    if cls is None:
+        module_name, _, attr = use.rpartition(".")
+        if not module_name:
+            problems.append(f"{path}.use: unknown built-in '{use}' (built-ins: {', '.join(sorted(builtin))})")
+            return None
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            problems.append(f"{path}.use: cannot import '{use}': {exc}")
+            return None
+    schema = getattr(cls, "Settings", None)
+    if schema is not None:
+        try:
+            settings = schema().load(settings)
+        except ValidationError as exc:
+            problems.extend(f"{path}.{line}" for line in _flatten(exc.messages))
+            return None
+    return ComponentEntry(use=use, cls=cls, settings=settings, models=models)
+
+
+def _flatten(messages: Any, path: str = "") -> list[str]:
+    """marshmallow's nested error dict -> ``['a.b: message', ...]``."""
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, value in messages.items():
+            # "_schema" is a whole-object error; "value" is how Dict fields nest theirs.
+            out.extend(_flatten(value, path if key in ("_schema", "value") else _join(path, key)))
+        return out
+    if isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
+        return [f"{path}: {m}" if path else m for m in messages]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _flatten(m, path)]
+    return [f"{path}: {messages}"]
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)

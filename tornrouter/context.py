@@ -1,0 +1,79 @@
+"""``RequestContext``: one request's state as it goes through the pipeline."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from .canonical import ChatRequest, ChatResponse
+
+if TYPE_CHECKING:
+    from tornado.httpclient import AsyncHTTPClient
+
+    from .router import Decision
+
+
+class RequestContext:
+    """What a plugin hook receives as ``ctx``, and what the request log records.
+
+    Plugins may read and change ``request`` and ``response`` and use ``state``
+    (a per-request dict shared by all hooks) and ``http`` (the router's shared
+    client).  ``settings`` is the settings of the plugin being called.  The rest
+    is filled in by the router and is read-only for plugins: ``decision`` (the
+    routing decision, once made), ``active_plugins``, ``lossy``.
+    """
+
+    __slots__ = (
+        "id", "endpoint", "request", "response", "settings", "http", "state",
+        "requested_model", "decision", "active_plugins", "lossy", "error",
+        "started", "first_byte_at", "cancelled",
+    )
+
+    def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
+        self.id = request_id
+        self.endpoint = endpoint
+        self.http = http
+        self.request: ChatRequest | None = None
+        self.response: ChatResponse | None = None
+        self.settings: dict[str, Any] = {}
+        self.state: dict[str, Any] = {}
+        self.requested_model: str | None = None
+        self.decision: Decision | None = None
+        self.active_plugins: list[str] = []
+        self.lossy: list[str] = []
+        self.error: str | None = None
+        self.started = time.perf_counter()
+        self.first_byte_at: float | None = None
+        self.cancelled = False
+
+    def add_lossy(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self.lossy:
+                self.lossy.append(name)
+
+    def log_entry(self, status: int) -> dict[str, Any]:
+        """The request log entry: the seed's fields, then what an operator needs more."""
+        request, response, decision = self.request, self.response, self.decision
+        now = time.perf_counter()
+        return {
+            "ts_ms": int(time.time() * 1000),
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "provider": decision.provider.name if decision else ("plugin" if response else None),
+            "requested_model": self.requested_model,
+            "sent_model": decision.model if decision else (request.model if request else None),
+            "duration_ms": round((now - self.started) * 1000, 1),
+            "tags": list(request.tags) if request else [],
+            "plugins": self.active_plugins,
+            "system": request.system_text() or None if request else None,
+            "messages": [m.to_json() for m in request.messages] if request else [],
+            "response": response.to_json() if response else None,
+            "error": self.error,
+            "status": status,
+            "stream": bool(request and request.stream),
+            "usage": response.usage.to_json() if response else None,
+            "ttft_ms": round((self.first_byte_at - self.started) * 1000, 1) if self.first_byte_at else None,
+            "routing": {"tags": dict(request.tags) if request else {}, **(decision.to_json() if decision else {})},
+            "lossy": self.lossy,
+            "cancelled": self.cancelled,
+        }

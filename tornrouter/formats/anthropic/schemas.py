@@ -1,0 +1,261 @@
+"""Marshmallow schemas of the Anthropic Messages request body.
+
+They only validate: once a body passes, the codec decodes the raw dict, so no
+field may coerce (``"5"`` -> 5) -- what passes is relayed as sent.  Every level
+INCLUDEs unknown fields because the API gains new ones every few weeks and a
+gateway must relay what it does not know yet; for the same reason a content
+block, tool or image source of an unknown ``type`` passes unchecked.
+
+Reference: the ``anthropic`` SDK's ``types/message_create_params.py`` and the
+``*_param.py`` types it imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, missing, validate
+
+# Mid-conversation ``system`` turns are accepted by newer models
+# (``SystemMessageParam`` in the SDK); the codec relays them same-format.
+ROLES = ("user", "assistant", "system")
+
+
+class _Wire(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class _StrictFloat(fields.Float):
+    """A JSON number; ``Float`` alone would also accept the string ``"0.5"``."""
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, str):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class _StrictBool(fields.Boolean):
+    """``true`` or ``false``; ``Boolean`` alone would also accept ``1`` and ``"yes"``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid", input=value)
+
+
+def _problems(schema: Schema, value: dict[str, Any]) -> Any:
+    """The errors of ``value`` under ``schema`` (None when valid).
+
+    Valid bodies are checked field by field, which is exact for these schemas
+    (no schema-level validators, unknown fields included) and several times
+    faster than a full ``Schema.validate``; that only runs to describe a failure.
+    """
+    for name, field in schema.load_fields.items():
+        item = value.get(name, missing)
+        if item is missing:
+            if field.required:
+                break
+            continue
+        try:
+            field.deserialize(item, name, value)
+        except ValidationError:
+            break
+    else:
+        return None
+    return schema.validate(value) or None
+
+
+class _Tagged(fields.Field):
+    """An object validated by the schema its ``type`` names.
+
+    ``closed`` refuses types not listed; otherwise they pass as they are.
+    ``default`` is the type of an object without one (a custom tool).
+    """
+
+    def __init__(
+        self, schemas: Mapping[str, Schema], *, closed: bool = False, default: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.schemas = schemas
+        self.closed = closed
+        self.default = default
+
+    def errors(self, value: Any) -> Any:
+        """The errors of one object (None when it is valid)."""
+        if not isinstance(value, dict):
+            return ["Must be an object."]
+        kind = value.get("type", self.default)
+        if not isinstance(kind, str):
+            return {"type": ["Missing data for required field." if kind is None else "Not a valid string."]}
+        schema = self.schemas.get(kind)
+        if schema is None:
+            return {"type": [f"Must be one of: {', '.join(self.schemas)}."]} if self.closed else None
+        return _problems(schema, value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        errors = self.errors(value)
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
+class _Each(fields.Field):
+    """A list of objects, each valid for ``schema``."""
+
+    def __init__(self, schema: Schema, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.schema = schema
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValidationError("Not a valid list.")
+        errors = {}
+        for index, item in enumerate(value):
+            problem = _problems(self.schema, item) if isinstance(item, dict) else ["Must be an object."]
+            if problem:
+                errors[index] = problem
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
+class _Content(_Tagged):
+    """A string, or a list of content blocks each checked by the schema of its ``type``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list):
+            raise ValidationError("Must be a string or a list of content blocks.")
+        errors = {}
+        for index, block in enumerate(value):
+            problem = self.errors(block)
+            if problem:
+                errors[index] = problem
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
+# --- content blocks -------------------------------------------------------------
+
+
+class _TextBlock(_Wire):
+    text = fields.String(required=True)
+
+
+class _Base64Source(_Wire):
+    media_type = fields.String(required=True)
+    data = fields.String(required=True)
+
+
+class _UrlSource(_Wire):
+    url = fields.String(required=True)
+
+
+class _ImageBlock(_Wire):
+    source = _Tagged({"base64": _Base64Source(), "url": _UrlSource()}, required=True)
+
+
+class _DocumentBlock(_Wire):
+    source = fields.Dict(required=True)
+
+
+class _ToolUseBlock(_Wire):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    input = fields.Dict(required=True)
+
+
+_TOOL_RESULT_CONTENT = {"text": _TextBlock(), "image": _ImageBlock(), "document": _DocumentBlock()}
+
+
+class _ToolResultBlock(_Wire):
+    tool_use_id = fields.String(required=True)
+    content = _Content(_TOOL_RESULT_CONTENT, allow_none=True)
+    is_error = _StrictBool(allow_none=True)
+
+
+class _ThinkingBlock(_Wire):
+    thinking = fields.String(required=True)
+    signature = fields.String(required=True)
+
+
+class _RedactedThinkingBlock(_Wire):
+    data = fields.String(required=True)
+
+
+class _ServerToolResultBlock(_Wire):
+    tool_use_id = fields.String(required=True)
+    content = fields.Raw(required=True)
+
+
+_BLOCKS = {
+    "text": _TextBlock(),
+    "image": _ImageBlock(),
+    "document": _DocumentBlock(),
+    "tool_use": _ToolUseBlock(),
+    "tool_result": _ToolResultBlock(),
+    "thinking": _ThinkingBlock(),
+    "redacted_thinking": _RedactedThinkingBlock(),
+    "server_tool_use": _ToolUseBlock(),
+    "web_search_tool_result": _ServerToolResultBlock(),
+}
+
+
+class _MessageParam(_Wire):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    content = _Content(_BLOCKS, required=True)
+
+
+# --- tools, tool choice, thinking ---------------------------------------------------
+
+
+class _CustomTool(_Wire):
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    description = fields.String(allow_none=True)
+    input_schema = fields.Dict(required=True)
+
+
+class _ToolChoiceAuto(_Wire):
+    disable_parallel_tool_use = _StrictBool()
+
+
+class _ToolChoiceTool(_ToolChoiceAuto):
+    name = fields.String(required=True)
+
+
+class _ThinkingEnabled(_Wire):
+    budget_tokens = fields.Integer(required=True, strict=True, validate=validate.Range(min=1024))
+
+
+class _Metadata(_Wire):
+    user_id = fields.String(allow_none=True)
+
+
+class MessagesRequest(_Wire):
+    """``POST /v1/messages``.  ``max_tokens`` 0 is valid: it pre-warms the prompt cache."""
+
+    model = fields.String(required=True, validate=validate.Length(min=1))
+    max_tokens = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    messages = _Each(_MessageParam(), required=True, validate=validate.Length(min=1))
+    system = _Content({"text": _TextBlock()}, closed=True, allow_none=True)
+    stop_sequences = fields.List(fields.String(), allow_none=True)
+    temperature = _StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
+    top_p = _StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
+    top_k = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0))
+    stream = _StrictBool(allow_none=True)
+    metadata = fields.Nested(_Metadata, allow_none=True)
+    tools = fields.List(_Tagged({"custom": _CustomTool()}, default="custom"), allow_none=True)
+    tool_choice = _Tagged(
+        {"auto": _ToolChoiceAuto(), "any": _ToolChoiceAuto(), "tool": _ToolChoiceTool(), "none": _Wire()},
+        closed=True,
+        allow_none=True,
+    )
+    thinking = _Tagged({"enabled": _ThinkingEnabled()}, allow_none=True)
+    service_tier = fields.String(allow_none=True)
+
+
+REQUEST_SCHEMA = MessagesRequest()

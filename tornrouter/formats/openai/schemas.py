@@ -1,0 +1,368 @@
+"""Marshmallow schemas of the OpenAI chat-completions request body.
+
+They only validate: once a body passes, the codec decodes the raw dict, so no
+field may coerce (``"0.5"`` -> 0.5) -- what passes is relayed as sent.  Every
+level INCLUDEs unknown fields, because the API gains new ones every few weeks
+and a gateway must relay what it does not know yet.  Roles and content-part
+types are closed sets: OpenAI refuses unknown ones too, and the canonical model
+needs to know what each one is.
+
+Reference: the ``openai`` SDK's ``types/chat/completion_create_params.py`` and
+the ``chat_completion_*_param.py`` types it imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, missing, validate
+
+ROLES = ("system", "developer", "user", "assistant", "tool")
+
+# Roles the API once had, refused with a pointer to their successor.
+_RETIRED_ROLES: Mapping[str, str] = MappingProxyType(
+    {"function": "the legacy 'function' role is not supported; send 'tool' messages with a tool_call_id."}
+)
+_NONE_RETIRED: Mapping[str, str] = MappingProxyType({})
+
+
+class _Wire(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class _StrictFloat(fields.Float):
+    """A JSON number; ``Float`` alone would also accept the string ``"0.5"``."""
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, str):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class _StrictBool(fields.Boolean):
+    """``true`` or ``false``; ``Boolean`` alone would also accept ``1`` and ``"yes"``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid", input=value)
+
+
+def _int(**kwargs: Any) -> fields.Integer:
+    """A JSON integer (``1.5`` and ``"1"`` are refused), nullable as the API allows."""
+    return fields.Integer(strict=True, allow_none=True, **kwargs)
+
+
+def _errors(schema: Schema, data: Mapping[str, Any]) -> Any:
+    """The first problem of ``data`` against ``schema``, shaped as marshmallow reports it (None when valid).
+
+    Runs the schema's fields alone: these schemas INCLUDE unknown fields and have
+    no hooks, so ``Schema.load``'s machinery would only add cost -- about four
+    times this, once per message, part and tool call of every request.
+    """
+    for name, field in schema.load_fields.items():
+        try:
+            field.deserialize(data.get(name, missing), name, data)
+        except ValidationError as error:
+            return {name: error.messages}
+    return None
+
+
+def _tagged_errors(
+    value: Any, schemas: Mapping[str, Schema], key: str, retired: Mapping[str, str] = _NONE_RETIRED
+) -> Any:
+    """The errors of one object whose ``key`` field picks its schema (None when valid)."""
+    if not isinstance(value, dict):
+        return ["Must be an object."]
+    kind = value.get(key)
+    if not isinstance(kind, str):
+        return {key: ["Missing data for required field." if kind is None else "Not a valid string."]}
+    schema = schemas.get(kind)
+    if schema is None:
+        return {key: [retired.get(kind) or f"'{kind}' is not one of: {', '.join(schemas)}."]}
+    return _errors(schema, value)
+
+
+class _Tagged(fields.Field):
+    """An object validated by the schema its ``key`` field (``type``, ``role``) names.
+
+    ``retired`` maps values the API no longer takes to the message refusing them.
+    """
+
+    def __init__(
+        self,
+        schemas: Mapping[str, Schema],
+        *,
+        key: str = "type",
+        retired: Mapping[str, str] = _NONE_RETIRED,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.schemas = schemas
+        self.key = key
+        self.retired = retired
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        errors = _tagged_errors(value, self.schemas, self.key, self.retired)
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
+class _Object(fields.Field):
+    """A nested object checked by ``schema``; a lighter ``fields.Nested`` (see ``_errors``)."""
+
+    def __init__(self, schema: Schema, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.schema = schema
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValidationError("Must be an object.")
+        errors = _errors(self.schema, value)
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
+class _Content(fields.Field):
+    """A string, or a non-empty list of parts each checked by the schema of its ``type``."""
+
+    def __init__(self, parts: Mapping[str, Schema], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.parts = parts
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list) or not value:
+            raise ValidationError("Must be a string or a non-empty list of content parts.")
+        for index, part in enumerate(value):
+            errors = _tagged_errors(part, self.parts, "type")
+            if errors:
+                raise ValidationError({index: errors})
+        return value
+
+
+class _Stop(fields.Field):
+    """``stop``: one string or a list of strings."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(s, str) for s in value)):
+            return value
+        raise ValidationError("Must be a string or a list of strings.")
+
+
+class _ToolChoice(_Tagged):
+    """``"none"`` | ``"auto"`` | ``"required"`` | a named or allowed-tools object."""
+
+    MODES = ("none", "auto", "required")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            if value in self.MODES:
+                return value
+            raise ValidationError(f"Must be one of: {', '.join(self.MODES)}, or an object.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+# --- content parts ----------------------------------------------------------------
+
+
+class _TextPart(_Wire):
+    text = fields.String(required=True)
+
+
+class _RefusalPart(_Wire):
+    refusal = fields.String(required=True)
+
+
+class _ImageURL(_Wire):
+    url = fields.String(required=True)
+    detail = fields.String()
+
+
+class _ImagePart(_Wire):
+    image_url = _Object(_ImageURL(), required=True)
+
+
+class _InputAudio(_Wire):
+    data = fields.String(required=True)
+    format = fields.String(required=True)
+
+
+class _AudioPart(_Wire):
+    input_audio = _Object(_InputAudio(), required=True)
+
+
+class _File(_Wire):
+    file_data = fields.String()
+    file_id = fields.String()
+    filename = fields.String()
+
+
+class _FilePart(_Wire):
+    file = _Object(_File(), required=True)
+
+
+_TEXT_ONLY = {"text": _TextPart()}
+_USER_PARTS = {**_TEXT_ONLY, "image_url": _ImagePart(), "input_audio": _AudioPart(), "file": _FilePart()}
+_ASSISTANT_PARTS = {**_TEXT_ONLY, "refusal": _RefusalPart()}
+
+
+# --- messages -----------------------------------------------------------------------
+
+
+class _FunctionCall(_Wire):
+    name = fields.String(required=True)
+    arguments = fields.String(required=True)
+
+
+class _FunctionToolCall(_Wire):
+    id = fields.String(required=True)
+    function = _Object(_FunctionCall(), required=True)
+
+
+class _CustomCall(_Wire):
+    name = fields.String(required=True)
+    input = fields.String(required=True)
+
+
+class _CustomToolCall(_Wire):
+    id = fields.String(required=True)
+    custom = _Object(_CustomCall(), required=True)
+
+
+class _InstructionMessage(_Wire):
+    """``system`` and ``developer``."""
+
+    content = _Content(_TEXT_ONLY, required=True)
+    name = fields.String()
+
+
+class _UserMessage(_Wire):
+    content = _Content(_USER_PARTS, required=True)
+    name = fields.String()
+
+
+class _AssistantMessage(_Wire):
+    content = _Content(_ASSISTANT_PARTS, allow_none=True)
+    refusal = fields.String(allow_none=True)
+    name = fields.String()
+    tool_calls = fields.List(
+        _Tagged({"function": _FunctionToolCall(), "custom": _CustomToolCall()}), allow_none=True
+    )
+
+
+class _ToolMessage(_Wire):
+    content = _Content(_TEXT_ONLY, required=True)
+    tool_call_id = fields.String(required=True)
+
+
+_MESSAGES = {
+    "system": _InstructionMessage(),
+    "developer": _InstructionMessage(),
+    "user": _UserMessage(),
+    "assistant": _AssistantMessage(),
+    "tool": _ToolMessage(),
+}
+
+
+# --- tools, tool choice, response format ------------------------------------------------
+
+
+class _FunctionDefinition(_Wire):
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    description = fields.String(allow_none=True)
+    parameters = fields.Dict(allow_none=True)
+    strict = _StrictBool(allow_none=True)
+
+
+class _FunctionTool(_Wire):
+    function = _Object(_FunctionDefinition(), required=True)
+
+
+class _CustomDefinition(_Wire):
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    description = fields.String()
+    format = fields.Dict()
+
+
+class _CustomTool(_Wire):
+    custom = _Object(_CustomDefinition(), required=True)
+
+
+class _Name(_Wire):
+    name = fields.String(required=True)
+
+
+class _NamedFunction(_Wire):
+    function = _Object(_Name(), required=True)
+
+
+class _NamedCustom(_Wire):
+    custom = _Object(_Name(), required=True)
+
+
+class _AllowedToolsSpec(_Wire):
+    mode = fields.String(required=True, validate=validate.OneOf(("auto", "required")))
+    tools = fields.List(fields.Dict(), required=True)
+
+
+class _AllowedTools(_Wire):
+    allowed_tools = _Object(_AllowedToolsSpec(), required=True)
+
+
+class _JSONSchema(_Wire):
+    name = fields.String(required=True)
+    schema = fields.Dict()
+    strict = _StrictBool(allow_none=True)
+
+
+class _JSONSchemaFormat(_Wire):
+    json_schema = _Object(_JSONSchema(), required=True)
+
+
+class _StreamOptions(_Wire):
+    include_usage = _StrictBool()
+    include_obfuscation = _StrictBool()
+
+
+class ChatCompletionRequest(_Wire):
+    """``POST /v1/chat/completions``."""
+
+    model = fields.String(required=True, validate=validate.Length(min=1))
+    messages = fields.List(
+        _Tagged(_MESSAGES, key="role", retired=_RETIRED_ROLES), required=True, validate=validate.Length(min=1)
+    )
+    max_tokens = _int(validate=validate.Range(min=1))
+    max_completion_tokens = _int(validate=validate.Range(min=1))
+    temperature = _StrictFloat(allow_none=True, validate=validate.Range(min=0, max=2))
+    top_p = _StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
+    n = _int(validate=validate.Range(min=1))
+    stream = _StrictBool(allow_none=True)
+    stream_options = _Object(_StreamOptions(), allow_none=True)
+    stop = _Stop(allow_none=True)
+    presence_penalty = _StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
+    frequency_penalty = _StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
+    logit_bias = fields.Dict(keys=fields.String(), values=_StrictFloat(), allow_none=True)
+    logprobs = _StrictBool(allow_none=True)
+    top_logprobs = _int(validate=validate.Range(min=0, max=20))
+    seed = _int()
+    user = fields.String(allow_none=True)
+    metadata = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    response_format = _Tagged(
+        {"text": _Wire(), "json_object": _Wire(), "json_schema": _JSONSchemaFormat()}, allow_none=True
+    )
+    reasoning_effort = fields.String(allow_none=True)
+    tools = fields.List(_Tagged({"function": _FunctionTool(), "custom": _CustomTool()}), allow_none=True)
+    tool_choice = _ToolChoice(
+        {"function": _NamedFunction(), "custom": _NamedCustom(), "allowed_tools": _AllowedTools()}, allow_none=True
+    )
+    parallel_tool_calls = _StrictBool(allow_none=True)
+
+
+REQUEST_SCHEMA = ChatCompletionRequest()

@@ -1,0 +1,30 @@
+"""HTTP handlers and the URL table (``routes``)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ModelsHandler
+from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
+
+if TYPE_CHECKING:
+    from ..app import Runtime
+
+# static/ sits beside the package, at the top of the repository.
+STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "static")
+
+
+def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
+    table: list[tuple[str, type, dict[str, Any]]] = [
+        (r"/health", HealthHandler, {}),
+        (r"/v1/chat/completions", ChatCompletionsHandler, {"runtime": runtime}),
+        (r"/v1/messages", MessagesHandler, {"runtime": runtime}),
+        (r"/v1/models", ModelsHandler, {"runtime": runtime}),
+    ]
+    if runtime.config.server.dashboard:
+        table += [
+            (r"/dashboard", DashboardPageHandler, {"page": read_page(STATIC_DIR)}),
+            (r"/dashboard/events", DashboardEventsHandler, {"runtime": runtime}),
+        ]
+    return table

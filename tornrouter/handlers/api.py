@@ -1,0 +1,49 @@
+"""The two API endpoints, ``/v1/models`` and ``/health``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tornado.web import RequestHandler
+
+from ..formats import codec_for
+from .base import APIHandler, dumps
+
+if TYPE_CHECKING:
+    from ..app import Runtime
+
+
+class ChatCompletionsHandler(APIHandler):
+    """``POST /v1/chat/completions``: the OpenAI API."""
+
+    codec = codec_for("openai")
+    endpoint = "/v1/chat/completions"
+
+
+class MessagesHandler(APIHandler):
+    """``POST /v1/messages``: the Anthropic API."""
+
+    codec = codec_for("anthropic")
+    endpoint = "/v1/messages"
+
+
+class ModelsHandler(RequestHandler):
+    """``GET /v1/models``: every concrete model name a client can ask for, in
+    OpenAI's list shape (the list is fixed by the config: built once)."""
+
+    def initialize(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(self.runtime.models_json)
+
+
+class HealthHandler(RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain")
+        self.finish("ok")
+
+
+def models_list(names: list[tuple[str, str]]) -> str:
+    return dumps({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": p} for m, p in names]})

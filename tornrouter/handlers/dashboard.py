@@ -1,0 +1,66 @@
+"""The live dashboard: the page, and its Server-Sent Events feed."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from tornado.iostream import StreamClosedError
+from tornado.web import RequestHandler
+
+if TYPE_CHECKING:
+    from ..app import Runtime
+    from ..events import Subscriber
+
+KEEPALIVE_S = 15.0
+
+
+class DashboardPageHandler(RequestHandler):
+    def initialize(self, page: bytes) -> None:
+        self.page = page
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(self.page)
+
+
+class DashboardEventsHandler(RequestHandler):
+    """``GET /dashboard/events``: one ``data:`` line of log-entry JSON per handled
+    request, a comment every 15 s so proxies keep the connection open.  The
+    subscription ends when the browser goes away (``on_connection_close``)."""
+
+    def initialize(self, runtime: Runtime, keepalive_s: float = KEEPALIVE_S) -> None:
+        self.runtime = runtime
+        self.keepalive_s = keepalive_s
+        self.subscriber: Subscriber | None = None
+        self.closed = False
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the feed
+        events = self.runtime.events
+        self.subscriber = events.subscribe()
+        try:
+            self.write(": connected\n\n")
+            await self.flush()
+            while not self.closed:
+                batch = await self.subscriber.next_batch(self.keepalive_s)
+                if self.closed:
+                    break
+                self.write("".join(f"data: {line}\n\n" for line in batch) if batch else ": keep-alive\n\n")
+                await self.flush()
+        except StreamClosedError:
+            pass
+        finally:
+            events.unsubscribe(self.subscriber)
+
+    def on_connection_close(self) -> None:
+        self.closed = True
+        if self.subscriber is not None:
+            self.subscriber.ready.set()  # wake the writer so it can leave
+
+
+def read_page(static_dir: str) -> bytes:
+    with open(os.path.join(static_dir, "dashboard.html"), "rb") as f:
+        return f.read()

@@ -1,0 +1,97 @@
+"""The pipeline: the one place that knows the stage order and its error policy.
+
+::
+
+    Start -> classifiers -> PreRouting -> router -> provider -> PostResponse -> End
+
+``prepare`` runs everything up to the routing decision, ``finish`` the stages
+after the answer; ``run`` is both around a non-streamed provider call.  A
+streamed request calls ``prepare``, streams, then ``finish`` with the assembled
+response, so both kinds of request share one definition of the stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from fnmatch import translate
+from functools import lru_cache
+
+from ..classifiers import Classifiers
+from ..context import RequestContext
+from ..errors import NoResponse, PluginFailed
+from ..router import ModelRouter, split_forced
+from .base import BasePlugin, Flow
+
+log = logging.getLogger("tornrouter.plugins")
+
+START, PRE_ROUTING, POST_RESPONSE, END = "on_start", "pre_request", "post_response", "on_end"
+
+
+class Pipeline:
+    def __init__(self, plugins: list[tuple[BasePlugin, tuple[str, ...]]], classifiers: Classifiers, router: ModelRouter) -> None:
+        self._plugins = [(plugin, re.compile("|".join(f"(?:{translate(g)})" for g in globs))) for plugin, globs in plugins]
+        self.classifiers = classifiers
+        self.router = router
+        # Which plugins apply depends only on the requested model: decide once per name.
+        self.plugins_for = lru_cache(maxsize=4096)(self._plugins_for)
+
+    def _plugins_for(self, model: str) -> tuple[BasePlugin, ...]:
+        return tuple(plugin for plugin, pattern in self._plugins if pattern.match(model))
+
+    async def run(self, ctx: RequestContext) -> None:
+        """The whole pipeline for a non-streamed request; leaves the answer in
+        ``ctx.response`` or raises a ``RouterError``."""
+        plugins = await self.prepare(ctx)
+        if ctx.decision is not None:
+            response, lossy = await ctx.decision.provider.send(ctx.request)
+            ctx.response = response
+            ctx.add_lossy(lossy)
+        await self.finish(ctx, plugins)
+
+    async def prepare(self, ctx: RequestContext) -> tuple[BasePlugin, ...]:
+        """Start, classifiers, PreRouting, routing.  Afterwards either
+        ``ctx.decision`` says where to send the request, or a plugin stopped the
+        pipeline (``ctx.decision`` is None; ``ctx.response`` may hold its answer)."""
+        request = ctx.request
+        ctx.requested_model = request.model
+        forced, model = split_forced(request.model)
+        if forced is not None:
+            request.forced_provider, request.model = forced, model
+        plugins = self.plugins_for(ctx.requested_model)
+
+        if await self._stage(plugins, START, ctx) is Flow.STOP:
+            return plugins
+        request.tags = await self.classifiers.classify(request)
+        if await self._stage(plugins, PRE_ROUTING, ctx) is Flow.STOP or ctx.response is not None:
+            return plugins
+        ctx.decision = self.router.resolve(request.model, request.tags, request.forced_provider)
+        request.model = ctx.decision.model
+        return plugins
+
+    async def finish(self, ctx: RequestContext, plugins: tuple[BasePlugin, ...]) -> None:
+        """PostResponse, then End unless a PostResponse hook stopped; then
+        ``NoResponse`` if there is still nothing to answer with."""
+        if await self._stage(plugins, POST_RESPONSE, ctx) is not Flow.STOP:
+            await self._stage(plugins, END, ctx)
+        if ctx.response is None:
+            raise NoResponse()
+
+    async def _stage(self, plugins: tuple[BasePlugin, ...], hook: str, ctx: RequestContext) -> Flow:
+        """Runs ``hook`` of each plugin until one returns ``STOP``."""
+        for plugin in plugins:
+            ctx.settings = plugin.settings
+            try:
+                flow = await getattr(plugin, hook)(ctx)
+            except Exception as exc:
+                if hook in (START, PRE_ROUTING):
+                    raise PluginFailed(plugin.id, exc) from exc
+                log.warning("plugin '%s' %s hook failed: %s", plugin.id, hook, exc, exc_info=True)
+                continue
+            if flow is Flow.CONTINUE or flow is None:
+                continue
+            if plugin.id not in ctx.active_plugins:
+                ctx.active_plugins.append(plugin.id)
+            if flow is Flow.STOP:
+                return Flow.STOP
+        return Flow.CONTINUE

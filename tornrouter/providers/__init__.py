@@ -1,0 +1,17 @@
+"""Provider kinds by config name; ``make_provider`` builds one from its config."""
+
+from __future__ import annotations
+
+from tornado.httpclient import AsyncHTTPClient
+
+from ..config import ProviderConfig
+from .anthropic import AnthropicProvider
+from .base import Provider
+from .echo import EchoProvider
+from .openai import OpenAIProvider
+
+KINDS: dict[str, type[Provider]] = {"openai": OpenAIProvider, "anthropic": AnthropicProvider, "echo": EchoProvider}
+
+
+def make_provider(config: ProviderConfig, http: AsyncHTTPClient) -> Provider:
+    return KINDS[config.kind](config, http)

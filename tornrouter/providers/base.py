@@ -1,0 +1,105 @@
+"""Providers: where and how a canonical request is sent upstream.
+
+``Provider`` is the interface; ``HTTPProvider`` is the shared transport for the
+upstreams that speak an API over HTTP (``openai.py``, ``anthropic.py`` only add
+their path and auth headers); ``echo.py`` answers without any network.
+
+Every transport failure is mapped to ``errors.UpstreamError`` here and only
+here: curl's 599 with errno 28 -> ``UpstreamTimeout`` (504); any other 599
+(refused, reset, DNS) -> 502; an upstream 4xx a client must see keeps its status
+and message (with ``Retry-After`` on 429); other statuses -> 502; a 2xx body that
+is not this API's response -> 502.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import pycurl
+from tornado.curl_httpclient import CurlError
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from ..canonical import ChatRequest, ChatResponse
+from ..config import ProviderConfig
+from ..errors import UpstreamError, UpstreamTimeout
+from ..formats import codec_for
+from ..formats.base import short
+
+
+class Provider:
+    """A configured upstream.  One instance per ``providers:`` entry."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, config: ProviderConfig, http: AsyncHTTPClient) -> None:
+        self.config = config
+        self.name = config.name
+        self.http = http
+
+    async def send(self, request: ChatRequest) -> tuple[ChatResponse, list[str]]:
+        """The upstream's answer to ``request`` and what the translation could
+        not carry.  Raises ``UpstreamError`` when there is no answer."""
+        raise NotImplementedError
+
+
+class HTTPProvider(Provider):
+    """An upstream speaking one of the two APIs over HTTP."""
+
+    path: ClassVar[str]
+
+    def __init__(self, config: ProviderConfig, http: AsyncHTTPClient) -> None:
+        super().__init__(config, http)
+        self.codec = codec_for(self.kind)
+        self.url = config.base_url.rstrip("/") + self.path
+        self.headers = {"Content-Type": "application/json", **self.auth_headers(), **config.headers}
+
+    def auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def build(self, request: ChatRequest) -> tuple[HTTPRequest, list[str]]:
+        body, lossy = self.codec.encode_request(request, default_max_tokens=self.config.default_max_tokens)
+        http_request = HTTPRequest(
+            self.url,
+            method="POST",
+            headers=self.headers,
+            body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+            connect_timeout=self.config.connect_timeout_s,
+            request_timeout=self.config.timeout_s,
+            decompress_response=True,
+        )
+        return http_request, lossy
+
+    async def send(self, request: ChatRequest) -> tuple[ChatResponse, list[str]]:
+        http_request, lossy = self.build(request)
+        try:
+            response = await self.http.fetch(http_request, raise_error=False)
+        except HTTPClientError as exc:  # raise_error=False still raises for 599: no response at all
+            raise self.transport_error(exc) from exc
+        if response.code >= 300:
+            raise self.status_error(response.code, response.body, response.headers.get("Retry-After"), request)
+        try:
+            return self.codec.decode_response(json.loads(response.body)), lossy
+        except ValueError as exc:
+            raise UpstreamError(self.name, f"invalid response body ({exc}): {short(response.body)}") from exc
+
+    def transport_error(self, error: HTTPClientError) -> UpstreamError:
+        """No HTTP response at all: a timeout (504) or a connection failure (502)."""
+        if isinstance(error, CurlError) and error.errno == pycurl.E_OPERATION_TIMEDOUT:
+            return UpstreamTimeout(self.name, f"timed out: {error.message}")
+        return UpstreamError(self.name, f"request failed: {error.message}")
+
+    def status_error(self, status: int, body: bytes, retry_after: str | None, request: ChatRequest) -> UpstreamError:
+        error_type, message = self.codec.parse_error(body)
+        if self.config.api_key:  # some upstreams quote the key they refused
+            message = message.replace(self.config.api_key, "***")
+        return UpstreamError(
+            self.name,
+            f"upstream returned {status}: {message}",
+            upstream_status=status,
+            # The upstream's own error type means something only to a client of the same API.
+            error_type=error_type if error_type and self.kind == request.source else "router_error",
+            retry_after=retry_after if status in (429, 503, 529) else None,
+        )
+
+
