@@ -126,6 +126,8 @@ class _Connection(asyncio.Protocol):
         return self.waiter
 
     def close(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.cancel()  # nobody will wait for it any more
         if self.transport is not None:
             self.transport.close()
 

@@ -242,3 +242,45 @@ class Accumulator:
             source=self._source,
             extra=_message_extra(start, delta),
         )
+
+
+def replay(response: ChatResponse, *, text_piece: int = 0) -> list[StreamEvent]:
+    """The events a stream of ``response`` would have carried: the inverse of
+    ``Accumulator``, for streaming an answer that exists whole (a plugin's, the
+    echo provider's).  ``text_piece`` > 0 splits text into deltas of about that
+    many characters, on word boundaries, as a model would."""
+    usage = response.usage
+    events: list[StreamEvent] = [
+        MessageStart(response.id, response.model, Usage(usage.input_tokens, 0, usage.cache_read_tokens, usage.cache_creation_tokens))
+    ]
+    for index, block in enumerate(response.content):
+        if isinstance(block, Text):
+            events.append(BlockStart(index, Text("", dict(block.extra))))
+            events.extend(BlockDelta(index, "text", piece) for piece in _pieces(block.text, text_piece))
+        elif isinstance(block, ToolCall):
+            events.append(BlockStart(index, ToolCall(block.id, block.name, {}, extra=dict(block.extra))))
+            events.append(BlockDelta(index, "tool_input", json.dumps(block.input, ensure_ascii=False)))
+        elif isinstance(block, Thinking):
+            events.append(BlockStart(index, Thinking("", None, block.redacted, dict(block.extra))))
+            if block.thinking:
+                events.append(BlockDelta(index, "thinking", block.thinking))
+            if block.signature:
+                events.append(BlockDelta(index, "signature", block.signature))
+        else:
+            events.append(BlockStart(index, block))
+        events.append(BlockStop(index))
+    events.append(MessageDelta(response.stop_reason, response.stop_sequence, usage))
+    events.append(MessageStop())
+    return events
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    if size <= 0 or len(text) <= size:
+        return [text] if text else []
+    pieces, start = [], 0
+    while start < len(text):
+        end = text.find(" ", start + size)
+        end = len(text) if end < 0 else end + 1
+        pieces.append(text[start:end])
+        start = end
+    return pieces

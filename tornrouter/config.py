@@ -45,6 +45,8 @@ class ProviderConfig:
     api_key: str | None = None
     timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
+    first_byte_timeout_s: float = 120.0
+    idle_timeout_s: float = 120.0
     headers: dict[str, str] = field(default_factory=dict)
     default_max_tokens: int = 4096
     anthropic_version: str = "2023-06-01"
@@ -128,6 +130,8 @@ class ProviderSchema(_Strict):
     api_key = fields.String(load_default=None, allow_none=True)
     timeout_s = fields.Float(load_default=600.0, validate=validate.Range(min=0, min_inclusive=False))
     connect_timeout_s = fields.Float(load_default=10.0, validate=validate.Range(min=0, min_inclusive=False))
+    first_byte_timeout_s = fields.Float(load_default=120.0, validate=validate.Range(min=0, min_inclusive=False))
+    idle_timeout_s = fields.Float(load_default=120.0, validate=validate.Range(min=0, min_inclusive=False))
     headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     default_max_tokens = fields.Integer(load_default=4096, validate=validate.Range(min=1))
     anthropic_version = fields.String(load_default="2023-06-01")

@@ -26,7 +26,7 @@ class RequestContext:
     __slots__ = (
         "id", "endpoint", "request", "response", "settings", "http", "state",
         "requested_model", "decision", "active_plugins", "lossy", "error",
-        "started", "first_byte_at", "cancelled",
+        "started", "first_byte_at", "cancelled", "failed_status",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
@@ -45,6 +45,7 @@ class RequestContext:
         self.started = time.perf_counter()
         self.first_byte_at: float | None = None
         self.cancelled = False
+        self.failed_status: int | None = None  # a stream that failed after its 200 was sent
 
     def add_lossy(self, names: list[str]) -> None:
         for name in names:

@@ -25,7 +25,7 @@ class RouterError(Exception):
     status = 500
     code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, error_type: str = "router_error") -> None:
+    def __init__(self, message: str, *, param: str | None = None, error_type: str | None = "router_error") -> None:
         super().__init__(message)
         self.message = message
         self.param = param
@@ -96,7 +96,7 @@ class UpstreamError(RouterError):
         message: str,
         *,
         upstream_status: int = 599,
-        error_type: str = "router_error",
+        error_type: str | None = "router_error",
         retry_after: str | None = None,
     ) -> None:
         super().__init__(f"provider '{provider}': {message}", error_type=error_type)

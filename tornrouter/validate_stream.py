@@ -101,7 +101,7 @@ class _AnthropicRules:
             return problems
         if not self.started and kind != "message_start":
             return [*problems, "comes before message_start"]
-        handler = self.handlers.get(kind)
+        handler = self.handlers.get(kind) if isinstance(kind, str) else None
         if handler is not None:  # unknown event types are allowed: clients must skip them
             problems.extend(handler(data))
         return problems

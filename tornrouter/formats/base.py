@@ -50,6 +50,22 @@ class Codec:
         """The client's response body for ``response`` and what it could not carry."""
         raise NotImplementedError
 
+    def stream_decoder(self) -> Any:
+        """A fresh decoder of this API's stream: ``feed_sse(ServerSentEvent)`` ->
+        canonical events (``ValueError`` on an event it cannot read), and
+        ``close()`` -> the events the end of the bytes implies."""
+        raise NotImplementedError
+
+    def stream_encoder(self, request: ChatRequest, *, source: Format | None) -> Any:
+        """A fresh encoder of canonical events into this API's stream bytes for
+        ``request``'s client: ``encode(event)``, ``finish_with_error(message,
+        status)``, ``lossy``.  ``source`` is the format the events came from."""
+        raise NotImplementedError
+
+    def stream_done(self) -> bytes:
+        """The bytes that end a stream of this API (``[DONE]``, ``message_stop``)."""
+        raise NotImplementedError
+
     def error_body(self, error: RouterError) -> dict[str, Any]:
         """The API's native error body for ``error``."""
         raise NotImplementedError

@@ -12,18 +12,25 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
+from ..accumulate import StreamOrderError, replay
+from ..canonical import StreamError
 from ..context import RequestContext
 from ..errors import BodyTooLarge, RouterError, UpstreamError
 from ..formats.base import Codec
+from ..providers.streaming import EventStream, Piece, ReplayStream
+from .streaming import ClientStream
 
 if TYPE_CHECKING:
     from ..app import Runtime
 
 log = logging.getLogger("tornrouter")
+CLIENT_CLOSED = 499  # nginx's status for a request whose client went away
 
 
 def dumps(obj: Any) -> str:
@@ -39,6 +46,7 @@ class APIHandler(RequestHandler):
         self.runtime = runtime
         self.ctx = RequestContext(secrets.token_hex(8), self.endpoint, runtime.http)
         self._chunks: list[bytes] = []
+        self.source: EventStream | None = None
 
     def prepare(self) -> None:
         # Refuse an oversized body before reading it (bodies without a length
@@ -56,12 +64,87 @@ class APIHandler(RequestHandler):
     async def post(self) -> None:
         ctx = self.ctx
         ctx.request = self.codec.parse_request(self.body())
+        if ctx.request.stream:
+            await self.stream()
+            return
         await self.runtime.pipeline.run(ctx)
         body, lossy = self.codec.encode_response(ctx.response, ctx.request)
         ctx.add_lossy(lossy)
         self.set_routing_headers()
         self.set_header("Content-Type", "application/json")
         self.finish(dumps(body))
+
+    async def stream(self) -> None:
+        """A streamed request: the pipeline up to routing, the stream, then the
+        PostResponse and End stages over the assembled response.
+
+        Until the upstream's first batch arrives nothing is sent, so a failure
+        there is an ordinary HTTP error; after it, a failure ends the stream with
+        the client API's own error event, never a truncated "success"."""
+        ctx, pipeline = self.ctx, self.runtime.pipeline
+        plugins = await pipeline.prepare(ctx)
+        if ctx.decision is None:
+            if ctx.response is None:
+                await pipeline.finish(ctx, plugins)  # NoResponse, unless a late hook answers
+            self.source, source_format = ReplayStream(replay(ctx.response)), None
+        else:
+            provider = ctx.decision.provider
+            self.source, lossy = await provider.open_stream(ctx.request)
+            ctx.add_lossy(lossy)
+            source_format = provider.kind if self.source.relayable else None
+        out = ClientStream(self.codec, ctx.request, source_format, relay=source_format == self.codec.name)
+        batch = await self.source.next_batch()
+        if batch is None or _opens_with_error(batch):
+            raise _upstream_failure(ctx, batch)
+        self.set_routing_headers()
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        try:
+            while batch is not None and not ctx.cancelled:
+                data = out.feed(batch)
+                if data:
+                    if ctx.first_byte_at is None:
+                        ctx.first_byte_at = time.perf_counter()
+                    self.write(data)
+                    await self.flush()
+                if out.finished:
+                    break
+                batch = await self.source.next_batch()
+            else:
+                if not ctx.cancelled:
+                    raise UpstreamError(ctx.decision.provider.name, "stream ended before it finished")
+            if out.error is not None:
+                ctx.error, ctx.failed_status = out.error.message, out.error.status
+        except (UpstreamError, StreamOrderError) as exc:
+            error = exc if isinstance(exc, UpstreamError) else UpstreamError(ctx.decision.provider.name, f"broken stream: {exc}")
+            ctx.error, ctx.failed_status = error.message, error.status
+            log.warning("%s %s: %s", self.endpoint, ctx.id, error.message)
+            await self._write_quietly(out.fail(error.message, error.status))
+        except StreamClosedError:
+            self.on_connection_close()
+        finally:
+            if not out.finished:
+                self.source.cancel()  # frees the curl handle now rather than at the upstream's pace
+        ctx.add_lossy(out.lossy())
+        ctx.response = out.response()
+        if ctx.response is not None:
+            await pipeline.finish(ctx, plugins)
+        if not ctx.cancelled:
+            self.finish()
+
+    async def _write_quietly(self, data: bytes) -> None:
+        try:
+            self.write(data)
+            await self.flush()
+        except StreamClosedError:
+            self.on_connection_close()
+
+    def on_connection_close(self) -> None:
+        """The client went away: stop the upstream transfer, log the request as cancelled."""
+        self.ctx.cancelled = True
+        if self.source is not None:
+            self.source.cancel()
 
     def set_routing_headers(self) -> None:
         ctx = self.ctx
@@ -93,7 +176,22 @@ class APIHandler(RequestHandler):
             super().log_exception(typ, value, tb)
 
     def on_finish(self) -> None:
-        self.runtime.record(self.ctx, self.get_status())
+        ctx = self.ctx
+        status = CLIENT_CLOSED if ctx.cancelled else ctx.failed_status or self.get_status()
+        self.runtime.record(ctx, status)
+
+
+def _opens_with_error(batch: list[Piece]) -> bool:
+    return any(isinstance(event, StreamError) for _, events in batch[:1] for event in events[:1])
+
+
+def _upstream_failure(ctx: RequestContext, batch: list[Piece] | None) -> UpstreamError:
+    """The error for a stream that failed before anything was sent to the client."""
+    provider = ctx.decision.provider.name if ctx.decision else "plugin"
+    if batch is None:
+        return UpstreamError(provider, "stream ended before it began")
+    event = batch[0][1][0]
+    return UpstreamError(provider, event.message, upstream_status=event.status)
 
 
 def _as_router_error(status_code: int, exc_info: Any) -> RouterError:

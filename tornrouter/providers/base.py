@@ -20,11 +20,13 @@ import pycurl
 from tornado.curl_httpclient import CurlError
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from ..accumulate import replay
 from ..canonical import ChatRequest, ChatResponse
 from ..config import ProviderConfig
 from ..errors import UpstreamError, UpstreamTimeout
 from ..formats import codec_for
 from ..formats.base import short
+from .streaming import EventStream, ReplayStream, UpstreamStream
 
 
 class Provider:
@@ -41,6 +43,12 @@ class Provider:
         """The upstream's answer to ``request`` and what the translation could
         not carry.  Raises ``UpstreamError`` when there is no answer."""
         raise NotImplementedError
+
+    async def open_stream(self, request: ChatRequest) -> tuple[EventStream, list[str]]:
+        """``request`` as a stream of events, and what the translation could not
+        carry.  This default answers whole and replays the answer as events."""
+        response, lossy = await self.send(request)
+        return ReplayStream(replay(response)), lossy
 
 
 class HTTPProvider(Provider):
@@ -83,6 +91,10 @@ class HTTPProvider(Provider):
         except ValueError as exc:
             raise UpstreamError(self.name, f"invalid response body ({exc}): {short(response.body)}") from exc
 
+    async def open_stream(self, request: ChatRequest) -> tuple[EventStream, list[str]]:
+        http_request, lossy = self.build(request)
+        return UpstreamStream(self, request, http_request, self.codec.stream_decoder()), lossy
+
     def transport_error(self, error: HTTPClientError) -> UpstreamError:
         """No HTTP response at all: a timeout (504) or a connection failure (502)."""
         if isinstance(error, CurlError) and error.errno == pycurl.E_OPERATION_TIMEDOUT:
@@ -97,8 +109,9 @@ class HTTPProvider(Provider):
             self.name,
             f"upstream returned {status}: {message}",
             upstream_status=status,
-            # The upstream's own error type means something only to a client of the same API.
-            error_type=error_type if error_type and self.kind == request.source else "router_error",
+            # The upstream's own error type means something only to a client of the same
+            # API; for the other, None lets its codec name the type for the status.
+            error_type=error_type if self.kind == request.source else None,
             retry_after=retry_after if status in (429, 503, 529) else None,
         )
 

@@ -13,7 +13,9 @@ import json
 
 from ..canonical import ChatRequest, ChatResponse, Text, ToolCall, Usage, new_id
 from ..classifiers.builtin import CHARS_PER_TOKEN, estimate_input_tokens
+from ..accumulate import replay
 from .base import Provider
+from .streaming import EventStream, ReplayStream
 
 
 class EchoProvider(Provider):
@@ -21,6 +23,9 @@ class EchoProvider(Provider):
 
     async def send(self, request: ChatRequest) -> tuple[ChatResponse, list[str]]:
         return self.answer(request), []
+
+    async def open_stream(self, request: ChatRequest) -> tuple[EventStream, list[str]]:
+        return ReplayStream(replay(self.answer(request), text_piece=12)), []
 
     def answer(self, request: ChatRequest) -> ChatResponse:
         text = request.last_user_text()

@@ -240,6 +240,10 @@ def _tool_choice_from_wire(raw: dict[str, Any] | None) -> ToolChoice | None:
     return ToolChoice(raw["type"], raw.get("name"), None if disable is None else not disable)
 
 
+def _message_from_wire(raw: dict[str, Any]) -> Message:
+    return Message(raw["role"], content_from_wire(raw["content"]), _rest(raw, _MESSAGE_KEYS))
+
+
 def request_from_wire(data: dict[str, Any]) -> ChatRequest:
     """A validated request body as a canonical request."""
     metadata = data.get("metadata") or {}
@@ -251,7 +255,7 @@ def request_from_wire(data: dict[str, Any]) -> ChatRequest:
     return ChatRequest(
         model=data["model"],
         source="anthropic",
-        messages=[Message(m["role"], content_from_wire(m["content"]), _rest(m, _MESSAGE_KEYS)) for m in data["messages"]],
+        messages=[_message_from_wire(m) for m in data["messages"]],
         system=[] if system is None else [b for b in content_from_wire(system) if isinstance(b, Text)],
         max_tokens=data["max_tokens"],
         temperature=data.get("temperature"),
@@ -574,13 +578,14 @@ def response_to_wire(response: ChatResponse, request: ChatRequest) -> tuple[dict
 
 
 def response_from_wire(body: Any) -> ChatResponse:
-    if not isinstance(body, dict) or body.get("type", "message") != "message" or not isinstance(body.get("content"), list):
+    content = body.get("content") if isinstance(body, dict) else None
+    if not isinstance(content, list) or body.get("type", "message") != "message":
         raise ValueError("not an Anthropic Messages response: expected an object of type 'message' with a content list")
     try:
         return ChatResponse(
             id=body.get("id") or new_id("msg"),
             model=body.get("model") or "",
-            content=[block_from_wire(b) for b in body["content"]],
+            content=[block_from_wire(b) for b in content],
             stop_reason=stop_from_wire(body.get("stop_reason")),
             stop_sequence=body.get("stop_sequence"),
             usage=usage_from_wire(body.get("usage") or {}),
@@ -614,6 +619,15 @@ class AnthropicCodec(Codec):
     def encode_response(self, response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
         return response_to_wire(response, request)
 
+    def stream_decoder(self) -> AnthropicStreamDecoder:
+        return AnthropicStreamDecoder()
+
+    def stream_encoder(self, request: ChatRequest, *, source: Format | None) -> AnthropicStreamEncoder:
+        return AnthropicStreamEncoder(source=source)
+
+    def stream_done(self) -> bytes:
+        return MESSAGE_STOP
+
     def error_body(self, error: RouterError) -> dict[str, Any]:
         error_type = error.error_type or _ERROR_TYPES.get(error.status, "api_error")
         return {"type": "error", "error": {"type": error_type, "message": error.message}}
@@ -630,3 +644,7 @@ class AnthropicCodec(Codec):
         if isinstance(error, str):
             return None, error
         return None, short(body) or "empty error body"
+
+
+# The stream codec builds on this module's mappings, so it is imported last.
+from .stream import MESSAGE_STOP, AnthropicStreamDecoder, AnthropicStreamEncoder  # noqa: E402

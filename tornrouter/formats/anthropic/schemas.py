@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, missing, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, missing, validate, validates
 
-# Mid-conversation ``system`` turns are accepted by newer models
-# (``SystemMessageParam`` in the SDK); the codec relays them same-format.
+# Newer models take a ``system`` turn right after a user turn (``SystemMessageParam``
+# in the SDK); the codec relays it same-format and folds it into ``system`` otherwise.
 ROLES = ("user", "assistant", "system")
 
 
@@ -256,6 +256,13 @@ class MessagesRequest(_Wire):
     )
     thinking = _Tagged({"enabled": _ThinkingEnabled()}, allow_none=True)
     service_tier = fields.String(allow_none=True)
+
+    @validates("messages")
+    def _system_turns_follow_user_turns(self, messages: list[dict[str, Any]], **kwargs: Any) -> None:
+        for index, message in enumerate(messages):
+            if message["role"] == "system" and (index == 0 or messages[index - 1]["role"] != "user"):
+                problem = "A system turn may only follow a user turn; use the top-level 'system' field."
+                raise ValidationError({index: {"role": [problem]}})
 
 
 REQUEST_SCHEMA = MessagesRequest()

@@ -38,6 +38,7 @@ from ...canonical import (
     Usage,
     new_id,
 )
+from ...sse import ServerSentEvent
 from .codec import STOP_TO_WIRE, block_from_wire, stop_from_wire, usage_from_wire, usage_to_wire
 
 # https://docs.anthropic.com/en/api/errors
@@ -62,6 +63,7 @@ _DELTA_EVENT_KEYS = frozenset({"type", "index", "delta"})
 _STOP_KEYS = frozenset({"stop_reason", "stop_sequence"})
 _MESSAGE_DELTA_KEYS = frozenset({"type", "delta", "usage"})
 _PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
 
 def _rest(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
@@ -77,6 +79,18 @@ class AnthropicStreamDecoder:
     arrive as ``tool_input`` deltas.  Raises ``ValueError`` on an event that
     lacks a field it must have.
     """
+
+    def feed_sse(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        """One SSE event as the upstream sent it; ``ValueError`` if it is not JSON."""
+        data = sse.json()
+        if not isinstance(data, dict):
+            raise ValueError(f"Anthropic stream data is not an object: {sse.data[:100]!r}")
+        return self.feed(sse.event, data)
+
+    def close(self) -> list[StreamEvent]:
+        """The byte stream ended.  Anthropic streams always end with an event of
+        their own, so nothing is implied; a missing end is the caller's to judge."""
+        return []
 
     def feed(self, event_type: str | None, data: dict[str, Any]) -> list[StreamEvent]:
         kind = event_type or data.get("type")
@@ -187,7 +201,7 @@ class AnthropicStreamEncoder:
         if isinstance(event, MessageDelta):
             return self._message_delta(event)
         if isinstance(event, MessageStop):
-            return _event("message_stop", {"type": "message_stop"})
+            return MESSAGE_STOP
         error = {"type": ERROR_TYPE.get(event.status, "api_error"), "message": event.message}
         return _event("error", {"type": "error", "error": error})
 

@@ -28,6 +28,11 @@ Where the OpenAI-only shape is kept (other code reads ``extra``):
   ``system_fingerprint``...), plus ``choice`` (other fields of ``choices[0]``,
   e.g. ``logprobs``), ``message`` (other fields of its message, e.g.
   ``annotations``) and ``choices`` (``choices[1:]`` when ``n > 1``).
+  ``reasoning_content`` (DeepSeek, vLLM) is a leading ``Thinking`` block.
+
+Nothing is deep-copied: canonical objects share values with the body they came
+from and encoded bodies share them with the canonical objects, so treat both as
+read-only once encoded.
 """
 
 from __future__ import annotations
@@ -129,6 +134,8 @@ _LEGACY_MAX_TOKENS = frozenset({"max_tokens"})
 
 
 def _rest(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:
+    if raw.keys() <= named:  # the usual case, checked in C
+        return {}
     return {k: v for k, v in raw.items() if k not in named}
 
 
@@ -226,7 +233,8 @@ def _messages_from_wire(wire: list[dict[str, Any]]) -> tuple[list[Text], list[Me
             if tool_turn is None:
                 tool_turn = Message("user")
                 messages.append(tool_turn)
-            tool_turn.content.append(ToolResult(raw["tool_call_id"], _texts(raw["content"]), extra=_rest(raw, _TOOL_MESSAGE_KEYS)))
+            result = ToolResult(raw["tool_call_id"], _texts(raw["content"]), extra=_rest(raw, _TOOL_MESSAGE_KEYS))
+            tool_turn.content.append(result)
             continue
         tool_turn = None
         if role == "assistant":
@@ -426,7 +434,9 @@ class _Writer:
     def lose(self, name: str) -> None:
         self.lossy[name] = None
 
-    def extra(self, out: dict[str, Any], extra: Mapping[str, Any], prefix: str, skip: frozenset[str] = frozenset()) -> None:
+    def extra(
+        self, out: dict[str, Any], extra: Mapping[str, Any], prefix: str, skip: frozenset[str] = frozenset()
+    ) -> None:
         """Write ``extra`` back, or name what it held; None and False carry nothing."""
         if self.keep:
             for key, value in extra.items():
@@ -438,7 +448,13 @@ class _Writer:
                     self.lose(prefix + key)
 
     def nested(
-        self, out: dict[str, Any], inner: dict[str, Any], extra: Mapping[str, Any], prefix: str, key: str, flat: frozenset[str]
+        self,
+        out: dict[str, Any],
+        inner: dict[str, Any],
+        extra: Mapping[str, Any],
+        prefix: str,
+        key: str,
+        flat: frozenset[str],
     ) -> None:
         """``extra`` of an object with an inner object, each field back at its level (see the module doc)."""
         if not self.keep:
@@ -806,8 +822,23 @@ class OpenAICodec(Codec):
     def encode_response(self, response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
         return response_to_wire(response)
 
+    def stream_decoder(self) -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder()
+
+    def stream_encoder(self, request: ChatRequest, *, source: Format | None) -> OpenAIStreamEncoder:
+        options = request.extra.get("stream_options") if request.source == "openai" else None
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return OpenAIStreamEncoder(include_usage=include_usage, source=source)
+
+    def stream_done(self) -> bytes:
+        return DONE
+
     def error_body(self, error: RouterError) -> dict[str, Any]:
         return error_to_wire(error)
 
     def parse_error(self, body: bytes) -> tuple[str | None, str]:
         return error_from_wire(body)
+
+
+# The stream codec builds on this module's mappings, so it is imported last.
+from .stream import DONE, OpenAIStreamDecoder, OpenAIStreamEncoder  # noqa: E402

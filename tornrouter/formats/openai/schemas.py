@@ -19,13 +19,10 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, missing, validate
 
-ROLES = ("system", "developer", "user", "assistant", "tool")
-
 # Roles the API once had, refused with a pointer to their successor.
 _RETIRED_ROLES: Mapping[str, str] = MappingProxyType(
     {"function": "the legacy 'function' role is not supported; send 'tool' messages with a tool_call_id."}
 )
-_NONE_RETIRED: Mapping[str, str] = MappingProxyType({})
 
 
 class _Wire(Schema):
@@ -71,9 +68,7 @@ def _errors(schema: Schema, data: Mapping[str, Any]) -> Any:
     return None
 
 
-def _tagged_errors(
-    value: Any, schemas: Mapping[str, Schema], key: str, retired: Mapping[str, str] = _NONE_RETIRED
-) -> Any:
+def _tagged_errors(value: Any, schemas: Mapping[str, Schema], key: str, retired: Mapping[str, str] | None) -> Any:
     """The errors of one object whose ``key`` field picks its schema (None when valid)."""
     if not isinstance(value, dict):
         return ["Must be an object."]
@@ -82,7 +77,8 @@ def _tagged_errors(
         return {key: ["Missing data for required field." if kind is None else "Not a valid string."]}
     schema = schemas.get(kind)
     if schema is None:
-        return {key: [retired.get(kind) or f"'{kind}' is not one of: {', '.join(schemas)}."]}
+        refusal = retired and retired.get(kind)
+        return {key: [refusal or f"'{kind}' is not one of: {', '.join(schemas)}."]}
     return _errors(schema, value)
 
 
@@ -97,7 +93,7 @@ class _Tagged(fields.Field):
         schemas: Mapping[str, Schema],
         *,
         key: str = "type",
-        retired: Mapping[str, str] = _NONE_RETIRED,
+        retired: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -141,7 +137,7 @@ class _Content(fields.Field):
         if not isinstance(value, list) or not value:
             raise ValidationError("Must be a string or a non-empty list of content parts.")
         for index, part in enumerate(value):
-            errors = _tagged_errors(part, self.parts, "type")
+            errors = _tagged_errors(part, self.parts, "type", None)
             if errors:
                 raise ValidationError({index: errors})
         return value

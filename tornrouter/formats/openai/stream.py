@@ -41,6 +41,7 @@ from ...canonical import (
     Usage,
     new_id,
 )
+from ...sse import ServerSentEvent
 from .codec import FINISH_TO_STOP, STOP_TO_FINISH, usage_from_wire, usage_to_wire
 
 # The ``type`` of an OpenAI error body and the status it stands for.
@@ -70,7 +71,7 @@ ERROR_TYPE = MappingProxyType(
 _CHUNK_KEYS = frozenset({"id", "object", "model", "choices", "usage"})
 _TOOL_KEYS = frozenset({"index", "id", "type", "function"})
 _FUNCTION_KEYS = frozenset({"name", "arguments"})
-_DONE = b"data: [DONE]\n\n"
+DONE = b"data: [DONE]\n\n"
 
 
 class OpenAIStreamDecoder:
@@ -92,6 +93,10 @@ class OpenAIStreamDecoder:
         self._tools: dict[int, int] = {}  # tool call index -> block index
         self._finish: str | None = None
         self._usage: Usage | None = None
+
+    def feed_sse(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        """One SSE event as the upstream sent it; ``ValueError`` if it is not JSON."""
+        return self.feed(sse.data if sse.data == "[DONE]" else sse.json())
 
     def feed(self, data: dict[str, Any] | str) -> list[StreamEvent]:
         if self._done:
@@ -269,9 +274,9 @@ class OpenAIStreamEncoder:
             return self._message_delta(event)
         if isinstance(event, MessageStop):
             if not self._include_usage:
-                return _DONE
+                return DONE
             usage = usage_to_wire(self._usage, keep_extra=self._keep)
-            return _data({**self._head, "choices": [], "usage": usage}) + _DONE
+            return _data({**self._head, "choices": [], "usage": usage}) + DONE
         error_type = ERROR_TYPE.get(event.status, "server_error" if event.status >= 500 else "invalid_request_error")
         return _data({"error": {"message": event.message, "type": error_type, "param": None, "code": None}})
 

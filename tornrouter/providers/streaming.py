@@ -1,0 +1,191 @@
+"""Streamed upstream transfers: bytes from curl in, batches of events out.
+
+``CurlAsyncHTTPClient`` calls ``streaming_callback`` on the IOLoop with each
+chunk, with no way to wait for the reader; ``UpstreamStream`` decodes each chunk
+there (SSE, then the provider API's stream decoder) into one batch and queues
+it, and the handler pulls batches with ``next_batch``, writing and flushing each
+before taking the next.  A batch is a list of pieces ``(raw, events)``: the
+event's bytes as the upstream sent them (relayed unchanged to a client of the
+same API) and the canonical events it means (for translation and the log).
+
+Tornado cannot cancel a fetch in flight (tornado issues 157, 3289), so every
+transfer gets libcurl's progress callback, which aborts it when ``cancel`` was
+called: on a client that went away, or on a timeout.  libcurl calls it about
+once a second even when no data moves, so an abandoned transfer stops within
+about a second and its curl handle goes back to the pool.  The handles are
+pooled, so the options are set on every request, not once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import pycurl
+from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
+
+from ..canonical import ChatRequest, StreamError, StreamEvent
+from ..errors import UpstreamError, UpstreamTimeout
+from ..sse import SSEDecoder, encode_event
+
+if TYPE_CHECKING:
+    from .base import HTTPProvider
+
+Piece = tuple[bytes | None, list[StreamEvent]]
+ERROR_BODY_LIMIT = 64 * 1024  # an error body is read for its message, not kept whole
+
+
+class EventStream:
+    """What a provider's ``open_stream`` returns: batches of pieces, then None."""
+
+    relayable = False  # True when the raw bytes are the upstream API's own stream
+
+    async def next_batch(self) -> list[Piece] | None:
+        """The next batch, or None after the last.  Raises ``UpstreamError`` when the
+        upstream fails (before its first batch: the request failed as a whole)."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop the transfer (the client went away); later calls do nothing."""
+
+
+class ReplayStream(EventStream):
+    """Events known in advance (an echo answer, a plugin's answer) as one batch."""
+
+    def __init__(self, events: list[StreamEvent]) -> None:
+        self._batches: deque[list[Piece]] = deque([[(None, events)]])
+
+    async def next_batch(self) -> list[Piece] | None:
+        return self._batches.popleft() if self._batches else None
+
+
+class UpstreamStream(EventStream):
+    relayable = True
+
+    def __init__(self, provider: HTTPProvider, request: ChatRequest, http_request: HTTPRequest, decoder: Any) -> None:
+        self.provider = provider
+        self.request = request
+        self.sse = SSEDecoder()
+        self.decoder = decoder  # the provider API's stream decoder: feed_sse(sse), close()
+        self.status = 0
+        self.received_any = False
+        self._batches: deque[list[Piece]] = deque()
+        self._error_body = bytearray()
+        self._end: UpstreamError | None | bool = False  # False while the transfer runs
+        self._waiter: asyncio.Future[None] | None = None
+        self._abort: str | None = None
+        config = provider.config
+        self._first_byte_timeout = config.first_byte_timeout_s
+        self._idle_timeout = config.idle_timeout_s
+        http_request.streaming_callback = self._on_chunk
+        http_request.header_callback = self._on_header
+        http_request.prepare_curl_callback = self._prepare_curl
+        future = provider.http.fetch(http_request, raise_error=False)
+        future.add_done_callback(self._on_done)
+
+    # --- the curl side (IOLoop callbacks) ---
+
+    def _prepare_curl(self, curl: pycurl.Curl) -> None:
+        curl.setopt(pycurl.NOPROGRESS, 0)
+        curl.setopt(pycurl.XFERINFOFUNCTION, self._on_progress)
+
+    def _on_progress(self, *_: int) -> int:
+        return 1 if self._abort is not None else 0  # non-zero aborts the transfer
+
+    def _on_header(self, line: str) -> None:
+        if line.startswith("HTTP/"):
+            parts = line.split(" ", 2)
+            if len(parts) > 1 and parts[1].isdigit():
+                self.status = int(parts[1])  # the last status line wins (100 Continue, redirects)
+
+    def _on_chunk(self, chunk: bytes) -> None:
+        if self._abort is not None:
+            return
+        if self.status >= 300:
+            if len(self._error_body) < ERROR_BODY_LIMIT:
+                self._error_body += chunk
+            return
+        pieces: list[Piece] = []
+        try:
+            for sse in self.sse.feed(chunk):
+                pieces.append((encode_event(sse.data, sse.event), self.decoder.feed_sse(sse)))
+        except ValueError as exc:  # malformed JSON or an event the decoder cannot read
+            pieces.append((None, [StreamError(502, f"provider '{self.provider.name}': malformed stream event: {exc}")]))
+            self.cancel()
+        if pieces:
+            self.received_any = True
+            self._batches.append(pieces)
+            self._wake()
+
+    def _on_done(self, future: asyncio.Future[HTTPResponse]) -> None:
+        try:
+            response = future.result()
+        except HTTPClientError as exc:  # 599: no HTTP response, or the transfer was aborted
+            self._end = self._abort_error() or self.provider.transport_error(exc)
+        else:
+            if response.code >= 300:
+                self._end = self.provider.status_error(
+                    response.code, bytes(self._error_body), response.headers.get("Retry-After"), self.request
+                )
+            else:
+                self._end = self._abort_error()
+                if self._end is None:
+                    tail = self.decoder.close()
+                    if tail:
+                        self._batches.append([(None, tail)])
+        self._wake()
+
+    def _abort_error(self) -> UpstreamError | None:
+        if self._abort is None or self._abort == "cancelled":
+            return None
+        return UpstreamTimeout(self.provider.name, self._abort)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # --- the handler side ---
+
+    async def next_batch(self) -> list[Piece] | None:
+        if self._abort == "cancelled":
+            return None
+        while not self._batches:
+            if self._end is not False:
+                if isinstance(self._end, UpstreamError):
+                    error, self._end = self._end, None
+                    raise error
+                return None
+            timeout = self._idle_timeout if self.received_any else self._first_byte_timeout
+            if not await self._wait(timeout):
+                what = "between stream events" if self.received_any else "waiting for the first byte"
+                self.cancel(f"timed out after {timeout:g} s {what}")
+        return self._batches.popleft()
+
+    async def _wait(self, timeout: float) -> bool:
+        """Wait for a batch or the end; False on timeout."""
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            self._wake()
+
+        timer = loop.call_later(timeout, expire)
+        try:
+            await self._waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return not expired
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        if self._abort is None:
+            self._abort = reason
+            if reason != "cancelled" and self._end is False:
+                self._end = UpstreamTimeout(self.provider.name, reason)
+            self._wake()
+
+
