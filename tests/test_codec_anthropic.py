@@ -91,7 +91,7 @@ def _first(request: ChatRequest, role: str) -> Message:
 
 
 DECODED: list[tuple[str, Callable[[ChatRequest], Any], Any]] = [
-    ("plain", lambda r: (r.source, r.model, r.max_tokens, r.stream), ("anthropic", "claude-sonnet-4-5-20250929", 1024, False)),
+    ("plain", lambda r: (r.source, r.model, r.max_tokens, r.stream), ("anthropic", "claude-sonnet-5-5-20250929", 1024, False)),
     ("plain", lambda r: r.messages, [Message("user", [Text("Hello, Claude")])]),
     ("system_cache_control", lambda r: r.system[1].extra, {"cache_control": {"type": "ephemeral", "ttl": "1h"}}),
     ("system_cache_control", lambda r: r.system_text().startswith("You are an AI assistant"), True),
@@ -339,7 +339,7 @@ def test_response_same_format_round_trip(name: str) -> None:
 
 
 RESPONSE_DECODED: list[tuple[str, Callable[[ChatResponse], Any], Any]] = [
-    ("text", lambda r: (r.id, r.model, r.text(), r.stop_reason, r.stop_sequence), ("msg_013Zva2CMHLNnXjNJJKqJ2EF", "claude-sonnet-4-5-20250929", "Hi! My name is Claude.", "end_turn", None)),
+    ("text", lambda r: (r.id, r.model, r.text(), r.stop_reason, r.stop_sequence), ("msg_013Zva2CMHLNnXjNJJKqJ2EF", "claude-sonnet-5-5-20250929", "Hi! My name is Claude.", "end_turn", None)),
     ("tool_use", lambda r: r.usage, Usage(472, 89, cache_read_tokens=2048, cache_creation_tokens=1024)),
     ("tool_use", lambda r: (r.stop_reason, r.content[1]), ("tool_use", ToolCall("toolu_01A09q90qw90lq917835lq9", "get_weather", {"location": "San Francisco, CA", "unit": "celsius"}))),
     ("thinking", lambda r: [type(b).__name__ for b in r.content], ["Thinking", "Thinking", "Text"]),

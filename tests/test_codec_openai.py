@@ -251,7 +251,7 @@ def weather_call(call_id: str, city: str) -> dict[str, Any]:
 def anthropic_request() -> ChatRequest:
     """A tool-using conversation with thinking and prompt caching, as the Anthropic codec decodes it."""
     return ChatRequest(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         source="anthropic",
         system=[Text("You are terse.", dict(CACHE)), Text("Today is Monday.")],
         messages=[
@@ -297,7 +297,7 @@ def anthropic_request() -> ChatRequest:
 def test_anthropic_request_to_openai() -> None:
     body, lossy = codec.encode_request(anthropic_request(), default_max_tokens=4096)
     assert body == {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "messages": [
             {
                 "role": "system",
@@ -463,7 +463,7 @@ def test_a_body_that_is_not_a_chat_completion(body: Any) -> None:
 def anthropic_response(**changes: Any) -> ChatResponse:
     response = ChatResponse(
         id="msg_01XFDUDYJgAACzvnptvVoYEL",
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         content=[
             Thinking("Look it up first.", signature="EqQBCkgIARABGAIiQL"),
             Opaque("anthropic", SERVER_TOOL_USE),
@@ -487,7 +487,7 @@ def test_anthropic_response_to_openai() -> None:
     assert body == {
         "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
         "object": "chat.completion",
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "choices": [
             {
                 "index": 0,

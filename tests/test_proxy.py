@@ -48,7 +48,7 @@ async def test_openai_to_openai_relays_faithfully(router, upstream):
 
 @pytest.mark.gen_test
 async def test_anthropic_to_anthropic_relays_faithfully(router, upstream):
-    body = message("claude-sonnet-4-5", system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}], top_k=5)
+    body = message("claude-sonnet-5-5", system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}], top_k=5)
     response = await router.post(ANTHROPIC, body)
     assert response.code == 200
     sent = upstream.last
@@ -159,7 +159,7 @@ async def test_openai_sdk(router, model, text):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("model,text", [("claude-sonnet-4-5", ANTHROPIC_TEXT), ("to-openai", OPENAI_TEXT), ("local-echo", "echo: hi")])
+@pytest.mark.parametrize("model,text", [("claude-sonnet-5-5", ANTHROPIC_TEXT), ("to-openai", OPENAI_TEXT), ("local-echo", "echo: hi")])
 async def test_anthropic_sdk(router, model, text):
     client = anthropic.AsyncAnthropic(base_url=router.url, api_key="client-key", max_retries=0)
     reply = await client.messages.create(model=model, max_tokens=50, messages=[{"role": "user", "content": "hi"}])

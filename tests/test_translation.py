@@ -177,25 +177,25 @@ def test_openai_n_above_one_is_refused_for_anthropic() -> None:
 ANTHROPIC_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] = [
     (
         "system, scalars and metadata",
-        {"model": "claude-sonnet-4-5", "max_tokens": 256, "system": "You are terse.",
+        {"model": "claude-sonnet-5-5", "max_tokens": 256, "system": "You are terse.",
          "messages": [{"role": "user", "content": "hi"}], "stop_sequences": ["END"], "temperature": 0.3,
          "metadata": {"user_id": "u-7"}},
-        {"model": "claude-sonnet-4-5", "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}],
+        {"model": "claude-sonnet-5-5", "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}],
          "max_completion_tokens": 256, "temperature": 0.3, "stop": ["END"], "user": "u-7"},
         [],
     ),
     (
         "system with cache_control and Anthropic-only fields",
-        {"model": "claude-sonnet-4-5", "max_tokens": 256, "top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 2000},
+        {"model": "claude-sonnet-5-5", "max_tokens": 256, "top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 2000},
          "system": [{"type": "text", "text": "Long context.", "cache_control": {"type": "ephemeral"}}],
          "messages": [{"role": "user", "content": "hi"}]},
-        {"model": "claude-sonnet-4-5", "messages": [{"role": "system", "content": "Long context."}, {"role": "user", "content": "hi"}],
+        {"model": "claude-sonnet-5-5", "messages": [{"role": "system", "content": "Long context."}, {"role": "user", "content": "hi"}],
          "max_completion_tokens": 256},
         ["text.cache_control", "top_k", "thinking"],
     ),
     (
         "tool cycle: input to arguments, tool results to tool messages",
-        {"model": "claude-sonnet-4-5", "max_tokens": 500, "messages": [
+        {"model": "claude-sonnet-5-5", "max_tokens": 500, "messages": [
             {"role": "user", "content": "weather and time in SF?"},
             {"role": "assistant", "content": [
                 {"type": "text", "text": "Checking."},
@@ -209,7 +209,7 @@ ANTHROPIC_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] 
             {"name": "get_weather", "description": "Weather", "input_schema": WEATHER_PARAMS},
             {"name": "get_time", "input_schema": {"type": "object", "properties": {}}},
         ], "tool_choice": {"type": "any", "disable_parallel_tool_use": True}},
-        {"model": "claude-sonnet-4-5", "messages": [
+        {"model": "claude-sonnet-5-5", "messages": [
             {"role": "user", "content": "weather and time in SF?"},
             {"role": "assistant", "content": "Checking.", "tool_calls": [
                 {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"SF\"}"}},
@@ -225,20 +225,20 @@ ANTHROPIC_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] 
     ),
     (
         "tool_choice tool",
-        {"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": "go"}],
+        {"model": "claude-sonnet-5-5", "max_tokens": 50, "messages": [{"role": "user", "content": "go"}],
          "tools": [{"name": "f", "input_schema": {"type": "object"}}], "tool_choice": {"type": "tool", "name": "f"}},
-        {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "go"}], "max_completion_tokens": 50,
+        {"model": "claude-sonnet-5-5", "messages": [{"role": "user", "content": "go"}], "max_completion_tokens": 50,
          "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
          "tool_choice": {"type": "function", "function": {"name": "f"}}},
         [],
     ),
     (
         "images base64 and url",
-        {"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": [
+        {"model": "claude-sonnet-5-5", "max_tokens": 50, "messages": [{"role": "user", "content": [
             {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
             {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
             {"type": "text", "text": "compare"}]}]},
-        {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": [
+        {"model": "claude-sonnet-5-5", "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
             {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
             {"type": "text", "text": "compare"}]}], "max_completion_tokens": 50},
@@ -246,7 +246,7 @@ ANTHROPIC_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] 
     ),
     (
         "server tools and their blocks",
-        {"model": "claude-sonnet-4-5", "max_tokens": 50,
+        {"model": "claude-sonnet-5-5", "max_tokens": 50,
          "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}],
          "messages": [
              {"role": "user", "content": "news?"},
@@ -255,7 +255,7 @@ ANTHROPIC_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] 
                  {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
                  {"type": "text", "text": "Nothing new."}]},
              {"role": "user", "content": "ok"}]},
-        {"model": "claude-sonnet-4-5", "messages": [
+        {"model": "claude-sonnet-5-5", "messages": [
             {"role": "user", "content": "news?"}, {"role": "assistant", "content": "Nothing new."}, {"role": "user", "content": "ok"}],
          "max_completion_tokens": 50},
         ["content.server_tool_use", "content.web_search_tool_result", "tools.web_search_20250305"],
@@ -295,7 +295,7 @@ def anthropic_usage(input_tokens: int, output_tokens: int, cache_read: int = 0, 
             "cache_read_input_tokens": cache_read, "output_tokens": output_tokens}
 
 
-ANTHROPIC_CLIENT = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+ANTHROPIC_CLIENT = {"model": "claude-sonnet-5-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
 
 OPENAI_RESPONSES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any], list[str]]] = [
     (
@@ -358,13 +358,13 @@ OPENAI_CLIENT = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "h
 
 
 def anthropic_message(content: list[dict[str, Any]], stop: str, stop_sequence: str | None = None, **usage: int) -> dict[str, Any]:
-    return {"id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+    return {"id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5-20250929",
             "content": content, "stop_reason": stop, "stop_sequence": stop_sequence,
             "usage": {"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 6, **usage}}
 
 
 def chat_completion(message: dict[str, Any], finish: str, usage: dict[str, Any]) -> dict[str, Any]:
-    return {"id": "msg_01XFDUDYJgAACzvnptvVoYEL", "object": "chat.completion", "model": "claude-sonnet-4-5-20250929",
+    return {"id": "msg_01XFDUDYJgAACzvnptvVoYEL", "object": "chat.completion", "model": "claude-sonnet-5-5-20250929",
             "choices": [{"index": 0, "message": {"role": "assistant", "refusal": None, **message}, "logprobs": None,
                          "finish_reason": finish}],
             "usage": usage}
