@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -46,13 +48,14 @@ class BaseClassifier:
         return ()
 
 
-class TagIf(BaseClassifier):
+class TagIf(BaseClassifier, ABC):
     """A built-in whose answer is one yes/no test: adds ``self.tag`` when ``matches``."""
 
     Settings = ClassifierSettings
 
+    @abstractmethod
     def matches(self, request: ChatRequest) -> bool:
-        raise NotImplementedError
+        """True when ``request`` deserves the tag."""
 
     async def classify(self, request: ChatRequest) -> Iterable[str]:
         return (self.tag,) if self.matches(request) else ()

@@ -10,6 +10,8 @@ of *lossy* field names next to the encoded body, never dropped silently.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import json
 from typing import Any
 
@@ -19,19 +21,20 @@ from ..canonical import ChatRequest, ChatResponse, Format
 from ..errors import InvalidRequest, RouterError
 
 
-class Codec:
+class Codec(ABC):
     """One API's wire format.  Subclasses implement every method."""
 
     name: Format
 
+    @abstractmethod
     def parse_request(self, body: bytes) -> ChatRequest:
         """Validate a client's request body and decode it.
 
         Raises ``InvalidRequest`` naming the first offending field; nothing
         invalid gets past this point.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def encode_request(self, request: ChatRequest, *, default_max_tokens: int | None = None) -> tuple[dict[str, Any], list[str]]:
         """The upstream request body for ``request`` and the list of what it could not carry.
 
@@ -39,41 +42,40 @@ class Codec:
         to an API without ``n``).  ``default_max_tokens`` fills a required
         ``max_tokens`` the client did not send.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def decode_response(self, body: dict[str, Any]) -> ChatResponse:
         """Decode an upstream's success body.  Raises ``ValueError`` on a body
         that is not a response of this API."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode_response(self, response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
         """The client's response body for ``response`` and what it could not carry."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stream_decoder(self) -> Any:
         """A fresh decoder of this API's stream: ``feed_sse(ServerSentEvent)`` ->
         canonical events (``ValueError`` on an event it cannot read), and
         ``close()`` -> the events the end of the bytes implies."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stream_encoder(self, request: ChatRequest, *, source: Format | None) -> Any:
         """A fresh encoder of canonical events into this API's stream bytes for
         ``request``'s client: ``encode(event)``, ``finish_with_error(message,
         status)``, ``lossy``.  ``source`` is the format the events came from."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stream_done(self) -> bytes:
         """The bytes that end a stream of this API (``[DONE]``, ``message_stop``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def error_body(self, error: RouterError) -> dict[str, Any]:
         """The API's native error body for ``error``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def parse_error(self, body: bytes) -> tuple[str | None, str]:
         """``(error_type, message)`` from an upstream's error body of this API;
         falls back to the raw text (shortened) when it is not this API's shape."""
-        raise NotImplementedError
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:

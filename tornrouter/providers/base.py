@@ -13,6 +13,8 @@ is not this API's response -> 502.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import json
 from typing import ClassVar
 
@@ -29,7 +31,7 @@ from ..formats.base import short
 from .streaming import EventStream, ReplayStream, UpstreamStream
 
 
-class Provider:
+class Provider(ABC):
     """A configured upstream.  One instance per ``providers:`` entry."""
 
     kind: ClassVar[str]
@@ -39,10 +41,10 @@ class Provider:
         self.name = config.name
         self.http = http
 
+    @abstractmethod
     async def send(self, request: ChatRequest) -> tuple[ChatResponse, list[str]]:
         """The upstream's answer to ``request`` and what the translation could
         not carry.  Raises ``UpstreamError`` when there is no answer."""
-        raise NotImplementedError
 
     async def open_stream(self, request: ChatRequest) -> tuple[EventStream, list[str]]:
         """``request`` as a stream of events, and what the translation could not
@@ -62,8 +64,9 @@ class HTTPProvider(Provider):
         self.url = config.base_url.rstrip("/") + self.path
         self.headers = {"Content-Type": "application/json", **self.auth_headers(), **config.headers}
 
+    @abstractmethod
     def auth_headers(self) -> dict[str, str]:
-        raise NotImplementedError
+        """The headers that authenticate to the upstream (none for a keyless local server)."""
 
     def build(self, request: ChatRequest) -> tuple[HTTPRequest, list[str]]:
         body, lossy = self.codec.encode_request(request, default_max_tokens=self.config.default_max_tokens)

@@ -18,6 +18,8 @@ pooled, so the options are set on every request, not once.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -36,15 +38,15 @@ Piece = tuple[bytes | None, list[StreamEvent]]
 ERROR_BODY_LIMIT = 64 * 1024  # an error body is read for its message, not kept whole
 
 
-class EventStream:
+class EventStream(ABC):
     """What a provider's ``open_stream`` returns: batches of pieces, then None."""
 
     relayable = False  # True when the raw bytes are the upstream API's own stream
 
+    @abstractmethod
     async def next_batch(self) -> list[Piece] | None:
         """The next batch, or None after the last.  Raises ``UpstreamError`` when the
         upstream fails (before its first batch: the request failed as a whole)."""
-        raise NotImplementedError
 
     def cancel(self) -> None:
         """Stop the transfer (the client went away); later calls do nothing."""
