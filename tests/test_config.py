@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tornrouter.config import Target, load_config, parse_config
+from tornrouter.config import Target, Targets, load_config, parse_config
 from tornrouter.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +30,7 @@ def test_env_interpolation_with_defaults():
     config = parse_config(raw, environ={"KEY": "sk-1"})
     assert config.providers["a"].base_url == "http://localhost:1234/v1"
     assert config.providers["a"].api_key == "sk-1"
-    assert config.router.default == Target("a")
+    assert config.router.default == Targets((Target("a"),))
     assert problems(raw) == ["providers.a.api_key: environment variable KEY is not set"]
 
 

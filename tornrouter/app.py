@@ -12,6 +12,7 @@ from tornado.curl_httpclient import CurlAsyncHTTPClient
 from .classifiers import BaseClassifier, Classifiers
 from .config import ComponentEntry, Config
 from .context import RequestContext
+from .dispatch import Dispatcher
 from .errors import ConfigError
 from .events import EventBus
 from .handlers import routes
@@ -55,7 +56,7 @@ class Runtime:
         self.http = CurlAsyncHTTPClient(force_instance=True, max_clients=config.server.max_clients)
         self.providers = {name: make_provider(p, self.http) for name, p in config.providers.items()}
         self.router = ModelRouter(config.router, self.providers)
-        self.pipeline = Pipeline(plugins, Classifiers(classifiers), self.router)
+        self.pipeline = Pipeline(plugins, Classifiers(classifiers), self.router, Dispatcher())
         self.request_log = RequestLog(config.request_log) if config.request_log else None
         self.events = EventBus()
         self.models_json = models_list(self.router.model_names())

@@ -35,6 +35,17 @@ class ServerConfig:
     dashboard: bool = True
     max_body_bytes: int = 20 * 1024 * 1024
     max_clients: int = 100
+    max_in_flight: int | None = None
+    drain_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """Open after ``failures`` failures within ``window_s``; probe again after ``cooldown_s``."""
+
+    failures: int = 5
+    window_s: float = 30.0
+    cooldown_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -51,31 +62,50 @@ class ProviderConfig:
     default_max_tokens: int = 4096
     anthropic_version: str = "2023-06-01"
     models: tuple[str, ...] = ()
+    retries: int = 0
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 8.0
+    retry_after_max_s: float = 30.0
+    breaker: BreakerConfig | None = None
+    max_concurrent: int | None = None
+    max_queue: int = 100
 
 
 @dataclass(frozen=True)
 class Target:
-    """``provider`` (keep the requested model) or ``provider/model`` (rewrite it)."""
+    """``provider`` (keep the requested model) or ``provider/model`` (rewrite it);
+    ``weight`` counts for the ``loadbalance`` strategy."""
 
     provider: str
     model: str | None = None
+    weight: float = 1.0
 
     @classmethod
-    def parse(cls, text: str) -> Target:
+    def parse(cls, text: str, weight: float = 1.0) -> Target:
         provider, _, model = text.partition("/")
-        return cls(provider, model or None)
+        return cls(provider, model or None, weight)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a route (or the default) sends to: one target or several, tried in
+    order (``fallback``) or spread by weight (``loadbalance``)."""
+
+    targets: tuple[Target, ...]
+    strategy: str = "fallback"
+    continue_on_failure: bool = False
 
 
 @dataclass(frozen=True)
 class Route:
     model: str = "*"
     tags: tuple[str, ...] = ()
-    to: Target = Target("")
+    to: Targets = Targets(())
 
 
 @dataclass(frozen=True)
 class RouterConfig:
-    default: Target | None = None
+    default: Targets | None = None
     routes: tuple[Route, ...] = ()
 
 
@@ -114,10 +144,25 @@ class ServerSchema(_Strict):
     dashboard = fields.Boolean(load_default=True)
     max_body_bytes = fields.Integer(load_default=20 * 1024 * 1024, validate=validate.Range(min=1024))
     max_clients = fields.Integer(load_default=100, validate=validate.Range(min=1))
+    max_in_flight = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    drain_s = fields.Float(load_default=30.0, validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> ServerConfig:
         return ServerConfig(**data)
+
+
+_POSITIVE = validate.Range(min=0, min_inclusive=False)
+
+
+class BreakerSchema(_Strict):
+    failures = fields.Integer(load_default=5, validate=validate.Range(min=1))
+    window_s = fields.Float(load_default=30.0, validate=_POSITIVE)
+    cooldown_s = fields.Float(load_default=30.0, validate=_POSITIVE)
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> BreakerConfig:
+        return BreakerConfig(**data)
 
 
 class LogSchema(_Strict):
@@ -136,6 +181,13 @@ class ProviderSchema(_Strict):
     default_max_tokens = fields.Integer(load_default=4096, validate=validate.Range(min=1))
     anthropic_version = fields.String(load_default="2023-06-01")
     models = fields.List(fields.String(), load_default=list)
+    retries = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    retry_backoff_s = fields.Float(load_default=0.5, validate=validate.Range(min=0))
+    retry_backoff_max_s = fields.Float(load_default=8.0, validate=validate.Range(min=0))
+    retry_after_max_s = fields.Float(load_default=30.0, validate=validate.Range(min=0))
+    breaker = fields.Nested(BreakerSchema, load_default=None, allow_none=True)
+    max_concurrent = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    max_queue = fields.Integer(load_default=100, validate=validate.Range(min=0))
 
     @validates_schema
     def needs_url(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -143,17 +195,55 @@ class ProviderSchema(_Strict):
             raise ValidationError("required for this kind", "base_url")
 
 
-_TARGET = fields.String(validate=validate.Regexp(r"^[^/\s]+(/\S+)?$", error="expected 'provider' or 'provider/model'"))
+_TARGET_TEXT = re.compile(r"^[^/\s]+(/\S+)?$")
+STRATEGIES = ("fallback", "loadbalance")
 
 
-class RouteSchema(_Strict):
+class TargetsField(fields.Field):
+    """``to:``: ``"provider[/model]"``, or a list of those and of
+    ``{target: "provider[/model]", weight: N}``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[Target, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise ValidationError("needs at least one target")
+        return tuple(self._target(item) for item in items)
+
+    @staticmethod
+    def _target(item: Any) -> Target:
+        weight: Any = 1.0
+        if isinstance(item, dict):
+            unknown = set(item) - {"target", "weight"}
+            if unknown or "target" not in item:
+                raise ValidationError("expected {target: 'provider[/model]', weight: N}")
+            item, weight = item["target"], item.get("weight", 1.0)
+        if not isinstance(item, str) or not _TARGET_TEXT.match(item):
+            raise ValidationError(f"expected 'provider' or 'provider/model', got {item!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+            raise ValidationError(f"weight must be a positive number, got {weight!r}")
+        return Target.parse(item, float(weight))
+
+
+class TargetsSchema(_Strict):
+    to = TargetsField(required=True)
+    strategy = fields.String(load_default="fallback", validate=validate.OneOf(STRATEGIES))
+    continue_on_failure = fields.Boolean(load_default=False)
+
+
+class RouteSchema(TargetsSchema):
     model = fields.String(load_default="*")
     tags = fields.List(fields.String(), load_default=list)
-    to = fields.String(required=True, validate=_TARGET.validate)
+
+
+class DefaultField(fields.Field):
+    """``default:``: a target, a list of targets, or ``{to, strategy, continue_on_failure}``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+        return TargetsSchema().load(value if isinstance(value, dict) else {"to": value})
 
 
 class RouterSchema(_Strict):
-    default = fields.String(load_default=None, allow_none=True, validate=_TARGET.validate)
+    default = DefaultField(load_default=None, allow_none=True)
     routes = fields.List(fields.Nested(RouteSchema), load_default=list)
 
 
@@ -239,20 +329,20 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
         name: ProviderConfig(name=name, **{**p, "models": tuple(p["models"])}) for name, p in data["providers"].items()
     }
 
-    def target(text: str | None, path: str) -> Target | None:
-        if text is None:
+    def targets(entry: dict[str, Any] | None, path: str) -> Targets | None:
+        if entry is None:
             return None
-        parsed = Target.parse(text)
-        if parsed.provider not in providers:
-            problems.append(f"{path}: unknown provider '{parsed.provider}'")
-        return parsed
+        for target in entry["to"]:
+            if target.provider not in providers:
+                problems.append(f"{path}: unknown provider '{target.provider}'")
+        return Targets(entry["to"], entry["strategy"], entry["continue_on_failure"])
 
     r = data["router"]
     routes = tuple(
-        Route(model=route["model"], tags=tuple(route["tags"]), to=target(route["to"], f"router.routes.{i}.to"))
+        Route(model=route["model"], tags=tuple(route["tags"]), to=targets(route, f"router.routes.{i}.to"))
         for i, route in enumerate(r.get("routes", []))
     )
-    router = RouterConfig(default=target(r.get("default"), "router.default"), routes=routes)
+    router = RouterConfig(default=targets(r.get("default"), "router.default"), routes=routes)
 
     from .classifiers import BUILTIN as builtin_classifiers  # resolved lazily: they import the config types
     from .plugins import BUILTIN as builtin_plugins

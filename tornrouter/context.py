@@ -10,7 +10,7 @@ from .canonical import ChatRequest, ChatResponse
 if TYPE_CHECKING:
     from tornado.httpclient import AsyncHTTPClient
 
-    from .router import Decision
+    from .router import Candidate, Decision
 
 
 class RequestContext:
@@ -25,7 +25,7 @@ class RequestContext:
 
     __slots__ = (
         "id", "endpoint", "request", "response", "settings", "http", "state",
-        "requested_model", "decision", "active_plugins", "lossy", "error",
+        "requested_model", "decision", "target", "attempts", "active_plugins", "lossy", "error",
         "started", "first_byte_at", "cancelled", "failed_status",
     )
 
@@ -39,6 +39,8 @@ class RequestContext:
         self.state: dict[str, Any] = {}
         self.requested_model: str | None = None
         self.decision: Decision | None = None
+        self.target: Candidate | None = None  # the candidate being tried; in the end, the one that answered
+        self.attempts: list[dict[str, Any]] = []
         self.active_plugins: list[str] = []
         self.lossy: list[str] = []
         self.error: str | None = None
@@ -52,17 +54,28 @@ class RequestContext:
             if name not in self.lossy:
                 self.lossy.append(name)
 
+    def record_attempt(self, candidate: Candidate, status: int | None, error: str | None, seconds: float) -> None:
+        self.attempts.append(
+            {
+                "provider": candidate.provider.name,
+                "model": candidate.model,
+                "status": status,
+                "error": error,
+                "duration_ms": round(seconds * 1000, 1),
+            }
+        )
+
     def log_entry(self, status: int) -> dict[str, Any]:
         """The request log entry: the seed's fields, then what an operator needs more."""
-        request, response, decision = self.request, self.response, self.decision
+        request, response, decision, target = self.request, self.response, self.decision, self.target
         now = time.perf_counter()
         return {
             "ts_ms": int(time.time() * 1000),
             "id": self.id,
             "endpoint": self.endpoint,
-            "provider": decision.provider.name if decision else ("plugin" if response else None),
+            "provider": target.provider.name if target else ("plugin" if response else None),
             "requested_model": self.requested_model,
-            "sent_model": decision.model if decision else (request.model if request else None),
+            "sent_model": target.model if target else (request.model if request else None),
             "duration_ms": round((now - self.started) * 1000, 1),
             "tags": list(request.tags) if request else [],
             "plugins": self.active_plugins,
@@ -77,4 +90,5 @@ class RequestContext:
             "routing": {"tags": dict(request.tags) if request else {}, **(decision.to_json() if decision else {})},
             "lossy": self.lossy,
             "cancelled": self.cancelled,
+            "attempts": self.attempts,
         }

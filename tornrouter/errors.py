@@ -8,6 +8,7 @@
     ├── NoProvider               400  no route, no default for the model
     ├── PluginFailed             500  a Start/PreRouting hook raised
     ├── NoResponse               500  the pipeline stopped without a response
+    ├── Overloaded               503  a provider's queue, or the router, is full
     └── UpstreamError            the provider failed; ``status`` is what the client gets:
         │                        the upstream's own 4xx, else 502
         └── UpstreamTimeout      504
@@ -76,6 +77,15 @@ class NoResponse(RouterError):
 
     def __init__(self) -> None:
         super().__init__("pipeline stopped without producing a response")
+
+
+class Overloaded(RouterError):
+    status = 503
+    code = "overloaded"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 class UpstreamError(RouterError):

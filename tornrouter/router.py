@@ -1,18 +1,22 @@
-"""The model router: (requested model, tags) -> provider and the model to send.
+"""The model router: (requested model, tags) -> the targets to try, in order.
 
-Order, as in the seed: a ``provider,model`` name forces the provider; else the
-first route whose model glob matches and whose tags are all present; else the
-default; else ``NoProvider`` (400).
+Which targets, as in the seed: a ``provider,model`` name forces the provider;
+else the first route whose model glob matches and whose tags are all present;
+else the default; else ``NoProvider`` (400).  In which order, by the route's
+``strategy``: ``fallback`` tries them as listed; ``loadbalance`` draws them by
+weight among the healthy ones (circuit closed), the least busy first among equal
+draws, and keeps the unhealthy ones as a last resort.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 from fnmatch import translate
 from typing import TYPE_CHECKING, Any
 
-from .config import Route, RouterConfig, Target
+from .config import RouterConfig, Target, Targets
 from .errors import NoProvider
 
 if TYPE_CHECKING:
@@ -20,36 +24,58 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    """Where a request goes and why: ``matched`` is ``forced``, ``route`` (with
-    ``index`` and ``pattern``) or ``default``."""
+class Candidate:
+    """One target, resolved: the provider and the model name to send it."""
 
     provider: Provider
     model: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a request may go and why: ``matched`` is ``forced``, ``route`` (with
+    ``index`` and ``pattern``) or ``default``.  ``candidates`` are in the order
+    to try them."""
+
+    candidates: tuple[Candidate, ...]
     matched: str
     index: int | None = None
     pattern: str | None = None
+    continue_on_failure: bool = False
+
+    @property
+    def provider(self) -> Provider:
+        """The first choice."""
+        return self.candidates[0].provider
+
+    @property
+    def model(self) -> str:
+        return self.candidates[0].model
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"matched": self.matched}
         if self.index is not None:
             out["index"] = self.index
             out["pattern"] = self.pattern
+        if len(self.candidates) > 1:
+            out["candidates"] = [f"{c.provider.name}/{c.model}" for c in self.candidates]
         return out
 
 
 class ModelRouter:
-    def __init__(self, config: RouterConfig, providers: dict[str, Provider]) -> None:
+    def __init__(self, config: RouterConfig, providers: dict[str, Provider], rng: random.Random | None = None) -> None:
         self.providers = providers
         self.default = config.default
         self.routes = [(i, route, re.compile(translate(route.model)), frozenset(route.tags)) for i, route in enumerate(config.routes)]
+        self.rng = rng or random.Random()
 
     def resolve(self, model: str, tags: dict[str, str], forced_provider: str | None = None) -> Decision:
         if forced_provider is not None:
             provider = self.providers.get(forced_provider)
             if provider is None:
                 raise NoProvider(f"{forced_provider},{model}")
-            return Decision(provider, model, "forced")
+            return Decision((Candidate(provider, model),), "forced")
         for index, route, pattern, required in self.routes:
             if pattern.match(model) and required.issubset(tags):
                 return self._decide(route.to, model, "route", index, route.model)
@@ -57,22 +83,36 @@ class ModelRouter:
             return self._decide(self.default, model, "default")
         raise NoProvider(model)
 
-    def _decide(self, target: Target, model: str, matched: str, index: int | None = None, pattern: str | None = None) -> Decision:
-        return Decision(self.providers[target.provider], target.model or model, matched, index, pattern)
+    def _decide(self, targets: Targets, model: str, matched: str, index: int | None = None, pattern: str | None = None) -> Decision:
+        candidates = [Candidate(self.providers[t.provider], t.model or model, t.weight) for t in targets.targets]
+        if targets.strategy == "loadbalance" and len(candidates) > 1:
+            candidates = self._balance(candidates)
+        return Decision(tuple(candidates), matched, index, pattern, targets.continue_on_failure)
+
+    def _balance(self, candidates: list[Candidate]) -> list[Candidate]:
+        """A weighted random order (Efraimidis-Spirakis keys), healthy targets first;
+        among equal keys the one with fewer requests in flight comes first."""
+        def key(c: Candidate) -> tuple[bool, float, int]:
+            draw = self.rng.random() ** (1.0 / c.weight)
+            return (not c.provider.healthy(), -draw, c.provider.in_flight)
+
+        return sorted(candidates, key=key)
 
     def model_names(self) -> list[tuple[str, str]]:
         """(model, provider) for every concrete name a client can ask for:
         glob-free route patterns, models named in targets, providers' ``models:``."""
         seen: dict[str, str] = {}
         glob = re.compile(r"[*?\[]")
-        targets: list[tuple[Target, str | None]] = [(r.to, r.model) for r in (x[1] for x in self.routes)]
+        named: list[tuple[Targets, str | None]] = [(route.to, route.model) for _, route, _, _ in self.routes]
         if self.default:
-            targets.append((self.default, None))
-        for target, pattern in targets:
+            named.append((self.default, None))
+        for targets, pattern in named:
+            first: Target = targets.targets[0]
             if pattern and not glob.search(pattern):
-                seen.setdefault(pattern, target.provider)
-            if target.model:
-                seen.setdefault(target.model, target.provider)
+                seen.setdefault(pattern, first.provider)
+            for target in targets.targets:
+                if target.model:
+                    seen.setdefault(target.model, target.provider)
         for name, provider in self.providers.items():
             for model in provider.config.models:
                 seen.setdefault(model, name)
@@ -83,6 +123,3 @@ def split_forced(model: str) -> tuple[str | None, str]:
     """``'openai,gpt-4o'`` -> ``('openai', 'gpt-4o')``; a plain name -> ``(None, name)``."""
     provider, sep, rest = model.partition(",")
     return (provider, rest) if sep and provider and rest else (None, model)
-
-
-__all__ = ["Decision", "ModelRouter", "Route", "split_forced"]

@@ -95,6 +95,9 @@ class APIHandler(RequestHandler):
         out = ClientStream(self.codec, ctx.request, source_format, relay=source_format == self.codec.name)
         batch = await self.source.next_batch()
         if batch is None or _opens_with_error(batch):
+            self.source.cancel()
+            if ctx.cancelled:  # the client went away first: nothing failed, nothing to answer
+                return
             raise _upstream_failure(ctx, batch)
         self.set_routing_headers()
         self.set_header("Content-Type", "text/event-stream")
@@ -142,6 +145,7 @@ class APIHandler(RequestHandler):
 
     def on_connection_close(self) -> None:
         """The client went away: stop the upstream transfer, log the request as cancelled."""
+        super().on_connection_close()  # fails a body upload still awaited, rather than waiting forever
         self.ctx.cancelled = True
         if self.source is not None:
             self.source.cancel()

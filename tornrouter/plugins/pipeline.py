@@ -19,6 +19,7 @@ from functools import lru_cache
 
 from ..classifiers import Classifiers
 from ..context import RequestContext
+from ..dispatch import Dispatcher
 from ..errors import NoResponse, PluginFailed
 from ..router import ModelRouter, split_forced
 from .base import BasePlugin, Flow
@@ -29,10 +30,17 @@ START, PRE_ROUTING, POST_RESPONSE, END = "on_start", "pre_request", "post_respon
 
 
 class Pipeline:
-    def __init__(self, plugins: list[tuple[BasePlugin, tuple[str, ...]]], classifiers: Classifiers, router: ModelRouter) -> None:
+    def __init__(
+        self,
+        plugins: list[tuple[BasePlugin, tuple[str, ...]]],
+        classifiers: Classifiers,
+        router: ModelRouter,
+        dispatcher: Dispatcher,
+    ) -> None:
         self._plugins = [(plugin, re.compile("|".join(f"(?:{translate(g)})" for g in globs))) for plugin, globs in plugins]
         self.classifiers = classifiers
         self.router = router
+        self.dispatcher = dispatcher
         # Which plugins apply depends only on the requested model: decide once per name.
         self.plugins_for = lru_cache(maxsize=4096)(self._plugins_for)
 
@@ -44,9 +52,7 @@ class Pipeline:
         ``ctx.response`` or raises a ``RouterError``."""
         plugins = await self.prepare(ctx)
         if ctx.decision is not None:
-            response, lossy = await ctx.decision.provider.send(ctx.request)
-            ctx.response = response
-            ctx.add_lossy(lossy)
+            ctx.response = await self.dispatcher.send(ctx)
         await self.finish(ctx, plugins)
 
     async def prepare(self, ctx: RequestContext) -> tuple[BasePlugin, ...]:
@@ -66,7 +72,6 @@ class Pipeline:
         if await self._stage(plugins, PRE_ROUTING, ctx) is Flow.STOP or ctx.response is not None:
             return plugins
         ctx.decision = self.router.resolve(request.model, request.tags, request.forced_provider)
-        request.model = ctx.decision.model
         return plugins
 
     async def finish(self, ctx: RequestContext, plugins: tuple[BasePlugin, ...]) -> None:

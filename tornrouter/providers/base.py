@@ -16,18 +16,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import json
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pycurl
 from tornado.curl_httpclient import CurlError
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from ..accumulate import replay
+from ..breaker import CircuitBreaker
 from ..canonical import ChatRequest, ChatResponse
 from ..config import ProviderConfig
 from ..errors import UpstreamError, UpstreamTimeout
 from ..formats import codec_for
 from ..formats.base import short
+from ..limits import ConcurrencyLimit
 from .streaming import EventStream, ReplayStream, UpstreamStream
 
 
@@ -40,6 +42,25 @@ class Provider(ABC):
         self.config = config
         self.name = config.name
         self.http = http
+        self.breaker = CircuitBreaker(config.breaker) if config.breaker else None
+        self.limit = ConcurrencyLimit(config.name, config.max_concurrent, config.max_queue)
+
+    @property
+    def in_flight(self) -> int:
+        return self.limit.in_flight
+
+    def healthy(self) -> bool:
+        """Not known to be failing: no breaker, or one that would let a request through."""
+        return self.breaker is None or self.breaker.would_allow()
+
+    def status(self) -> dict[str, Any]:
+        """Health details for ``/health?verbose=1`` and the dashboard (never the key)."""
+        return {
+            "kind": self.kind,
+            "in_flight": self.limit.in_flight,
+            "queued": self.limit.queued,
+            "breaker": self.breaker.to_json() if self.breaker else None,
+        }
 
     @abstractmethod
     async def send(self, request: ChatRequest) -> tuple[ChatResponse, list[str]]:

@@ -9,8 +9,9 @@ event's bytes as the upstream sent them (relayed unchanged to a client of the
 same API) and the canonical events it means (for translation and the log).
 
 Tornado cannot cancel a fetch in flight (tornado issues 157, 3289), so every
-transfer gets libcurl's progress callback, which aborts it when ``cancel`` was
-called: on a client that went away, or on a timeout.  libcurl calls it about
+transfer gets libcurl's progress callback, which aborts it once the stream is
+stopped: by ``cancel`` (the client went away), a timeout, or an event that
+cannot be read (the error it makes is the stream's last).  libcurl calls it about
 once a second even when no data moves, so an abandoned transfer stops within
 about a second and its curl handle goes back to the pool.  The handles are
 pooled, so the options are set on every request, not once.
@@ -21,6 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import asyncio
+import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -73,10 +75,13 @@ class UpstreamStream(EventStream):
         self.status = 0
         self.received_any = False
         self._batches: deque[list[Piece]] = deque()
+        self._early: list[bytes] | None = []  # chunks that came before the status (None once the transfer ended)
         self._error_body = bytearray()
-        self._end: UpstreamError | None | bool = False  # False while the transfer runs
+        # False while the transfer runs; then None (it ended) or the error next_batch raises.
+        self._end: UpstreamError | None | bool = False
         self._waiter: asyncio.Future[None] | None = None
-        self._abort: str | None = None
+        self._stopping = False  # the progress callback aborts the transfer
+        self._cancelled = False  # the client went away: there is no next batch
         config = provider.config
         self._first_byte_timeout = config.first_byte_timeout_s
         self._idle_timeout = config.idle_timeout_s
@@ -91,9 +96,11 @@ class UpstreamStream(EventStream):
     def _prepare_curl(self, curl: pycurl.Curl) -> None:
         curl.setopt(pycurl.NOPROGRESS, 0)
         curl.setopt(pycurl.XFERINFOFUNCTION, self._on_progress)
+        curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        curl.setopt(pycurl.LOW_SPEED_TIME, math.ceil(max(self._first_byte_timeout, self._idle_timeout)) + 1)
 
     def _on_progress(self, *_: int) -> int:
-        return 1 if self._abort is not None else 0  # non-zero aborts the transfer
+        return 1 if self._stopping else 0  # non-zero aborts the transfer
 
     def _on_header(self, line: str) -> None:
         if line.startswith("HTTP/"):
@@ -102,7 +109,13 @@ class UpstreamStream(EventStream):
                 self.status = int(parts[1])  # the last status line wins (100 Continue, redirects)
 
     def _on_chunk(self, chunk: bytes) -> None:
-        if self._abort is not None:
+        if self._stopping:
+            return
+        if not self.status and self._early is not None:
+            # Tornado queues the header lines for the IOLoop but hands over the chunks
+            # that arrive with a transfer's end at once: a short answer (an error
+            # body, a whole stream in one read) comes before its status.
+            self._early.append(chunk)
             return
         if self.status >= 300:
             if len(self._error_body) < ERROR_BODY_LIMIT:
@@ -114,34 +127,40 @@ class UpstreamStream(EventStream):
                 pieces.append((encode_event(sse.data, sse.event), self.decoder.feed_sse(sse)))
         except ValueError as exc:  # malformed JSON or an event the decoder cannot read
             pieces.append((None, [StreamError(502, f"provider '{self.provider.name}': malformed stream event: {exc}")]))
-            self.cancel()
+            self._stop()  # the error ends the stream: read no further
         if pieces:
             self.received_any = True
             self._batches.append(pieces)
             self._wake()
 
     def _on_done(self, future: asyncio.Future[HTTPResponse]) -> None:
+        # The header lines were queued before the transfer ended: the status is known now.
+        early, self._early = self._early or [], None
+        for chunk in early:
+            self._on_chunk(chunk)
+        end: UpstreamError | None = None
         try:
             response = future.result()
         except HTTPClientError as exc:  # 599: no HTTP response, or the transfer was aborted
-            self._end = self._abort_error() or self.provider.transport_error(exc)
+            if not self._stopping:  # an abort was ours, and its reason is already queued or raised
+                end = self.provider.transport_error(exc)
         else:
             if response.code >= 300:
-                self._end = self.provider.status_error(
+                end = self.provider.status_error(
                     response.code, bytes(self._error_body), response.headers.get("Retry-After"), self.request
                 )
-            else:
-                self._end = self._abort_error()
-                if self._end is None:
-                    tail = self.decoder.close()
-                    if tail:
-                        self._batches.append([(None, tail)])
+            elif not self._stopping:
+                tail = self.decoder.close()
+                if tail:
+                    self._batches.append([(None, tail)])
+        if self._end is False:
+            self._end = end
         self._wake()
 
-    def _abort_error(self) -> UpstreamError | None:
-        if self._abort is None or self._abort == "cancelled":
-            return None
-        return UpstreamTimeout(self.provider.name, self._abort)
+    def _stop(self) -> None:
+        """Abort the transfer at libcurl's next progress call; batches already queued stay."""
+        self._stopping = True
+        self._wake()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -150,19 +169,20 @@ class UpstreamStream(EventStream):
     # --- the handler side ---
 
     async def next_batch(self) -> list[Piece] | None:
-        if self._abort == "cancelled":
-            return None
-        while not self._batches:
+        while not self._cancelled:
+            if self._batches:
+                return self._batches.popleft()
             if self._end is not False:
-                if isinstance(self._end, UpstreamError):
-                    error, self._end = self._end, None
-                    raise error
+                end, self._end = self._end, None
+                if end is not None:
+                    raise end
                 return None
             timeout = self._idle_timeout if self.received_any else self._first_byte_timeout
-            if not await self._wait(timeout):
+            if not await self._wait(timeout) and self._end is False and not self._batches:
                 what = "between stream events" if self.received_any else "waiting for the first byte"
-                self.cancel(f"timed out after {timeout:g} s {what}")
-        return self._batches.popleft()
+                self._end = UpstreamTimeout(self.provider.name, f"timed out after {timeout:g} s {what}")
+                self._stop()
+        return None
 
     async def _wait(self, timeout: float) -> bool:
         """Wait for a batch or the end; False on timeout."""
@@ -183,11 +203,6 @@ class UpstreamStream(EventStream):
             self._waiter = None
         return not expired
 
-    def cancel(self, reason: str = "cancelled") -> None:
-        if self._abort is None:
-            self._abort = reason
-            if reason != "cancelled" and self._end is False:
-                self._end = UpstreamTimeout(self.provider.name, reason)
-            self._wake()
-
-
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._stop()

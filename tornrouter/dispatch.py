@@ -1,0 +1,178 @@
+"""The upstream call and its safety nets: retries, fallbacks, circuit breakers,
+concurrency limits and, for streams, the commit point.
+
+For each candidate of the routing decision, in order: skip it while its circuit
+is open; take a slot under its ``max_concurrent`` (a full queue moves on to the
+next candidate); send; on a failure worth another try (no response, a timeout,
+408, 409, 429, 5xx, 529) retry the same provider up to ``retries`` times with
+exponential backoff and jitter, honouring ``Retry-After`` up to a cap, then fall
+back to the next candidate.  A failure that is the client's or the config's
+(400, 401, 403, 404, 413, 422) ends the request at once: another provider would
+refuse it too.  Every attempt is recorded in ``ctx.attempts`` for the log.
+
+A stream commits when the upstream produces its first real content (a text,
+tool call or thinking delta): until then nothing has been sent to the client,
+so a failure is retried or failed over exactly like a non-streamed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from .canonical import BlockDelta, BlockStart, ChatResponse, MessageStop, Opaque, StreamError, ToolCall
+from .config import ProviderConfig
+from .context import RequestContext
+from .errors import Overloaded, RouterError, UpstreamError
+from .providers.streaming import EventStream, Piece
+from .router import Candidate
+
+T = TypeVar("T")
+
+NOT_RETRIED = frozenset({400, 401, 403, 404, 413, 422})
+
+
+def worth_retrying(error: RouterError) -> bool:
+    """A failure another attempt may not meet: the upstream's, not the request's."""
+    if isinstance(error, Overloaded):
+        return True
+    return isinstance(error, UpstreamError) and error.upstream_status not in NOT_RETRIED
+
+
+class Dispatcher:
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.rng = rng or random.Random()
+
+    async def send(self, ctx: RequestContext) -> ChatResponse:
+        """The answer of the first candidate that gives one (non-streamed)."""
+
+        async def call(candidate: Candidate) -> ChatResponse:
+            provider = candidate.provider
+            await provider.limit.acquire()
+            try:
+                response, lossy = await provider.send(ctx.request)
+            finally:
+                provider.limit.release()
+            ctx.add_lossy(lossy)
+            return response
+
+        return await self._attempts(ctx, call)
+
+    async def open_stream(self, ctx: RequestContext) -> EventStream:
+        """A stream past its commit point, from the first candidate that gets there."""
+
+        async def call(candidate: Candidate) -> EventStream:
+            provider = candidate.provider
+            await provider.limit.acquire()
+            try:
+                stream, lossy = await provider.open_stream(ctx.request)
+            except BaseException:
+                provider.limit.release()
+                raise
+            committed = CommittedStream(stream, provider.limit.release)
+            try:
+                await committed.wait_for_content(provider.name)
+            except BaseException:
+                committed.close()
+                raise
+            ctx.add_lossy(lossy)
+            return committed
+
+        return await self._attempts(ctx, call)
+
+    async def _attempts(self, ctx: RequestContext, call: Callable[[Candidate], Awaitable[T]]) -> T:
+        last_error: RouterError | None = None
+        for candidate in ctx.decision.candidates:
+            provider, config = candidate.provider, candidate.provider.config
+            for attempt in range(config.retries + 1):
+                if provider.breaker is not None and not provider.breaker.allow():
+                    ctx.record_attempt(candidate, None, "skipped: circuit open", 0.0)
+                    last_error = last_error or Overloaded(f"provider '{provider.name}' is unavailable (circuit open)")
+                    break
+                ctx.target = candidate
+                ctx.request.model = candidate.model
+                started = time.perf_counter()
+                try:
+                    result = await call(candidate)
+                except RouterError as error:
+                    ctx.record_attempt(candidate, error.status if not isinstance(error, UpstreamError) else error.upstream_status, error.message, time.perf_counter() - started)
+                    retry = worth_retrying(error)
+                    if provider.breaker is not None and not isinstance(error, Overloaded):
+                        provider.breaker.failure() if retry else provider.breaker.success()
+                    if not retry:
+                        raise
+                    last_error = error
+                    if isinstance(error, Overloaded) or attempt == config.retries:
+                        break
+                    await asyncio.sleep(self.backoff(config, attempt, getattr(error, "retry_after", None)))
+                else:
+                    ctx.record_attempt(candidate, 200, None, time.perf_counter() - started)
+                    if provider.breaker is not None:
+                        provider.breaker.success()
+                    return result
+        assert last_error is not None
+        raise last_error
+
+    def backoff(self, config: ProviderConfig, attempt: int, retry_after: str | None) -> float:
+        """Seconds before retry number ``attempt + 1``: the upstream's ``Retry-After``
+        (capped) if it gave one, else exponential with jitter."""
+        if retry_after:
+            try:
+                return min(float(retry_after), config.retry_after_max_s)
+            except ValueError:
+                pass  # an HTTP date: fall back to our own schedule
+        ceiling = min(config.retry_backoff_max_s, config.retry_backoff_s * 2**attempt)
+        return ceiling * (0.5 + self.rng.random() / 2)
+
+
+class CommittedStream(EventStream):
+    """An upstream stream whose first batches were read ahead, up to the first
+    real content, and are replayed first.  Holds the provider's concurrency slot
+    until ``close``."""
+
+    def __init__(self, stream: EventStream, release: Callable[[], None]) -> None:
+        self.stream = stream
+        self.relayable = stream.relayable
+        self._ahead: list[list[Piece]] = []
+        self._release: Callable[[], None] | None = release
+
+    async def wait_for_content(self, provider: str) -> None:
+        """Read ahead until the commit point; raises ``UpstreamError`` for a failure before it."""
+        while True:
+            batch = await self.stream.next_batch()
+            if batch is None:
+                raise UpstreamError(provider, "stream ended before any content")
+            for _, events in batch:
+                for event in events:
+                    if isinstance(event, StreamError):
+                        raise UpstreamError(provider, event.message, upstream_status=event.status)
+            self._ahead.append(batch)
+            if _commits(batch):
+                return
+
+    async def next_batch(self) -> list[Piece] | None:
+        if self._ahead:
+            return self._ahead.pop(0)
+        return await self.stream.next_batch()
+
+    def cancel(self) -> None:
+        self.stream.cancel()
+
+    def close(self) -> None:
+        self.stream.close()
+        if self._release is not None:
+            self._release, release = None, self._release
+            release()
+
+
+def _commits(batch: list[Piece]) -> bool:
+    for _, events in batch:
+        for event in events:
+            if isinstance(event, BlockDelta) or isinstance(event, MessageStop):
+                return True
+            if isinstance(event, BlockStart) and isinstance(event.block, (ToolCall, Opaque)):
+                return True
+    return False
