@@ -6,9 +6,10 @@ import re
 from fnmatch import translate
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import fields, validate
 
 from ..canonical import ChatRequest, Image, Message, Thinking, ToolResult
+from ..patterns import Patterns
 from .base import ClassifierSettings, TagIf
 
 CHARS_PER_TOKEN = 4  # the usual rough estimate for English text and code
@@ -124,26 +125,18 @@ class Keyword(TagIf):
 
     class Settings(ClassifierSettings):
         tag = fields.String(required=True)
-        patterns = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
-
-        @validates("patterns")
-        def compiles(self, value: list[str], **kwargs: Any) -> None:
-            for pattern in value:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValidationError(f"not a valid regex {pattern!r}: {exc}") from None
+        patterns = Patterns(required=True)
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
-        self._regex = re.compile("|".join(f"(?:{p})" for p in settings["patterns"]))
+        self._patterns = settings["patterns"]
 
     @property
     def name(self) -> str:
         return "keyword"
 
     def matches(self, request: ChatRequest) -> bool:
-        return self._regex.search(request.last_user_text()) is not None
+        return self._patterns.search(request.last_user_text())
 
 
 BUILTIN = {

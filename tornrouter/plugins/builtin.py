@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validates
+from marshmallow import RAISE, Schema, fields
 
 from ..canonical import Text, ToolResult
+from ..patterns import Patterns
 from .base import BasePlugin, Flow
 
 
@@ -21,20 +21,12 @@ class Redact(BasePlugin):
         class Meta:
             unknown = RAISE
 
-        patterns = fields.List(fields.String(), required=True)
+        patterns = Patterns(required=True)
         replacement = fields.String(load_default="[REDACTED]")
-
-        @validates("patterns")
-        def compiles(self, value: list[str], **kwargs: Any) -> None:
-            for pattern in value:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValidationError(f"not a valid regex {pattern!r}: {exc}") from None
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
-        self._regex = re.compile("|".join(f"(?:{p})" for p in settings["patterns"]))
+        self._patterns = settings["patterns"]
         self._replacement = settings["replacement"]
 
     async def pre_request(self, ctx: Any) -> Flow:
@@ -44,7 +36,7 @@ class Redact(BasePlugin):
                 continue
             for block in message.content:
                 for text in _texts(block):
-                    redacted = self._regex.sub(self._replacement, text.text)
+                    redacted = self._patterns.sub(self._replacement, text.text)
                     if redacted != text.text:
                         text.text = redacted
                         changed = True

@@ -15,34 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, missing, validate, validates
+from marshmallow import Schema, ValidationError, fields, missing, validate, validates
+
+from ..fields import StrictBool, StrictFloat, Wire
 
 # Newer models take a ``system`` turn right after a user turn (``SystemMessageParam``
 # in the SDK); the codec relays it same-format and folds it into ``system`` otherwise.
 ROLES = ("user", "assistant", "system")
-
-
-class _Wire(Schema):
-    class Meta:
-        unknown = INCLUDE
-
-
-class _StrictFloat(fields.Float):
-    """A JSON number; ``Float`` alone would also accept the string ``"0.5"``."""
-
-    def _validated(self, value: Any) -> float:
-        if isinstance(value, str):
-            raise self.make_error("invalid", input=value)
-        return super()._validated(value)
-
-
-class _StrictBool(fields.Boolean):
-    """``true`` or ``false``; ``Boolean`` alone would also accept ``1`` and ``"yes"``."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
-        if value is True or value is False:
-            return value
-        raise self.make_error("invalid", input=value)
 
 
 def _problems(schema: Schema, value: dict[str, Any]) -> Any:
@@ -142,28 +121,28 @@ class _Content(_Tagged):
 # --- content blocks -------------------------------------------------------------
 
 
-class _TextBlock(_Wire):
+class _TextBlock(Wire):
     text = fields.String(required=True)
 
 
-class _Base64Source(_Wire):
+class _Base64Source(Wire):
     media_type = fields.String(required=True)
     data = fields.String(required=True)
 
 
-class _UrlSource(_Wire):
+class _UrlSource(Wire):
     url = fields.String(required=True)
 
 
-class _ImageBlock(_Wire):
+class _ImageBlock(Wire):
     source = _Tagged({"base64": _Base64Source(), "url": _UrlSource()}, required=True)
 
 
-class _DocumentBlock(_Wire):
+class _DocumentBlock(Wire):
     source = fields.Dict(required=True)
 
 
-class _ToolUseBlock(_Wire):
+class _ToolUseBlock(Wire):
     id = fields.String(required=True)
     name = fields.String(required=True)
     input = fields.Dict(required=True)
@@ -172,22 +151,22 @@ class _ToolUseBlock(_Wire):
 _TOOL_RESULT_CONTENT = {"text": _TextBlock(), "image": _ImageBlock(), "document": _DocumentBlock()}
 
 
-class _ToolResultBlock(_Wire):
+class _ToolResultBlock(Wire):
     tool_use_id = fields.String(required=True)
     content = _Content(_TOOL_RESULT_CONTENT, allow_none=True)
-    is_error = _StrictBool(allow_none=True)
+    is_error = StrictBool(allow_none=True)
 
 
-class _ThinkingBlock(_Wire):
+class _ThinkingBlock(Wire):
     thinking = fields.String(required=True)
     signature = fields.String(required=True)
 
 
-class _RedactedThinkingBlock(_Wire):
+class _RedactedThinkingBlock(Wire):
     data = fields.String(required=True)
 
 
-class _ServerToolResultBlock(_Wire):
+class _ServerToolResultBlock(Wire):
     tool_use_id = fields.String(required=True)
     content = fields.Raw(required=True)
 
@@ -205,7 +184,7 @@ _BLOCKS = {
 }
 
 
-class _MessageParam(_Wire):
+class _MessageParam(Wire):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     content = _Content(_BLOCKS, required=True)
 
@@ -213,29 +192,29 @@ class _MessageParam(_Wire):
 # --- tools, tool choice, thinking ---------------------------------------------------
 
 
-class _CustomTool(_Wire):
+class _CustomTool(Wire):
     name = fields.String(required=True, validate=validate.Length(min=1))
     description = fields.String(allow_none=True)
     input_schema = fields.Dict(required=True)
 
 
-class _ToolChoiceAuto(_Wire):
-    disable_parallel_tool_use = _StrictBool()
+class _ToolChoiceAuto(Wire):
+    disable_parallel_tool_use = StrictBool()
 
 
 class _ToolChoiceTool(_ToolChoiceAuto):
     name = fields.String(required=True)
 
 
-class _ThinkingEnabled(_Wire):
+class _ThinkingEnabled(Wire):
     budget_tokens = fields.Integer(required=True, strict=True, validate=validate.Range(min=1024))
 
 
-class _Metadata(_Wire):
+class _Metadata(Wire):
     user_id = fields.String(allow_none=True)
 
 
-class MessagesRequest(_Wire):
+class MessagesRequest(Wire):
     """``POST /v1/messages``.  ``max_tokens`` 0 is valid: it pre-warms the prompt cache."""
 
     model = fields.String(required=True, validate=validate.Length(min=1))
@@ -243,14 +222,14 @@ class MessagesRequest(_Wire):
     messages = _Each(_MessageParam(), required=True, validate=validate.Length(min=1))
     system = _Content({"text": _TextBlock()}, closed=True, allow_none=True)
     stop_sequences = fields.List(fields.String(), allow_none=True)
-    temperature = _StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
-    top_p = _StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
+    temperature = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
+    top_p = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
     top_k = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0))
-    stream = _StrictBool(allow_none=True)
+    stream = StrictBool(allow_none=True)
     metadata = fields.Nested(_Metadata, allow_none=True)
     tools = fields.List(_Tagged({"custom": _CustomTool()}, default="custom"), allow_none=True)
     tool_choice = _Tagged(
-        {"auto": _ToolChoiceAuto(), "any": _ToolChoiceAuto(), "tool": _ToolChoiceTool(), "none": _Wire()},
+        {"auto": _ToolChoiceAuto(), "any": _ToolChoiceAuto(), "tool": _ToolChoiceTool(), "none": Wire()},
         closed=True,
         allow_none=True,
     )

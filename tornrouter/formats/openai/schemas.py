@@ -17,35 +17,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, missing, validate
+from marshmallow import Schema, ValidationError, fields, missing, validate
+
+from ..fields import StrictBool, StrictFloat, Wire
 
 # Roles the API once had, refused with a pointer to their successor.
 _RETIRED_ROLES: Mapping[str, str] = MappingProxyType(
     {"function": "the legacy 'function' role is not supported; send 'tool' messages with a tool_call_id."}
 )
-
-
-class _Wire(Schema):
-    class Meta:
-        unknown = INCLUDE
-
-
-class _StrictFloat(fields.Float):
-    """A JSON number; ``Float`` alone would also accept the string ``"0.5"``."""
-
-    def _validated(self, value: Any) -> float:
-        if isinstance(value, str):
-            raise self.make_error("invalid", input=value)
-        return super()._validated(value)
-
-
-class _StrictBool(fields.Boolean):
-    """``true`` or ``false``; ``Boolean`` alone would also accept ``1`` and ``"yes"``."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
-        if value is True or value is False:
-            return value
-        raise self.make_error("invalid", input=value)
 
 
 def _int(**kwargs: Any) -> fields.Integer:
@@ -168,39 +147,39 @@ class _ToolChoice(_Tagged):
 # --- content parts ----------------------------------------------------------------
 
 
-class _TextPart(_Wire):
+class _TextPart(Wire):
     text = fields.String(required=True)
 
 
-class _RefusalPart(_Wire):
+class _RefusalPart(Wire):
     refusal = fields.String(required=True)
 
 
-class _ImageURL(_Wire):
+class _ImageURL(Wire):
     url = fields.String(required=True)
     detail = fields.String()
 
 
-class _ImagePart(_Wire):
+class _ImagePart(Wire):
     image_url = _Object(_ImageURL(), required=True)
 
 
-class _InputAudio(_Wire):
+class _InputAudio(Wire):
     data = fields.String(required=True)
     format = fields.String(required=True)
 
 
-class _AudioPart(_Wire):
+class _AudioPart(Wire):
     input_audio = _Object(_InputAudio(), required=True)
 
 
-class _File(_Wire):
+class _File(Wire):
     file_data = fields.String()
     file_id = fields.String()
     filename = fields.String()
 
 
-class _FilePart(_Wire):
+class _FilePart(Wire):
     file = _Object(_File(), required=True)
 
 
@@ -212,39 +191,39 @@ _ASSISTANT_PARTS = {**_TEXT_ONLY, "refusal": _RefusalPart()}
 # --- messages -----------------------------------------------------------------------
 
 
-class _FunctionCall(_Wire):
+class _FunctionCall(Wire):
     name = fields.String(required=True)
     arguments = fields.String(required=True)
 
 
-class _FunctionToolCall(_Wire):
+class _FunctionToolCall(Wire):
     id = fields.String(required=True)
     function = _Object(_FunctionCall(), required=True)
 
 
-class _CustomCall(_Wire):
+class _CustomCall(Wire):
     name = fields.String(required=True)
     input = fields.String(required=True)
 
 
-class _CustomToolCall(_Wire):
+class _CustomToolCall(Wire):
     id = fields.String(required=True)
     custom = _Object(_CustomCall(), required=True)
 
 
-class _InstructionMessage(_Wire):
+class _InstructionMessage(Wire):
     """``system`` and ``developer``."""
 
     content = _Content(_TEXT_ONLY, required=True)
     name = fields.String()
 
 
-class _UserMessage(_Wire):
+class _UserMessage(Wire):
     content = _Content(_USER_PARTS, required=True)
     name = fields.String()
 
 
-class _AssistantMessage(_Wire):
+class _AssistantMessage(Wire):
     content = _Content(_ASSISTANT_PARTS, allow_none=True)
     refusal = fields.String(allow_none=True)
     name = fields.String()
@@ -253,7 +232,7 @@ class _AssistantMessage(_Wire):
     )
 
 
-class _ToolMessage(_Wire):
+class _ToolMessage(Wire):
     content = _Content(_TEXT_ONLY, required=True)
     tool_call_id = fields.String(required=True)
 
@@ -270,64 +249,64 @@ _MESSAGES = {
 # --- tools, tool choice, response format ------------------------------------------------
 
 
-class _FunctionDefinition(_Wire):
+class _FunctionDefinition(Wire):
     name = fields.String(required=True, validate=validate.Length(min=1))
     description = fields.String(allow_none=True)
     parameters = fields.Dict(allow_none=True)
-    strict = _StrictBool(allow_none=True)
+    strict = StrictBool(allow_none=True)
 
 
-class _FunctionTool(_Wire):
+class _FunctionTool(Wire):
     function = _Object(_FunctionDefinition(), required=True)
 
 
-class _CustomDefinition(_Wire):
+class _CustomDefinition(Wire):
     name = fields.String(required=True, validate=validate.Length(min=1))
     description = fields.String()
     format = fields.Dict()
 
 
-class _CustomTool(_Wire):
+class _CustomTool(Wire):
     custom = _Object(_CustomDefinition(), required=True)
 
 
-class _Name(_Wire):
+class _Name(Wire):
     name = fields.String(required=True)
 
 
-class _NamedFunction(_Wire):
+class _NamedFunction(Wire):
     function = _Object(_Name(), required=True)
 
 
-class _NamedCustom(_Wire):
+class _NamedCustom(Wire):
     custom = _Object(_Name(), required=True)
 
 
-class _AllowedToolsSpec(_Wire):
+class _AllowedToolsSpec(Wire):
     mode = fields.String(required=True, validate=validate.OneOf(("auto", "required")))
     tools = fields.List(fields.Dict(), required=True)
 
 
-class _AllowedTools(_Wire):
+class _AllowedTools(Wire):
     allowed_tools = _Object(_AllowedToolsSpec(), required=True)
 
 
-class _JSONSchema(_Wire):
+class _JSONSchema(Wire):
     name = fields.String(required=True)
     schema = fields.Dict()
-    strict = _StrictBool(allow_none=True)
+    strict = StrictBool(allow_none=True)
 
 
-class _JSONSchemaFormat(_Wire):
+class _JSONSchemaFormat(Wire):
     json_schema = _Object(_JSONSchema(), required=True)
 
 
-class _StreamOptions(_Wire):
-    include_usage = _StrictBool()
-    include_obfuscation = _StrictBool()
+class _StreamOptions(Wire):
+    include_usage = StrictBool()
+    include_obfuscation = StrictBool()
 
 
-class ChatCompletionRequest(_Wire):
+class ChatCompletionRequest(Wire):
     """``POST /v1/chat/completions``."""
 
     model = fields.String(required=True, validate=validate.Length(min=1))
@@ -336,29 +315,29 @@ class ChatCompletionRequest(_Wire):
     )
     max_tokens = _int(validate=validate.Range(min=1))
     max_completion_tokens = _int(validate=validate.Range(min=1))
-    temperature = _StrictFloat(allow_none=True, validate=validate.Range(min=0, max=2))
-    top_p = _StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
+    temperature = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=2))
+    top_p = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
     n = _int(validate=validate.Range(min=1))
-    stream = _StrictBool(allow_none=True)
+    stream = StrictBool(allow_none=True)
     stream_options = _Object(_StreamOptions(), allow_none=True)
     stop = _Stop(allow_none=True)
-    presence_penalty = _StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
-    frequency_penalty = _StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
-    logit_bias = fields.Dict(keys=fields.String(), values=_StrictFloat(), allow_none=True)
-    logprobs = _StrictBool(allow_none=True)
+    presence_penalty = StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
+    frequency_penalty = StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
+    logit_bias = fields.Dict(keys=fields.String(), values=StrictFloat(), allow_none=True)
+    logprobs = StrictBool(allow_none=True)
     top_logprobs = _int(validate=validate.Range(min=0, max=20))
     seed = _int()
     user = fields.String(allow_none=True)
     metadata = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
     response_format = _Tagged(
-        {"text": _Wire(), "json_object": _Wire(), "json_schema": _JSONSchemaFormat()}, allow_none=True
+        {"text": Wire(), "json_object": Wire(), "json_schema": _JSONSchemaFormat()}, allow_none=True
     )
     reasoning_effort = fields.String(allow_none=True)
     tools = fields.List(_Tagged({"function": _FunctionTool(), "custom": _CustomTool()}), allow_none=True)
     tool_choice = _ToolChoice(
         {"function": _NamedFunction(), "custom": _NamedCustom(), "allowed_tools": _AllowedTools()}, allow_none=True
     )
-    parallel_tool_calls = _StrictBool(allow_none=True)
+    parallel_tool_calls = StrictBool(allow_none=True)
 
 
 REQUEST_SCHEMA = ChatCompletionRequest()
