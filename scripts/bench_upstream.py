@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import signal
+from http.client import responses
 from typing import Any
 
 from tornado import httputil
@@ -195,6 +196,7 @@ class _Exchange(httputil.HTTPMessageDelegate):
         self.method = ""
         self.path = ""
         self.chunks: list[bytes] = []
+        self.streaming: asyncio.Future[None] | None = None
 
     def headers_received(
         self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine, headers: httputil.HTTPHeaders
@@ -223,7 +225,7 @@ class _Exchange(httputil.HTTPMessageDelegate):
                     events = self.canned.openai_stream_usage if usage else self.canned.openai_stream
                 else:
                     events = self.canned.anthropic_stream
-                asyncio.ensure_future(self.stream(events))
+                self.streaming = asyncio.ensure_future(self.stream(events))  # held: the loop keeps only weak refs
 
     @staticmethod
     def stream_request(body: bytes) -> dict[str, Any] | None:
@@ -240,7 +242,8 @@ class _Exchange(httputil.HTTPMessageDelegate):
     def reply(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
         fields = httputil.HTTPHeaders(headers)
         fields["Content-Length"] = str(len(body))
-        self.connection.write_headers(httputil.ResponseStartLine("HTTP/1.1", status, "OK"), fields, body)
+        start = httputil.ResponseStartLine("HTTP/1.1", status, responses.get(status, "Unknown"))
+        self.connection.write_headers(start, fields, body)
         self.connection.finish()
 
     async def stream(self, events: list[bytes]) -> None:

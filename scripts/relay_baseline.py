@@ -72,25 +72,20 @@ def _retrieve(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
+class HealthHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.finish("ok")
+
+
 def make_app(upstream: str, max_clients: int) -> tuple[tornado.web.Application, CurlAsyncHTTPClient]:
     upstream = upstream.rstrip("/")
     http = CurlAsyncHTTPClient(force_instance=True, max_clients=max_clients)
     json_type = {"Content-Type": "application/json"}
     openai = {**json_type, "Authorization": "Bearer x"}
     anthropic = {**json_type, "x-api-key": "x", "anthropic-version": "2023-06-01"}
-    app = tornado.web.Application(
-        [
-            (r"/v1/chat/completions", RelayHandler, {"http": http, "url": upstream + "/v1/chat/completions", "headers": openai}),
-            (r"/v1/messages", RelayHandler, {"http": http, "url": upstream + "/v1/messages", "headers": anthropic}),
-            (r"/health", _Health),
-        ]
-    )
-    return app, http
-
-
-class _Health(tornado.web.RequestHandler):
-    def get(self) -> None:
-        self.finish("ok")
+    relays = [(path, RelayHandler, {"http": http, "url": upstream + path, "headers": headers})
+              for path, headers in (("/v1/chat/completions", openai), ("/v1/messages", anthropic))]
+    return tornado.web.Application([*relays, (r"/health", HealthHandler)]), http
 
 
 async def serve(host: str, port: int, upstream: str, max_clients: int) -> None:

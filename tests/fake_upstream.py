@@ -13,11 +13,13 @@ import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import tornado.web
 from tornado.httpserver import HTTPServer
+from tornado.iostream import StreamClosedError
 from tornado.testing import bind_unused_port
 
 OPENAI_TEXT = "Hello from the fake OpenAI upstream."
@@ -27,8 +29,9 @@ ANTHROPIC_TEXT = "Hello from the fake Anthropic upstream."
 @dataclass
 class Reply:
     """One scripted answer.  ``body`` is a dict (sent as JSON) or bytes (sent
-    as is); ``sse`` a list of raw chunks written one by one, ``chunk_delay``
-    apart; ``drop`` closes the connection without an answer."""
+    as is); ``sse`` a list of raw chunks written one by one, each followed by
+    ``chunk_delay``; ``drop`` closes the connection without an answer, or,
+    with ``sse``, after its chunks (a stream cut mid-way)."""
 
     status: int = 200
     body: dict[str, Any] | bytes | None = None
@@ -91,22 +94,127 @@ def anthropic_message(request: dict[str, Any], text: str = ANTHROPIC_TEXT) -> di
     }
 
 
+def last_user_text(request: dict[str, Any]) -> str:
+    """The text of the last user message of either API's request body."""
+    for message in reversed(request.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+    return ""
+
+
+def stream_text(request: dict[str, Any], text: str) -> str:
+    """The canned streamed answer: ``text`` and the user's words, so that
+    concurrent streams can each be checked for their own answer."""
+    return f"{text} You said: {last_user_text(request)}"
+
+
+def _words(text: str) -> list[str]:
+    words = text.split(" ")
+    return [word + " " for word in words[:-1]] + [words[-1]]
+
+
+def _thirds(text: str) -> list[str]:
+    step = max(1, -(-len(text) // 3))
+    return [text[i : i + step] for i in range(0, len(text), step)]
+
+
+def sse_data(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+
+
+def sse_event(name: str, payload: dict[str, Any]) -> bytes:
+    return f"event: {name}\n".encode() + sse_data(payload)
+
+
+ToolCallSpec = tuple[str, str, str]  # id, name, arguments (JSON text)
+
+
+def openai_sse(
+    text: str | None, tool_calls: Sequence[ToolCallSpec] = (), *, model: str = "gpt-fake", usage: bool = True
+) -> list[bytes]:
+    """A chat-completions stream as OpenAI sends one: the role, the text one
+    word a chunk, each tool call's id and name then its arguments in pieces, the
+    finish reason, the usage chunk (``usage``), ``[DONE]``."""
+    head = {"id": "chatcmpl-fakestream", "object": "chat.completion.chunk", "created": 1747000000,
+            "model": model, "system_fingerprint": "fp_fake"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse_data({**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [chunk({"content": word}) for word in _words(text)] if text else []
+    for index, (call_id, name, arguments) in enumerate(tool_calls):
+        start = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        chunks.append(chunk({"tool_calls": [start]}))
+        chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]}) for part in _thirds(arguments)]
+    chunks.append(chunk({}, "tool_calls" if tool_calls else "stop"))
+    if usage:
+        chunks.append(sse_data({**head, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}}))
+    return [*chunks, b"data: [DONE]\n\n"]
+
+
+def anthropic_sse(text: str | None, tool_calls: Sequence[ToolCallSpec] = (), *, model: str = "claude-fake") -> list[bytes]:
+    """A Messages stream as Anthropic sends one: a text block one word a delta,
+    then a ``tool_use`` block per call with its input in pieces; usage 10 in, 8 out."""
+    message = {"id": "msg_fakestream", "type": "message", "role": "assistant", "model": model, "content": [],
+               "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1}}
+    events = [sse_event("message_start", {"type": "message_start", "message": message}), sse_event("ping", {"type": "ping"})]
+    blocks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    if text:
+        blocks.append(({"type": "text", "text": ""}, [{"type": "text_delta", "text": word} for word in _words(text)]))
+    for call_id, name, arguments in tool_calls:
+        deltas = [{"type": "input_json_delta", "partial_json": part} for part in ["", *_thirds(arguments)]]
+        blocks.append(({"type": "tool_use", "id": call_id, "name": name, "input": {}}, deltas))
+    for index, (block, deltas) in enumerate(blocks):
+        events.append(sse_event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block}))
+        events += [sse_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas]
+        events.append(sse_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+    stop = {"stop_reason": "tool_use" if tool_calls else "end_turn", "stop_sequence": None}
+    events.append(sse_event("message_delta", {"type": "message_delta", "delta": stop, "usage": {"output_tokens": 8}}))
+    events.append(sse_event("message_stop", {"type": "message_stop"}))
+    return events
+
+
 class _Handler(tornado.web.RequestHandler):
     def initialize(self, upstream: FakeUpstream, kind: str) -> None:
         self.upstream = upstream
         self.kind = kind
+        self.recorded: Recorded | None = None
+        self.gone = asyncio.Event()  # the client closed the connection before the answer was finished
+        self.dropping = False
+
+    def on_connection_close(self) -> None:
+        if not self.dropping and not self.gone.is_set() and self.recorded is not None:
+            self.gone.set()
+            self.upstream.closed.append(self.recorded)
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep ``seconds``, unless the client goes away first; False if it did."""
+        try:
+            await asyncio.wait_for(self.gone.wait(), seconds)
+        except asyncio.TimeoutError:
+            return True
+        return False
+
+    def drop(self) -> None:
+        self.dropping = True
+        self.request.connection.stream.close()
 
     async def post(self) -> None:
         try:
             body = json.loads(self.request.body)
         except ValueError:
             body = self.request.body
-        self.upstream.requests.append(Recorded(self.request.path, dict(self.request.headers), body))
-        reply = self.upstream.script.popleft() if self.upstream.script else Reply()
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
-        if reply.drop:
-            self.request.connection.stream.close()
+        self.recorded = Recorded(self.request.path, dict(self.request.headers), body)
+        self.upstream.requests.append(self.recorded)
+        reply = self.upstream.script.popleft() if self.upstream.script else self.default_reply(body)
+        if reply.delay and not await self.pause(reply.delay):
+            return
+        if reply.drop and reply.sse is None:
+            self.drop()
             return
         self.set_status(reply.status)
         for name, value in reply.headers.items():
@@ -122,20 +230,40 @@ class _Handler(tornado.web.RequestHandler):
             payload = json.dumps(payload).encode()
         self.finish(payload)
 
+    def default_reply(self, body: Any) -> Reply:
+        if not (isinstance(body, dict) and body.get("stream")):
+            return Reply()
+        model = body.get("model", "unknown")
+        if self.kind == "openai":
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            sse = openai_sse(stream_text(body, OPENAI_TEXT), model=model, usage=usage)
+        else:
+            sse = anthropic_sse(stream_text(body, ANTHROPIC_TEXT), model=model)
+        return Reply(sse=sse, chunk_delay=self.upstream.stream_chunk_delay)
+
     async def _stream(self, reply: Reply) -> None:
         self.set_header("Content-Type", "text/event-stream")
-        for chunk in reply.sse or []:
-            self.write(chunk)
-            await self.flush()
-            if reply.chunk_delay:
-                await asyncio.sleep(reply.chunk_delay)
-        self.finish()
+        try:
+            for chunk in reply.sse or []:
+                self.write(chunk)
+                await self.flush()
+                if reply.chunk_delay and not await self.pause(reply.chunk_delay):
+                    return
+        except StreamClosedError:
+            self.on_connection_close()
+            return
+        if reply.drop:
+            self.drop()
+        else:
+            self.finish()
 
 
 class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.script: deque[Reply] = deque()
+        self.closed: list[Recorded] = []  # requests whose client went away mid-answer
+        self.stream_chunk_delay = 0.0  # between the chunks of a canned stream
         self.server: HTTPServer | None = None
         self.port = 0
 

@@ -9,6 +9,7 @@ from typing import Any
 import tornado.web
 from tornado.curl_httpclient import CurlAsyncHTTPClient
 
+from .access import AccessControl, make_backend
 from .classifiers import BaseClassifier, Classifiers
 from .config import ComponentEntry, Config
 from .context import RequestContext
@@ -16,7 +17,10 @@ from .dispatch import Dispatcher
 from .errors import ConfigError
 from .events import EventBus
 from .handlers import routes
+from .handlers.base import CLIENT_CLOSED
 from .handlers.api import models_list
+from .inflight import InFlight
+from .metrics import Metrics
 from .plugins import BasePlugin
 from .plugins.pipeline import Pipeline
 from .providers import make_provider
@@ -48,30 +52,79 @@ class Runtime:
     providers, the pipeline, the request log and the dashboard's event bus.
     Handlers get it through ``initialize``; nothing lives in module globals."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, previous: Runtime | None = None) -> None:
         self.config = config
         classifiers, plugins = build_components(config)
+        self.in_flight = InFlight()  # the API requests being served (reload, graceful stop)
+        self._owns_log = True  # False once a reloaded successor took the request log over
         # One client for every upstream; force_instance keeps it out of
         # AsyncHTTPClient's per-loop cache, so it is ours to configure and close.
         self.http = CurlAsyncHTTPClient(force_instance=True, max_clients=config.server.max_clients)
         self.providers = {name: make_provider(p, self.http) for name, p in config.providers.items()}
         self.router = ModelRouter(config.router, self.providers)
         self.pipeline = Pipeline(plugins, Classifiers(classifiers), self.router, Dispatcher())
-        self.request_log = RequestLog(config.request_log) if config.request_log else None
-        self.events = EventBus()
+        inherited = _inherited_log(config, previous)
+        self.request_log = inherited or (RequestLog(config.request_log) if config.request_log else None)
+        self.events = previous.events if previous is not None else EventBus()
         self.models_json = models_list(self.router.model_names())
+        # Access control and metrics (tornrouter/access, tornrouter/metrics).  A reload
+        # keeps the metrics (counters run on) and, with the same state: section, the
+        # state backend (limits and usage totals held in memory carry over).
+        self.metrics = previous.metrics if previous is not None else Metrics()
+        self.metrics.watch(self.providers.values(), lambda: self.access.outage.since is None)
+        same_state = previous is not None and previous._owns_backend and previous.config.state == config.state
+        self.access = AccessControl(config, previous.access.backend if same_state else make_backend(config), on_refusal=self.metrics.refused)
+        self._owns_backend = True
+        if same_state:
+            previous._owns_backend = False
+        if inherited is not None:  # last, once nothing can fail
+            previous._owns_log = False
 
     def record(self, ctx: RequestContext, status: int) -> None:
-        """Write one handled request to the request log and the dashboard."""
+        """Write one handled request to the request log and the dashboard, once:
+        a request a stop has already recorded as abandoned is not written again."""
+        if self.in_flight.end(ctx):
+            self._publish(ctx, status)
+
+    def _publish(self, ctx: RequestContext, status: int) -> None:
         line = json.dumps(ctx.log_entry(status), ensure_ascii=False, separators=(",", ":"), default=str)
         if self.request_log is not None:
             self.request_log.write(line)
         self.events.publish(line)
 
     def close(self) -> None:
+        """Close the upstream client and the request log (writing what is queued),
+        unless a successor took the log over."""
         self.http.close()
-        if self.request_log is not None:
+        if self.request_log is not None and self._owns_log:
             self.request_log.close()
+
+    async def close_access(self) -> None:
+        """Before ``close``: the usage being written goes out, and the state
+        backend's connections are closed, unless a reloaded successor uses it."""
+        await self.access.drain()
+        if self._owns_backend:
+            await self.access.backend.aclose()
+
+    def abandon_in_flight(self, reason: str) -> int:
+        """Record every request still running as cancelled (a stop that gave up
+        on them); their own recording, should it come, is then skipped."""
+        abandoned = self.in_flight.abandon()
+        for ctx in abandoned:
+            ctx.cancelled = True
+            ctx.error = ctx.error or reason
+            self._publish(ctx, CLIENT_CLOSED)
+        return len(abandoned)
+
+
+def _inherited_log(config: Config, previous: Runtime | None) -> RequestLog | None:
+    """After a reload (``Runtime(config, previous)``) the new runtime keeps the old
+    one's dashboard event bus (open feeds and their history carry on) and, when
+    the file is the same, its request log, so that one writer thread appends to
+    a file; the old runtime goes on using both for its requests in flight."""
+    if previous is None or previous.request_log is None or not previous._owns_log:
+        return None
+    return previous.request_log if previous.request_log.path == config.request_log else None
 
 
 def make_app(runtime: Runtime) -> tornado.web.Application:

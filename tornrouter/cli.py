@@ -1,4 +1,6 @@
-"""The command line: load and check the config, then serve until SIGTERM/SIGINT."""
+"""The command line: load and check the config, then serve (one process, or
+``--processes N`` workers on one port) until SIGTERM/SIGINT; SIGHUP reloads.
+The lifecycle itself is in ``lifecycle`` (one process) and ``workers``."""
 
 from __future__ import annotations
 
@@ -6,16 +8,21 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import sys
+from typing import Callable
 
-from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
-from .app import Runtime, build_components, make_app
+from .app import build_components
 from .config import Config, load_config
 from .errors import ConfigError
+from .lifecycle import SIGNALS, Service
+from .workers import run_workers
 
 log = logging.getLogger("tornrouter")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -23,43 +30,64 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--conf", required=True, help="the YAML config file")
     parser.add_argument("--host", help="listen address (overrides server.host)")
     parser.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="worker processes on the one port (default 1: no workers, one process serves)")
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # The JSONL request log is the access log; Tornado's own would cost every request a line.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    if args.processes < 1:
+        print("--processes: must be at least 1", file=sys.stderr)
+        return 2
     try:
-        config = load_config(args.conf)
+        config = read_config(args)
         build_components(config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{args.conf}: {problem}", file=sys.stderr)
         return 2
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    if overrides:
-        config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
     if args.check:
         print(f"{args.conf}: ok")
         return 0
-    asyncio.run(serve(config))
+    # Held until the event loop handles them (Service.install_signal_handlers):
+    # a signal that comes as soon as the port accepts is not lost, nor fatal.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    sockets = bind_sockets(config.server.port, config.server.host)
+    host, port = sockets[0].getsockname()[:2]
+    log.info("tornrouter listening on http://%s:%d (%s)", host, port, config.source)
+    if args.processes == 1:
+        asyncio.run(serve(config, lambda: read_config(args), sockets))
+        return 0
+    return run_workers(args.processes, sockets, lambda worker: work(args, worker, sockets))
+
+
+def read_config(args: argparse.Namespace, worker: int | None = None) -> Config:
+    """The config file with the command line's overrides; for a worker, its own
+    request log file (``requests.jsonl`` -> ``requests.<worker>.jsonl``)."""
+    config = load_config(args.conf)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if overrides:
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
+    if worker is not None and config.request_log:
+        root, ext = os.path.splitext(config.request_log)
+        config = dataclasses.replace(config, request_log=f"{root}.{worker}{ext}")
+    return config
+
+
+def work(args: argparse.Namespace, worker: int, sockets: list) -> int:
+    """One worker process, after the fork: its own loop, runtime and log file."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT.replace("%(name)s", f"%(name)s[{worker}:{os.getpid()}]")))
+    config = read_config(args, worker)
+    log.info("worker %d serving (request log: %s)", worker, config.request_log or "off")
+    asyncio.run(serve(config, lambda: read_config(args, worker), sockets))
     return 0
 
 
-async def serve(config: Config) -> None:
-    runtime = Runtime(config)
-    server = HTTPServer(make_app(runtime), max_body_size=config.server.max_body_bytes, xheaders=True)
-    server.listen(config.server.port, config.server.host)
-    log.info("tornrouter listening on http://%s:%d (%s)", config.server.host, config.server.port, config.source)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down")
-    server.stop()
-    await server.close_all_connections()
-    runtime.close()
+async def serve(config: Config, load_config: Callable[[], Config], sockets: list) -> None:
+    await Service(config, load_config, sockets).run()

@@ -10,6 +10,7 @@ so ``--check`` catches a bad dotted path before anything is served.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import re
@@ -37,6 +38,7 @@ class ServerConfig:
     max_clients: int = 100
     max_in_flight: int | None = None
     drain_s: float = 30.0
+    admin_key: str | None = field(default=None, repr=False)  # guards the dashboard, /metrics, /v1/usage
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,59 @@ class RouterConfig:
     routes: tuple[Route, ...] = ()
 
 
+# --- access: client keys, limits, prices, shared state (tornrouter/access) ---
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    """One router API key.  Only its SHA-256 digest is kept: the key itself
+    never reaches a log line, an error or a repr."""
+
+    name: str
+    sha256: bytes = field(repr=False)
+    models: tuple[str, ...] = ("*",)
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    budget_usd_per_day: float | None = None
+    budget_usd_per_month: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelLimit:
+    """Limits shared by every request whose requested model matches ``model``
+    (one set of counters per entry, whoever the caller)."""
+
+    model: str
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens; cached input at ``cache_read``/``cache_write``
+    (the input price when unset)."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Where limits, budgets and usage totals live: this process (``memory``)
+    or a Redis shared by several instances."""
+
+    backend: str = "memory"
+    url: str | None = field(default=None, repr=False)  # may hold a password
+    on_error: str = "fail_open"
+    timeout_s: float = 0.5
+    prefix: str = "tornrouter:"
+    lease_s: float = 900.0  # a concurrency slot its instance never gave back expires after this
+
+
 @dataclass(frozen=True)
 class ComponentEntry:
     """One classifier or plugin entry: the class it names and its settings."""
@@ -128,6 +183,10 @@ class Config:
     plugins: tuple[ComponentEntry, ...] = ()
     request_log: str | None = None
     source: str = "<config>"
+    keys: tuple[KeyConfig, ...] = ()
+    model_limits: tuple[ModelLimit, ...] = ()
+    prices: dict[str, Price] = field(default_factory=dict)
+    state: StateConfig = StateConfig()
 
 
 # --- schemas ----------------------------------------------------------------------
@@ -146,6 +205,7 @@ class ServerSchema(_Strict):
     max_clients = fields.Integer(load_default=100, validate=validate.Range(min=1))
     max_in_flight = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
     drain_s = fields.Float(load_default=30.0, validate=validate.Range(min=0))
+    admin_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, error="must not be empty"))
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> ServerConfig:
@@ -262,6 +322,85 @@ class PluginEntrySchema(_Strict):
     settings = fields.Dict(keys=fields.String(), load_default=dict)
 
 
+# --- access schemas ---
+
+_COUNT = validate.Range(min=1)
+_NAME = validate.Regexp(r"^[A-Za-z0-9_.@-]+$", error="use letters, digits and _ . @ - only")
+
+
+class KeySchema(_Strict):
+    name = fields.String(required=True, validate=_NAME)
+    key = fields.String(load_default=None, validate=validate.Length(min=1, error="must not be empty"))
+    key_sha256 = fields.String(
+        load_default=None, validate=validate.Regexp(r"^[0-9a-fA-F]{64}$", error="expected 64 hex digits (sha256sum of the key)")
+    )
+    models = fields.List(fields.String(), load_default=lambda: ["*"], validate=validate.Length(min=1, error="list at least one model glob ('*' for all)"))
+    rpm = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
+    tpm = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
+    concurrency = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
+    budget_usd_per_day = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    budget_usd_per_month = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+
+    @validates_schema
+    def one_secret(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("key") is None) == (data.get("key_sha256") is None):
+            raise ValidationError("give exactly one of key and key_sha256", "key")
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> KeyConfig:
+        key, hexdigest = data.pop("key"), data.pop("key_sha256")
+        digest = hashlib.sha256(key.encode()).digest() if key is not None else bytes.fromhex(hexdigest)
+        return KeyConfig(sha256=digest, **{**data, "models": tuple(data["models"])})
+
+
+class ModelLimitSchema(_Strict):
+    model = fields.String(required=True)
+    rpm = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
+    tpm = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
+    concurrency = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> ModelLimit:
+        return ModelLimit(**data)
+
+
+class PriceSchema(_Strict):
+    input = fields.Float(required=True, validate=validate.Range(min=0))
+    output = fields.Float(required=True, validate=validate.Range(min=0))
+    cache_read = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    cache_write = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> Price:
+        return Price(**data)
+
+
+STATE_BACKENDS = ("memory", "redis")
+
+
+class StateSchema(_Strict):
+    backend = fields.String(load_default="memory", validate=validate.OneOf(STATE_BACKENDS))
+    url = fields.String(load_default=None, allow_none=True)
+    on_error = fields.String(load_default="fail_open", validate=validate.OneOf(("fail_open", "fail_closed")))
+    timeout_s = fields.Float(load_default=0.5, validate=_POSITIVE)
+    prefix = fields.String(load_default="tornrouter:")
+    lease_s = fields.Float(load_default=900.0, validate=_POSITIVE)
+
+    @validates_schema
+    def url_for_redis(self, data: dict[str, Any], **kwargs: Any) -> None:
+        url = data.get("url")
+        if data.get("backend") == "redis" and not url:
+            raise ValidationError("required for backend redis", "url")
+        if data.get("backend") == "memory" and url:
+            raise ValidationError("only for backend redis", "url")
+        if url and not re.match(r"^(redis|rediss|unix)://", url):
+            raise ValidationError("expected a redis://, rediss:// or unix:// URL", "url")
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> StateConfig:
+        return StateConfig(**data)
+
+
 class ConfigSchema(_Strict):
     server = fields.Nested(ServerSchema, load_default=lambda: ServerConfig())
     log = fields.Nested(LogSchema, load_default=dict)
@@ -269,6 +408,14 @@ class ConfigSchema(_Strict):
     router = fields.Nested(RouterSchema, load_default=dict)
     classifiers = fields.List(fields.Nested(ClassifierEntrySchema), load_default=list)
     plugins = fields.List(fields.Nested(PluginEntrySchema), load_default=list)
+    keys = fields.List(fields.Nested(KeySchema), load_default=list)
+    model_limits = fields.List(fields.Nested(ModelLimitSchema), load_default=list)
+    prices = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[^/\s]+/\S+$", error="expected 'provider/model'")),
+        values=fields.Nested(PriceSchema),
+        load_default=dict,
+    )
+    state = fields.Nested(StateSchema, load_default=lambda: StateConfig())
 
 
 # --- loading ----------------------------------------------------------------------
@@ -367,7 +514,26 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
         plugins=tuple(plugins),
         request_log=data["log"].get("requests"),
         source=source,
+        keys=_keys(data["keys"], problems),
+        model_limits=tuple(data["model_limits"]),
+        prices=data["prices"],
+        state=data["state"],
     )
+
+
+def _keys(keys: list[KeyConfig], problems: list[str]) -> tuple[KeyConfig, ...]:
+    """Key names must be unique (they name the counters), and so must the keys
+    (a request must identify exactly one)."""
+    names: dict[str, int] = {}
+    digests: dict[bytes, int] = {}
+    for i, key in enumerate(keys):
+        if key.name in names:
+            problems.append(f"keys.{i}.name: '{key.name}' is already the name of keys.{names[key.name]}")
+        if key.sha256 in digests:
+            problems.append(f"keys.{i}.key: the same key as keys.{digests[key.sha256]}")
+        names.setdefault(key.name, i)
+        digests.setdefault(key.sha256, i)
+    return tuple(keys)
 
 
 def _component(

@@ -27,6 +27,7 @@ class RequestContext:
         "id", "endpoint", "request", "response", "settings", "http", "state",
         "requested_model", "decision", "target", "attempts", "active_plugins", "lossy", "error",
         "started", "first_byte_at", "cancelled", "failed_status",
+        "key_name", "cost_usd",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
@@ -48,6 +49,8 @@ class RequestContext:
         self.first_byte_at: float | None = None
         self.cancelled = False
         self.failed_status: int | None = None  # a stream that failed after its 200 was sent
+        self.key_name: str | None = None  # the client key's name (never the key), when keys: are configured
+        self.cost_usd: float | None = None  # from the price table, once the request has ended
 
     def add_lossy(self, names: list[str]) -> None:
         for name in names:
@@ -91,4 +94,6 @@ class RequestContext:
             "lossy": self.lossy,
             "cancelled": self.cancelled,
             "attempts": self.attempts,
+            "key": self.key_name,
+            "cost_usd": self.cost_usd,
         }

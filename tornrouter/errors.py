@@ -9,6 +9,11 @@
     ├── PluginFailed             500  a Start/PreRouting hook raised
     ├── NoResponse               500  the pipeline stopped without a response
     ├── Overloaded               503  a provider's queue, or the router, is full
+    ├── Unauthorized             401  no client key, or not one of the config's
+    ├── Forbidden                403  the key may not use that model (or read that usage)
+    ├── RateLimited              429  over a key's or a model's limit; Retry-After
+    │   └── BudgetExceeded       429  a key's daily or monthly budget is spent
+    ├── StateUnavailable         503  the shared state is unreachable and on_error is fail_closed
     └── UpstreamError            the provider failed; ``status`` is what the client gets:
         │                        the upstream's own 4xx, else 502
         └── UpstreamTimeout      504
@@ -20,6 +25,8 @@ Provider transport errors are mapped to ``UpstreamError`` at exactly one place,
 """
 
 from __future__ import annotations
+
+import math
 
 
 class RouterError(Exception):
@@ -82,6 +89,48 @@ class NoResponse(RouterError):
 class Overloaded(RouterError):
     status = 503
     code = "overloaded"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class Unauthorized(RouterError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class Forbidden(RouterError):
+    status = 403
+    code = "permission_denied"
+
+
+class RateLimited(RouterError):
+    """``limit`` names what was exceeded (``rpm``, ``tpm``, ``concurrency``,
+    ``budget_day``, ``budget_month``) and ``scope`` whose limit it was (``key``
+    or ``model``), for the metrics; ``retry_after_s`` becomes ``Retry-After``."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: float, limit: str, scope: str) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.limit = limit
+        self.scope = scope
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+
+
+class BudgetExceeded(RateLimited):
+    code = "budget_exceeded"
+
+
+class StateUnavailable(RouterError):
+    status = 503
+    code = "state_unavailable"
 
     @property
     def headers(self) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from .admin import MetricsHandler, UsageHandler
 from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ModelsHandler
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
 
@@ -21,10 +22,12 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/v1/chat/completions", ChatCompletionsHandler, {"runtime": runtime}),
         (r"/v1/messages", MessagesHandler, {"runtime": runtime}),
         (r"/v1/models", ModelsHandler, {"runtime": runtime}),
+        (r"/v1/usage", UsageHandler, {"runtime": runtime}),
+        (r"/metrics", MetricsHandler, {"runtime": runtime}),
     ]
     if runtime.config.server.dashboard:
         table += [
-            (r"/dashboard", DashboardPageHandler, {"page": read_page(STATIC_DIR)}),
+            (r"/dashboard", DashboardPageHandler, {"page": read_page(STATIC_DIR), "admin": runtime.access.admin}),
             (r"/dashboard/events", DashboardEventsHandler, {"runtime": runtime}),
         ]
     return table

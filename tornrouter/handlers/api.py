@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 
 from tornado.web import RequestHandler
 
+from ..errors import Unauthorized
 from ..formats import codec_for
+from .admin import finish_with_error
 from .base import APIHandler, dumps
 
 if TYPE_CHECKING:
@@ -33,6 +35,13 @@ class ModelsHandler(RequestHandler):
 
     def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
+
+    def prepare(self) -> None:
+        # With keys: configured, the list is for callers with a key, as the API is.
+        try:
+            self.runtime.access.authenticate(self.request.headers)
+        except Unauthorized as error:
+            finish_with_error(self, error)
 
     def get(self) -> None:
         self.set_header("Content-Type", "application/json")

@@ -9,6 +9,7 @@ traceback; every request that reached the handler is recorded once, in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -18,12 +19,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
+from ..access import ANONYMOUS, Admission, ClientKey
 from ..accumulate import StreamOrderError, replay
-from ..canonical import StreamError
 from ..context import RequestContext
 from ..errors import BodyTooLarge, RouterError, UpstreamError
 from ..formats.base import Codec
-from ..providers.streaming import EventStream, Piece, ReplayStream
+from ..providers.streaming import EventStream, ReplayStream
 from .streaming import ClientStream
 
 if TYPE_CHECKING:
@@ -45,10 +46,18 @@ class APIHandler(RequestHandler):
     def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.ctx = RequestContext(secrets.token_hex(8), self.endpoint, runtime.http)
+        runtime.in_flight.start(self.ctx)  # lifecycle: in flight until record() in on_finish
+        runtime.metrics.started(self.endpoint)  # metrics and access: until on_finish too
+        self.client_key: ClientKey | None = None
+        self.admission: Admission | None = None
         self._chunks: list[bytes] = []
         self.source: EventStream | None = None
+        self._opening: asyncio.Future[EventStream] | None = None
 
     def prepare(self) -> None:
+        # Who is calling (tornrouter/access): a 401 must not wait for the body.
+        self.client_key = self.runtime.access.authenticate(self.request.headers)
+        self.ctx.key_name = self.client_key.name if self.client_key is not None else None
         # Refuse an oversized body before reading it (bodies without a length
         # are bounded by the server's max_body_size, the same limit).
         length = self.request.headers.get("Content-Length", "")
@@ -64,6 +73,7 @@ class APIHandler(RequestHandler):
     async def post(self) -> None:
         ctx = self.ctx
         ctx.request = self.codec.parse_request(self.body())
+        self.admission = await self.runtime.access.admit(ctx, self.client_key)  # 403, 429, 503
         if ctx.request.stream:
             await self.stream()
             return
@@ -78,27 +88,32 @@ class APIHandler(RequestHandler):
         """A streamed request: the pipeline up to routing, the stream, then the
         PostResponse and End stages over the assembled response.
 
-        Until the upstream's first batch arrives nothing is sent, so a failure
-        there is an ordinary HTTP error; after it, a failure ends the stream with
-        the client API's own error event, never a truncated "success"."""
+        Until the stream commits (the dispatcher's first real content) nothing is
+        sent, so a failure there is retried or failed over, and in the end an
+        ordinary HTTP error; after it, a failure ends the stream with the client
+        API's own error event, never a truncated "success"."""
         ctx, pipeline = self.ctx, self.runtime.pipeline
         plugins = await pipeline.prepare(ctx)
         if ctx.decision is None:
             if ctx.response is None:
                 await pipeline.finish(ctx, plugins)  # NoResponse, unless a late hook answers
             self.source, source_format = ReplayStream(replay(ctx.response)), None
+        elif ctx.cancelled:  # the client left during the plugins: open nothing
+            return
         else:
-            provider = ctx.decision.provider
-            self.source, lossy = await provider.open_stream(ctx.request)
-            ctx.add_lossy(lossy)
-            source_format = provider.kind if self.source.relayable else None
+            # A task, so that a client who leaves meanwhile can cancel it (on_connection_close).
+            self._opening = asyncio.ensure_future(pipeline.dispatcher.open_stream(ctx))
+            try:
+                self.source = await self._opening
+            except asyncio.CancelledError:
+                if not ctx.cancelled:
+                    raise
+                return  # the client went away first: nothing failed, nothing to answer
+            finally:
+                self._opening = None
+            source_format = ctx.target.provider.kind if self.source.relayable else None
         out = ClientStream(self.codec, ctx.request, source_format, relay=source_format == self.codec.name)
         batch = await self.source.next_batch()
-        if batch is None or _opens_with_error(batch):
-            self.source.cancel()
-            if ctx.cancelled:  # the client went away first: nothing failed, nothing to answer
-                return
-            raise _upstream_failure(ctx, batch)
         self.set_routing_headers()
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
@@ -116,25 +131,28 @@ class APIHandler(RequestHandler):
                 batch = await self.source.next_batch()
             else:
                 if not ctx.cancelled:
-                    raise UpstreamError(ctx.decision.provider.name, "stream ended before it finished")
-            if out.error is not None:
-                ctx.error, ctx.failed_status = out.error.message, out.error.status
+                    raise UpstreamError(self._source_name(), "stream ended before it finished")
+            if out.error is not None:  # the upstream's own error event, or one it implied
+                ctx.error = f"provider '{self._source_name()}': {out.error.message}"
+                ctx.failed_status = out.error.status
         except (UpstreamError, StreamOrderError) as exc:
-            error = exc if isinstance(exc, UpstreamError) else UpstreamError(ctx.decision.provider.name, f"broken stream: {exc}")
+            error = exc if isinstance(exc, UpstreamError) else UpstreamError(self._source_name(), f"broken stream: {exc}")
             ctx.error, ctx.failed_status = error.message, error.status
             log.warning("%s %s: %s", self.endpoint, ctx.id, error.message)
             await self._write_quietly(out.fail(error.message, error.status))
         except StreamClosedError:
             self.on_connection_close()
         finally:
-            if not out.finished:
-                self.source.cancel()  # frees the curl handle now rather than at the upstream's pace
+            self.source.close()  # stops a transfer still running, gives back the provider's slot
         ctx.add_lossy(out.lossy())
         ctx.response = out.response()
         if ctx.response is not None:
             await pipeline.finish(ctx, plugins)
         if not ctx.cancelled:
             self.finish()
+
+    def _source_name(self) -> str:
+        return self.ctx.target.provider.name if self.ctx.target is not None else "plugin"
 
     async def _write_quietly(self, data: bytes) -> None:
         try:
@@ -147,15 +165,17 @@ class APIHandler(RequestHandler):
         """The client went away: stop the upstream transfer, log the request as cancelled."""
         super().on_connection_close()  # fails a body upload still awaited, rather than waiting forever
         self.ctx.cancelled = True
+        if self._opening is not None:
+            self._opening.cancel()
         if self.source is not None:
             self.source.cancel()
 
     def set_routing_headers(self) -> None:
         ctx = self.ctx
         self.set_header("x-request-id", ctx.id)
-        if ctx.decision is not None:
-            self.set_header("x-tornrouter-provider", ctx.decision.provider.name)
-            self.set_header("x-tornrouter-model", ctx.decision.model)
+        if ctx.target is not None:  # the candidate that answered, or was tried last
+            self.set_header("x-tornrouter-provider", ctx.target.provider.name)
+            self.set_header("x-tornrouter-model", ctx.target.model)
         elif ctx.response is not None:
             self.set_header("x-tornrouter-provider", "plugin")
         if ctx.lossy:
@@ -182,20 +202,9 @@ class APIHandler(RequestHandler):
     def on_finish(self) -> None:
         ctx = self.ctx
         status = CLIENT_CLOSED if ctx.cancelled else ctx.failed_status or self.get_status()
+        self.runtime.access.settle(ctx, self.admission)  # cost for the log; usage, spend, slots back: once
         self.runtime.record(ctx, status)
-
-
-def _opens_with_error(batch: list[Piece]) -> bool:
-    return any(isinstance(event, StreamError) for _, events in batch[:1] for event in events[:1])
-
-
-def _upstream_failure(ctx: RequestContext, batch: list[Piece] | None) -> UpstreamError:
-    """The error for a stream that failed before anything was sent to the client."""
-    provider = ctx.decision.provider.name if ctx.decision else "plugin"
-    if batch is None:
-        return UpstreamError(provider, "stream ended before it began")
-    event = batch[0][1][0]
-    return UpstreamError(provider, event.message, upstream_status=event.status)
+        self.runtime.metrics.finished(ctx, status, ctx.key_name or ANONYMOUS)
 
 
 def _as_router_error(status_code: int, exc_info: Any) -> RouterError:

@@ -6,7 +6,9 @@ import os
 from typing import TYPE_CHECKING
 
 from tornado.iostream import StreamClosedError
-from tornado.web import RequestHandler
+
+from ..access import AdminKey
+from .admin import AdminOnly
 
 if TYPE_CHECKING:
     from ..app import Runtime
@@ -15,22 +17,30 @@ if TYPE_CHECKING:
 KEEPALIVE_S = 15.0
 
 
-class DashboardPageHandler(RequestHandler):
-    def initialize(self, page: bytes) -> None:
+class DashboardPageHandler(AdminOnly):
+    key_in_query = True  # open it as /dashboard?key=...; the page passes the key on to its feed
+
+    def initialize(self, page: bytes, admin: AdminKey | None = None) -> None:
         self.page = page
+        self.admin = admin or AdminKey(None)
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(self.page)
 
 
-class DashboardEventsHandler(RequestHandler):
+class DashboardEventsHandler(AdminOnly):
     """``GET /dashboard/events``: one ``data:`` line of log-entry JSON per handled
     request, a comment every 15 s so proxies keep the connection open.  The
-    subscription ends when the browser goes away (``on_connection_close``)."""
+    subscription ends when the browser goes away (``on_connection_close``).
+    With ``server.admin_key`` set it takes the key as ``?key=`` (EventSource
+    cannot send headers)."""
+
+    key_in_query = True
 
     def initialize(self, runtime: Runtime, keepalive_s: float = KEEPALIVE_S) -> None:
         self.runtime = runtime
+        self.admin = runtime.access.admin
         self.keepalive_s = keepalive_s
         self.subscriber: Subscriber | None = None
         self.closed = False

@@ -23,6 +23,7 @@ class ClientStream:
         self.relay = relay
         self.encoder = None if relay else codec.stream_encoder(request, source=source)
         self.accumulator = Accumulator(source)
+        self._owed = b""  # a failed batch's bytes from before its offending event
 
     @property
     def finished(self) -> bool:
@@ -35,17 +36,22 @@ class ClientStream:
 
     def feed(self, batch: list[Piece]) -> bytes:
         """The client's bytes for one batch.  Raises ``StreamOrderError`` when the
-        upstream's events break the stream grammar."""
+        upstream's events break the stream grammar; the bytes of the pieces before
+        the offending one then go out with ``fail``."""
         out: list[bytes] = []
-        for raw, events in batch:
-            for event in events:
-                self.accumulator.add(event)
-            if self.encoder is not None:
-                out.extend(self.encoder.encode(event) for event in events)
-            elif raw is not None:
-                out.append(raw)
-            else:
-                out.extend(self._implied(events))
+        try:
+            for raw, events in batch:
+                for event in events:
+                    self.accumulator.add(event)
+                if self.encoder is not None:
+                    out.extend(self.encoder.encode(event) for event in events)
+                elif raw is not None:
+                    out.append(raw)
+                else:
+                    out.extend(self._implied(events))
+        except StreamOrderError:
+            self._owed = b"".join(out)
+            raise
         return b"".join(out)
 
     def _implied(self, events: list) -> list[bytes]:
@@ -59,9 +65,11 @@ class ClientStream:
         return []
 
     def fail(self, message: str, status: int = 502) -> bytes:
-        """The client API's own error event, ending the stream."""
+        """The client API's own error event, ending the stream (after what a failed
+        batch still owes the client)."""
         encoder = self.encoder or self.codec.stream_encoder(self.request, source=None)
-        return encoder.finish_with_error(message, status)
+        owed, self._owed = self._owed, b""
+        return owed + encoder.finish_with_error(message, status)
 
     def lossy(self) -> list[str]:
         return list(self.encoder.lossy) if self.encoder is not None else []

@@ -11,9 +11,14 @@ same API) and the canonical events it means (for translation and the log).
 Tornado cannot cancel a fetch in flight (tornado issues 157, 3289), so every
 transfer gets libcurl's progress callback, which aborts it once the stream is
 stopped: by ``cancel`` (the client went away), a timeout, or an event that
-cannot be read (the error it makes is the stream's last).  libcurl calls it about
-once a second even when no data moves, so an abandoned transfer stops within
-about a second and its curl handle goes back to the pool.  The handles are
+cannot be read (the error it makes is the stream's last).  Under the
+multi-socket API libcurl looks at a transfer only when its socket or one of its
+timers fires, so a stalled transfer would keep its handle until its connect
+timeout (10 s) or total timeout.  A low-speed limit of 1 byte/s arms a timer
+that makes libcurl check the transfer, and so call the progress callback, every
+second: an abandoned transfer stops within about a second and its curl handle
+goes back to the pool.  The limit's time is set past the first-byte and idle
+timeouts, so the router's own timeouts always fire first.  The handles are
 pooled, so the options are set on every request, not once.
 """
 
@@ -52,6 +57,10 @@ class EventStream(ABC):
 
     def cancel(self) -> None:
         """Stop the transfer (the client went away); later calls do nothing."""
+
+    def close(self) -> None:
+        """Release what the stream holds once its reader is done with it, finished
+        or not: a transfer still running is stopped.  Later calls do nothing."""
 
 
 class ReplayStream(EventStream):
@@ -96,6 +105,7 @@ class UpstreamStream(EventStream):
     def _prepare_curl(self, curl: pycurl.Curl) -> None:
         curl.setopt(pycurl.NOPROGRESS, 0)
         curl.setopt(pycurl.XFERINFOFUNCTION, self._on_progress)
+        # The speed check's one-second timer, not the limit, is the point (see above).
         curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
         curl.setopt(pycurl.LOW_SPEED_TIME, math.ceil(max(self._first_byte_timeout, self._idle_timeout)) + 1)
 
@@ -126,7 +136,7 @@ class UpstreamStream(EventStream):
             for sse in self.sse.feed(chunk):
                 pieces.append((encode_event(sse.data, sse.event), self.decoder.feed_sse(sse)))
         except ValueError as exc:  # malformed JSON or an event the decoder cannot read
-            pieces.append((None, [StreamError(502, f"provider '{self.provider.name}': malformed stream event: {exc}")]))
+            pieces.append((None, [StreamError(502, f"malformed stream event: {exc}")]))
             self._stop()  # the error ends the stream: read no further
         if pieces:
             self.received_any = True
@@ -205,4 +215,7 @@ class UpstreamStream(EventStream):
 
     def cancel(self) -> None:
         self._cancelled = True
+        self._stop()
+
+    def close(self) -> None:
         self._stop()

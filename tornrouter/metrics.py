@@ -1,0 +1,156 @@
+"""Prometheus metrics: what ``GET /metrics`` exposes.
+
+Each ``Runtime`` has its own ``Metrics`` in its own ``CollectorRegistry`` (not
+the library's global one), so several routers in one process (the tests) do
+not collide.  Everything is observed once per request, in
+``APIHandler.on_finish``, from the request context; the circuit breakers'
+states and the state backend's health are read when scraped.
+
+Several processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (to an empty
+directory, before the router starts) the library's multiprocess mode keeps
+every process's values in files there, and a scrape of any process reports
+the sum of all (``MultiProcessCollector``).  Gauges say how they combine:
+in-flight requests add up over the live processes; a breaker state is 1 if it
+holds in any live process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+if TYPE_CHECKING:
+    from .context import RequestContext
+    from .errors import RateLimited
+    from .providers.base import Provider
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
+OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+BREAKER_STATES = ("closed", "open", "half_open")
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
+NONE = "none"  # label value for "no provider / no model": a request refused or failed before routing
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # The library picks its value store when imported, from the same variable.
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.providers: list[Provider] = []
+        self.state_up_now: Callable[[], bool] = lambda: True
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tornrouter_requests", "Requests handled, by endpoint, provider, model (as sent) and HTTP status.",
+            ["endpoint", "provider", "model", "status"], registry=r,
+        )
+        self.duration = Histogram(
+            "tornrouter_request_duration_seconds", "Whole request, as the client saw it.",
+            ["endpoint", "provider", "model"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.ttft = Histogram(
+            "tornrouter_time_to_first_token_seconds", "Streams: from the request to the first byte of content sent.",
+            ["endpoint", "provider", "model"], buckets=TTFT_BUCKETS, registry=r,
+        )
+        self.upstream = Histogram(
+            "tornrouter_upstream_attempt_duration_seconds",
+            "Each upstream attempt (retries and fallbacks included); for streams, until the stream commits.",
+            ["provider", "model", "status"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.overhead = Histogram(
+            "tornrouter_router_overhead_seconds", "Non-streamed requests: duration minus the time spent in upstream attempts.",
+            ["endpoint"], buckets=OVERHEAD_BUCKETS, registry=r,
+        )
+        self.tokens = Counter(
+            "tornrouter_tokens", "Tokens as reported by the providers.", ["provider", "model", "key", "type"], registry=r,
+        )
+        self.cost = Counter("tornrouter_cost_usd", "Cost from the price table, in USD.", ["provider", "model", "key"], registry=r)
+        self.in_flight = Gauge(
+            "tornrouter_requests_in_flight", "Requests being handled.", ["endpoint"], registry=r, multiprocess_mode="livesum",
+        )
+        self.breaker = Gauge(
+            "tornrouter_circuit_state", "1 for the state each provider's circuit breaker is in.",
+            ["provider", "state"], registry=r, multiprocess_mode="livemax",
+        )
+        self.rate_limited = Counter(
+            "tornrouter_rate_limited", "Requests refused with 429, by whose limit (key or model) and which.",
+            ["scope", "limit", "key"], registry=r,
+        )
+        self.state_up = Gauge(
+            "tornrouter_state_backend_up", "1 while the state backend (memory or Redis) answers.", registry=r,
+            multiprocess_mode="livemin",
+        )
+
+    # --- per request ------------------------------------------------------------------
+
+    def started(self, endpoint: str) -> None:
+        self.in_flight.labels(endpoint).inc()
+
+    def finished(self, ctx: RequestContext, status: int, key: str) -> None:
+        """Everything one handled request contributes; called once, from ``on_finish``."""
+        self.in_flight.labels(ctx.endpoint).dec()
+        target = ctx.target
+        provider = target.provider.name if target else ("plugin" if ctx.response is not None else NONE)
+        model = target.model if target else NONE
+        duration = time.perf_counter() - ctx.started
+        self.requests.labels(ctx.endpoint, provider, model, str(status)).inc()
+        self.duration.labels(ctx.endpoint, provider, model).observe(duration)
+        if ctx.first_byte_at is not None:
+            self.ttft.labels(ctx.endpoint, provider, model).observe(ctx.first_byte_at - ctx.started)
+        upstream_s = 0.0
+        for attempt in ctx.attempts:
+            seconds = (attempt.get("duration_ms") or 0.0) / 1000
+            upstream_s += seconds
+            status_label = str(attempt["status"]) if attempt.get("status") is not None else NONE
+            self.upstream.labels(attempt["provider"], attempt["model"], status_label).observe(seconds)
+        if ctx.attempts and not (ctx.request is not None and ctx.request.stream):
+            self.overhead.labels(ctx.endpoint).observe(max(0.0, duration - upstream_s))
+        if ctx.response is not None:
+            usage = ctx.response.usage
+            counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_creation_tokens)
+            for kind, count in zip(TOKEN_TYPES, counts):
+                if count:
+                    self.tokens.labels(provider, model, key, kind).inc(count)
+        if ctx.cost_usd:
+            self.cost.labels(provider, model, key).inc(ctx.cost_usd)
+        if self.multiprocess:
+            self.refresh()  # a scrape reaches one process: each keeps its own states current
+
+    def refused(self, error: RateLimited, key: str) -> None:
+        self.rate_limited.labels(error.scope, error.limit, key).inc()
+
+    # --- at scrape time ------------------------------------------------------------------
+
+    def watch(self, providers: Iterable[Provider], state_up: Callable[[], bool]) -> None:
+        """What ``refresh`` reads: the providers' breakers and the state backend's
+        health (set again when a reload brings new ones)."""
+        self.providers = list(providers)
+        self.state_up_now = state_up
+
+    def refresh(self) -> None:
+        """Read the states that live elsewhere (breakers, the state backend)."""
+        for provider in self.providers:
+            state = provider.breaker.state if provider.breaker is not None else "closed"
+            for name in BREAKER_STATES:
+                self.breaker.labels(provider.name, name).set(1 if name == state else 0)
+        self.state_up.set(1 if self.state_up_now() else 0)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type, states read as of now."""
+        self.refresh()
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def process_exited(pid: int) -> None:
+    """For ``--processes``: a worker has exited, so its live gauges (in flight,
+    breaker states) stop counting.  Without multiprocess mode there is nothing
+    to do."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)

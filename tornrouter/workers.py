@@ -1,0 +1,118 @@
+"""``--processes N``: N worker processes serving one port.
+
+The parent binds the listening sockets, then forks the workers, which inherit
+them and accept from the same queue (the prefork model of Tornado's
+``fork_processes``).  Each worker then builds its own event loop and
+``Runtime``, so nothing that holds sockets or threads (the curl client, the
+request log's writer) is shared across a fork.  The parent serves nothing and
+builds none of it; it only watches its workers:
+
+- ``SIGTERM``/``SIGINT`` are passed on to the workers as ``SIGTERM`` (each
+  drains its own requests); the parent closes its copy of the listening sockets
+  at once, so the port refuses connections as soon as the workers have stopped
+  accepting, and exits 0 when every worker has exited 0.
+- ``SIGHUP`` is passed on: each worker reloads the config itself.
+- A worker that dies otherwise is started again under the same id, unless it
+  died within ``MIN_UPTIME_S`` of its start (a worker that cannot start would
+  only die again): then the others are stopped and the parent exits 1.
+
+This is ``fork_processes`` with the one thing it lacks: the parent knows its
+children, so it can pass signals on (and it does not restart a worker that was
+asked to stop).  Signals are blocked around each fork so none is lost between
+a fork and the bookkeeping, and a worker keeps them blocked until its event
+loop handles them (``Service.install_signal_handlers``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Callable
+
+from .lifecycle import SIGNALS
+from .metrics import process_exited
+
+log = logging.getLogger("tornrouter")
+MIN_UPTIME_S = 1.0
+
+
+def run_workers(count: int, sockets: list[socket.socket], work: Callable[[int], int]) -> int:
+    """Run ``work(worker_id)`` in ``count`` forked processes (ids 0 to count-1)
+    and watch them; returns the parent's exit status."""
+    children: dict[int, tuple[int, float]] = {}  # pid -> (worker id, start time)
+    state = {"stopping": False, "status": 0}
+
+    def stop_all(sig: int) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:  # exited, not yet reaped
+                pass
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signum == signal.SIGHUP:
+            stop_all(signal.SIGHUP)
+            return
+        if not state["stopping"]:
+            log.info("stopping %d worker(s)", len(children))
+        state["stopping"] = True
+        for sock in sockets:
+            sock.close()
+        stop_all(signal.SIGTERM)
+
+    def spawn(worker: int) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        pid = os.fork()
+        if pid == 0:
+            for signum in SIGNALS:  # the worker's loop installs its own (signals stay blocked until then)
+                signal.signal(signum, signal.SIG_DFL)
+            os._exit(_run_child(work, worker))
+        children[pid] = (worker, time.monotonic())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+    for signum in SIGNALS:
+        signal.signal(signum, on_signal)
+    for worker in range(count):
+        spawn(worker)
+    log.info("%d workers started", count)
+    while children:
+        pid, wait_status = os.waitpid(-1, 0)
+        if pid not in children:
+            continue
+        worker, started = children.pop(pid)
+        process_exited(pid)  # its live metrics gauges stop counting (multiprocess mode)
+        code = os.waitstatus_to_exitcode(wait_status)
+        what = f"exit status {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
+        if state["stopping"]:
+            log.info("worker %d (pid %d) stopped (%s)", worker, pid, what)
+            if code != 0:
+                state["status"] = 1
+        elif code == 0:
+            log.info("worker %d (pid %d) exited (%s); not restarted", worker, pid, what)
+        elif time.monotonic() - started < MIN_UPTIME_S:
+            log.error("worker %d (pid %d) failed at start (%s): stopping", worker, pid, what)
+            state["status"] = 1
+            on_signal(signal.SIGTERM, None)
+        else:
+            log.warning("worker %d (pid %d) died (%s): starting it again", worker, pid, what)
+            spawn(worker)
+    return state["status"]
+
+
+def _run_child(work: Callable[[int], int], worker: int) -> int:
+    """The worker's life: ``work``'s status, 1 if it raised; stdio flushed
+    (``os._exit`` skips the interpreter's own cleanup, which belongs to the parent)."""
+    status = 1
+    try:
+        status = work(worker)
+    except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
+        log.exception("worker %d failed", worker)
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return status
