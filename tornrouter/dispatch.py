@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from .canonical import BlockDelta, BlockStart, ChatResponse, MessageStop, Opaque, StreamError, ToolCall
+from .canonical import BlockDelta, BlockStart, ChatResponse, MessageStop, Opaque, StreamError, StreamEvent, ToolCall
 from .config import ProviderConfig
 from .context import RequestContext
 from .errors import Overloaded, RouterError, UpstreamError
@@ -145,12 +145,14 @@ class CommittedStream(EventStream):
             batch = await self.stream.next_batch()
             if batch is None:
                 raise UpstreamError(provider, "stream ended before any content")
+            committed = False
             for _, events in batch:
                 for event in events:
-                    if isinstance(event, StreamError):
+                    if isinstance(event, StreamError) and not committed:
                         raise UpstreamError(provider, event.message, upstream_status=event.status)
+                    committed = committed or _is_content(event)
             self._ahead.append(batch)
-            if _commits(batch):
+            if committed:
                 return
 
     async def next_batch(self) -> list[Piece] | None:
@@ -168,11 +170,8 @@ class CommittedStream(EventStream):
             release()
 
 
-def _commits(batch: list[Piece]) -> bool:
-    for _, events in batch:
-        for event in events:
-            if isinstance(event, BlockDelta) or isinstance(event, MessageStop):
-                return True
-            if isinstance(event, BlockStart) and isinstance(event.block, (ToolCall, Opaque)):
-                return True
-    return False
+def _is_content(event: StreamEvent) -> bool:
+    """The commit point: real content (or a complete, empty answer) has arrived."""
+    if isinstance(event, (BlockDelta, MessageStop)):
+        return True
+    return isinstance(event, BlockStart) and isinstance(event.block, (ToolCall, Opaque))

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pycurl
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 
-from ..canonical import ChatRequest, StreamError, StreamEvent
+from ..canonical import ChatRequest, MessageStop, StreamError, StreamEvent
 from ..errors import UpstreamError, UpstreamTimeout
 from ..sse import SSEDecoder, encode_event
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 Piece = tuple[bytes | None, list[StreamEvent]]
 ERROR_BODY_LIMIT = 64 * 1024  # an error body is read for its message, not kept whole
+TRAILING_S = 5.0  # how long a finished stream's transfer may take to end by itself
 
 
 class EventStream(ABC):
@@ -91,6 +92,8 @@ class UpstreamStream(EventStream):
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False  # the progress callback aborts the transfer
         self._cancelled = False  # the client went away: there is no next batch
+        self._terminal = False  # the stream's own end (or error) event has arrived
+        self._last_byte = 0.0  # loop time of the last byte: comments keep a stream alive too
         config = provider.config
         self._first_byte_timeout = config.first_byte_timeout_s
         self._idle_timeout = config.idle_timeout_s
@@ -131,10 +134,14 @@ class UpstreamStream(EventStream):
             if len(self._error_body) < ERROR_BODY_LIMIT:
                 self._error_body += chunk
             return
+        self._last_byte = asyncio.get_running_loop().time()
         pieces: list[Piece] = []
         try:
             for sse in self.sse.feed(chunk):
-                pieces.append((encode_event(sse.data, sse.event), self.decoder.feed_sse(sse)))
+                events = self.decoder.feed_sse(sse)
+                if events and isinstance(events[-1], (MessageStop, StreamError)):
+                    self._terminal = True
+                pieces.append((encode_event(sse.data, sse.event), events))
         except ValueError as exc:  # malformed JSON or an event the decoder cannot read
             pieces.append((None, [StreamError(502, f"malformed stream event: {exc}")]))
             self._stop()  # the error ends the stream: read no further
@@ -188,10 +195,13 @@ class UpstreamStream(EventStream):
                     raise end
                 return None
             timeout = self._idle_timeout if self.received_any else self._first_byte_timeout
-            if not await self._wait(timeout) and self._end is False and not self._batches:
-                what = "between stream events" if self.received_any else "waiting for the first byte"
-                self._end = UpstreamTimeout(self.provider.name, f"timed out after {timeout:g} s {what}")
-                self._stop()
+            if await self._wait(timeout) or self._end is not False or self._batches:
+                continue
+            if asyncio.get_running_loop().time() - self._last_byte < timeout:
+                continue  # bytes without events (SSE comments) arrived meanwhile: still alive
+            what = "between stream events" if self.received_any else "waiting for the first byte"
+            self._end = UpstreamTimeout(self.provider.name, f"timed out after {timeout:g} s {what}")
+            self._stop()
         return None
 
     async def _wait(self, timeout: float) -> bool:
@@ -218,4 +228,11 @@ class UpstreamStream(EventStream):
         self._stop()
 
     def close(self) -> None:
-        self._stop()
+        if self._end is not False:
+            return
+        if self._terminal:
+            # The stream has its end event; let the transfer finish so the upstream
+            # connection is kept for reuse, but not forever.
+            asyncio.get_running_loop().call_later(TRAILING_S, self._stop)
+        else:
+            self._stop()

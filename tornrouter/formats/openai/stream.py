@@ -133,6 +133,8 @@ class OpenAIStreamDecoder:
 
     def _choice(self, choice: dict[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta") or {}
+        if self._finish is not None and any(delta.get(k) for k in ("content", "tool_calls", "refusal", "reasoning_content")):
+            raise ValueError("OpenAI stream content after its finish_reason")
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning:
             index = self._block("thinking", out)
