@@ -94,9 +94,11 @@ class APIHandler(RequestHandler):
         API's own error event, never a truncated "success"."""
         ctx, pipeline = self.ctx, self.runtime.pipeline
         plugins = await pipeline.prepare(ctx)
+        late_stages_ran = False
         if ctx.decision is None:
             if ctx.response is None:
                 await pipeline.finish(ctx, plugins)  # NoResponse, unless a late hook answers
+                late_stages_ran = True
             self.source, source_format = ReplayStream(replay(ctx.response)), None
         elif ctx.cancelled:  # the client left during the plugins: open nothing
             return
@@ -146,7 +148,7 @@ class APIHandler(RequestHandler):
             self.source.close()  # stops a transfer still running, gives back the provider's slot
         ctx.add_lossy(out.lossy())
         ctx.response = out.response()
-        if ctx.response is not None:
+        if ctx.response is not None and not late_stages_ran:
             await pipeline.finish(ctx, plugins)
         if not ctx.cancelled:
             self.finish()
