@@ -4,16 +4,21 @@
 ``POST /v1/messages`` as Anthropic does.  Every request is recorded (path,
 headers, parsed body).  By default each answers with a canned success built
 from the request; tests queue ``Reply`` objects to script what comes next:
-another body, an error status, a delay, an SSE stream, a dropped connection.
+another body, an error status, a delay, an SSE stream, a dropped connection,
+and the misbehaviours of ``tests/test_faults.py`` (a reset, a body cut short, a
+stream that stalls, an answer held until the test releases it).  A ``chooser``
+may pick each unscripted answer instead (``scripts/soak.py``'s fault mix).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +36,13 @@ class Reply:
     """One scripted answer.  ``body`` is a dict (sent as JSON) or bytes (sent
     as is); ``sse`` a list of raw chunks written one by one, each followed by
     ``chunk_delay``; ``drop`` closes the connection without an answer, or,
-    with ``sse``, after its chunks (a stream cut mid-way)."""
+    with ``sse``, after its chunks (a stream cut mid-way).
+
+    Misbehaviours: ``reset`` makes a drop a TCP reset (RST) rather than a
+    close; ``cut_after`` sends a body's first N bytes under its full
+    ``Content-Length``, then drops; ``stall_after`` stops an ``sse`` stream
+    after N chunks and holds the connection silent until the client leaves;
+    ``gate`` holds the answer until the test sets it."""
 
     status: int = 200
     body: dict[str, Any] | bytes | None = None
@@ -40,6 +51,10 @@ class Reply:
     sse: list[bytes] | None = None
     chunk_delay: float = 0.0
     drop: bool = False
+    reset: bool = False
+    cut_after: int | None = None
+    stall_after: int | None = None
+    gate: asyncio.Event | None = None
 
 
 @dataclass
@@ -189,7 +204,8 @@ class _Handler(tornado.web.RequestHandler):
     def on_connection_close(self) -> None:
         if not self.dropping and not self.gone.is_set() and self.recorded is not None:
             self.gone.set()
-            self.upstream.closed.append(self.recorded)
+            if self.upstream.keep_requests:
+                self.upstream.closed.append(self.recorded)
 
     async def pause(self, seconds: float) -> bool:
         """Sleep ``seconds``, unless the client goes away first; False if it did."""
@@ -199,9 +215,21 @@ class _Handler(tornado.web.RequestHandler):
             return True
         return False
 
-    def drop(self) -> None:
+    async def hold(self, gate: asyncio.Event) -> bool:
+        """Wait until ``gate`` is set, unless the client goes away first; False if it did."""
+        waiters = [asyncio.ensure_future(gate.wait()), asyncio.ensure_future(self.gone.wait())]
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
+        return not self.gone.is_set()
+
+    def drop(self, reset: bool = False) -> None:
         self.dropping = True
-        self.request.connection.stream.close()
+        stream = self.request.connection.stream
+        if reset and stream.socket is not None:
+            # SO_LINGER with a zero timeout: close() sends RST, as a crashed upstream's kernel does.
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        stream.close()
 
     async def post(self) -> None:
         try:
@@ -209,12 +237,20 @@ class _Handler(tornado.web.RequestHandler):
         except ValueError:
             body = self.request.body
         self.recorded = Recorded(self.request.path, dict(self.request.headers), body)
-        self.upstream.requests.append(self.recorded)
-        reply = self.upstream.script.popleft() if self.upstream.script else self.default_reply(body)
+        if self.upstream.keep_requests:
+            self.upstream.requests.append(self.recorded)
+        self.upstream.served += 1
+        reply = self.upstream.script.popleft() if self.upstream.script else None
+        if reply is None and self.upstream.chooser is not None:
+            reply = self.upstream.chooser(self.kind, body)
+        if reply is None:
+            reply = self.default_reply(body)
+        if reply.gate is not None and not await self.hold(reply.gate):
+            return
         if reply.delay and not await self.pause(reply.delay):
             return
-        if reply.drop and reply.sse is None:
-            self.drop()
+        if reply.drop and reply.sse is None and reply.cut_after is None:
+            self.drop(reply.reset)
             return
         self.set_status(reply.status)
         for name, value in reply.headers.items():
@@ -228,6 +264,12 @@ class _Handler(tornado.web.RequestHandler):
         if isinstance(payload, dict):
             self.set_header("Content-Type", "application/json")
             payload = json.dumps(payload).encode()
+        if reply.cut_after is not None:
+            self.set_header("Content-Length", str(len(payload)))
+            self.write(payload[: reply.cut_after])
+            await self.flush()
+            self.drop(reply.reset)
+            return
         self.finish(payload)
 
     def default_reply(self, body: Any) -> Reply:
@@ -244,7 +286,10 @@ class _Handler(tornado.web.RequestHandler):
     async def _stream(self, reply: Reply) -> None:
         self.set_header("Content-Type", "text/event-stream")
         try:
-            for chunk in reply.sse or []:
+            for number, chunk in enumerate(reply.sse or []):
+                if number == reply.stall_after:
+                    await self.pause(3600)  # silent until the client (or the test's end) closes the connection
+                    return
                 self.write(chunk)
                 await self.flush()
                 if reply.chunk_delay and not await self.pause(reply.chunk_delay):
@@ -253,7 +298,7 @@ class _Handler(tornado.web.RequestHandler):
             self.on_connection_close()
             return
         if reply.drop:
-            self.drop()
+            self.drop(reply.reset)
         else:
             self.finish()
 
@@ -264,6 +309,10 @@ class FakeUpstream:
         self.script: deque[Reply] = deque()
         self.closed: list[Recorded] = []  # requests whose client went away mid-answer
         self.stream_chunk_delay = 0.0  # between the chunks of a canned stream
+        # Picks the answer when none is scripted: chooser(kind, body) -> Reply, or None for the canned one.
+        self.chooser: Callable[[str, Any], Reply | None] | None = None
+        self.keep_requests = True  # False: count requests without keeping them (long soaks)
+        self.served = 0
         self.server: HTTPServer | None = None
         self.port = 0
 

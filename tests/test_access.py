@@ -508,3 +508,15 @@ async def test_a_reload_keeps_the_state_and_metrics_when_the_state_section_is_un
     for runtime in (first, second, third):
         await runtime.close_access()
         runtime.close()
+
+
+def test_the_shipped_cluster_config_is_valid():
+    import os
+
+    from tornrouter.config import load_config
+
+    environ = {"TORNROUTER_ADMIN_KEY": ADMIN_KEY, "TEAM_A_KEY": TEAM_A, "BATCH_KEY_SHA256": "ab" * 32,
+               "ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "o", "TORNROUTER_INSTANCE": "2"}
+    config = load_config(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "cluster.yaml"), environ=environ)
+    assert config.state.backend == "redis" and [k.name for k in config.keys] == ["team-a", "batch"]
+    assert config.request_log.endswith("requests.2.jsonl")

@@ -123,11 +123,19 @@ class RouterProcess:
         return self.client.fetch(self.url + OPENAI, method="POST", body=json.dumps(body), raise_error=False,
                                  headers={"Content-Type": "application/json"}, request_timeout=120, **kwargs)
 
+    def open_feed(self) -> tuple[list[bytes], asyncio.Future[HTTPResponse]]:
+        """The dashboard's event feed: what arrives goes into the list."""
+        chunks: list[bytes] = []
+        return chunks, self.client.fetch(self.url + "/dashboard/events", streaming_callback=chunks.append,
+                                         request_timeout=120, raise_error=False)
+
     def send(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 
     async def exit_code(self) -> int:
+        """Once the router has exited, with no traceback in its log."""
         await poll(lambda: self.proc.poll() is not None, "the router to exit")
+        assert "Traceback" not in self.output(), self.output()
         return self.proc.returncode
 
     def kill(self) -> None:
@@ -176,6 +184,8 @@ async def test_sigterm_lets_a_request_and_a_stream_finish(spawn, upstream, tmp_p
     conf = write_config(tmp_path / "router.yaml", upstream.url, log_path, routes=[{"model": "gpt-*", "to": "oai"}])
     router = await spawn(conf).start()
     words = "one two three four five six seven eight"
+    feed, feed_done = router.open_feed()  # a dashboard feed is open throughout
+    await poll(lambda: feed, "the feed to connect")
 
     upstream.then(Reply(delay=3.0))
     plain = router.post(chat("gpt-plain", "hello"))
@@ -187,7 +197,7 @@ async def test_sigterm_lets_a_request_and_a_stream_finish(spawn, upstream, tmp_p
 
     router.send(signal.SIGTERM)
     out = await router.wait_for("stopping: no new connections")
-    assert "for 2 request(s) in flight" in out  # the signal came while both were running
+    assert "for 2 request(s) in flight" in out  # the signal came while both were running (the feed is not waited for)
     assert not _accepts(router.port)  # no new connections while draining
 
     plain_response, stream_response = await plain, await streamed
@@ -201,6 +211,7 @@ async def test_sigterm_lets_a_request_and_a_stream_finish(spawn, upstream, tmp_p
     entries = read_log(log_path)
     assert sorted(e["requested_model"] for e in entries) == ["gpt-plain", "gpt-stream"]
     assert all(e["status"] == 200 and not e["cancelled"] for e in entries), entries
+    assert await status(feed_done) in (200, 599)  # closed once the requests were done
 
 
 @pytest.mark.gen_test(timeout=90)
@@ -242,6 +253,8 @@ async def test_sighup_reloads_and_requests_in_flight_keep_their_config(spawn, up
     router = await spawn(conf).start()
     before = await router.post(chat("gpt-x", "before"))
     assert before.headers["x-tornrouter-provider"] == "oai"
+    feed, feed_done = router.open_feed()
+    await poll(lambda: before.headers["x-request-id"] in b"".join(feed).decode(), "the feed's history")
 
     upstream.then(Reply(delay=3.0))
     slow = router.post(chat("gpt-x", "slow"))
@@ -259,9 +272,12 @@ async def test_sighup_reloads_and_requests_in_flight_keep_their_config(spawn, up
     slow_response = await slow
     assert slow_response.code == 200 and slow_response.headers["x-tornrouter-provider"] == "oai"
     assert len(upstream.requests) == 2  # "after" never went upstream
+    # The feed opened before the reload carries on, on the event bus the new runtime inherited.
+    await poll(lambda: after.headers["x-request-id"] in b"".join(feed).decode(), "the feed to show the new request")
 
     router.send(signal.SIGTERM)
     assert await router.exit_code() == 0
+    await status(feed_done)
     entries = read_log(log_path)  # one file, one writer, every request once
     assert [(said(e), e["provider"]) for e in sorted(entries, key=lambda e: e["ts_ms"])] == [
         ("before", "oai"), ("after", "echo"), ("slow", "oai"),
@@ -305,8 +321,8 @@ async def test_processes_share_the_port_with_a_log_file_each(spawn, tmp_path):
     log_path = tmp_path / "logs" / "requests.jsonl"
     conf = write_config(tmp_path / "router.yaml", None, log_path)
     router = await spawn(conf, "--processes", "2").start()
-    out = await router.wait_for("serving (request log:", count=2)
-    pids = {int(pid) for pid in re.findall(r"\[\d:(\d+)\]: worker \d serving", out)}
+    out = await router.wait_for("starting (request log:", count=2)
+    pids = {int(pid) for pid in re.findall(r"\[\d:(\d+)\]: worker \d starting", out)}
     assert len(pids) == 2
     files = [tmp_path / "logs" / "requests.0.jsonl", tmp_path / "logs" / "requests.1.jsonl"]
 

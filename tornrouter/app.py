@@ -59,7 +59,10 @@ class Runtime:
         self._owns_log = True  # False once a reloaded successor took the request log over
         # One client for every upstream; force_instance keeps it out of
         # AsyncHTTPClient's per-loop cache, so it is ours to configure and close.
-        self.http = CurlAsyncHTTPClient(force_instance=True, max_clients=config.server.max_clients)
+        # max_body_size bounds what one upstream answer may hold in memory (streams included).
+        self.http = CurlAsyncHTTPClient(
+            force_instance=True, max_clients=config.server.max_clients, max_body_size=config.server.max_response_bytes
+        )
         self.providers = {name: make_provider(p, self.http) for name, p in config.providers.items()}
         self.router = ModelRouter(config.router, self.providers)
         self.pipeline = Pipeline(plugins, Classifiers(classifiers), self.router, Dispatcher())
@@ -94,10 +97,22 @@ class Runtime:
 
     def close(self) -> None:
         """Close the upstream client and the request log (writing what is queued),
-        unless a successor took the log over."""
-        self.http.close()
+        unless a successor took the log over.  A client with transfers still
+        running is left open: Tornado's curl client cannot be closed under them
+        (removing their handles arms a timer that later fires on the closed
+        multi handle), and only a stop that gave up on requests gets here with
+        some, just before the process exits."""
+        if not self.upstream_busy():
+            self.http.close()
         if self.request_log is not None and self._owns_log:
             self.request_log.close()
+
+    def upstream_busy(self) -> bool:
+        """Whether upstream transfers are running or queued.  A cancelled stream's
+        transfer stops at libcurl's next progress call, about a second later.
+        (Tornado's curl client keeps this in private fields: no public API says it.)"""
+        http = self.http
+        return bool(http._requests) or len(http._free_list) < len(http._curls)
 
     async def close_access(self) -> None:
         """Before ``close``: the usage being written goes out, and the state

@@ -54,6 +54,11 @@ class CircuitBreaker:
             return self.clock() - self._opened_at >= self.config.cooldown_s
         return not self._probing
 
+    def release(self) -> None:
+        """The request ``allow`` let through ended without a verdict (cancelled,
+        or refused by the provider's queue): in half-open, the next may probe."""
+        self._probing = False
+
     def success(self) -> None:
         self.state = CLOSED
         self._failures.clear()

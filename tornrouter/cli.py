@@ -84,7 +84,7 @@ def work(args: argparse.Namespace, worker: int, sockets: list) -> int:
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT.replace("%(name)s", f"%(name)s[{worker}:{os.getpid()}]")))
     config = read_config(args, worker)
-    log.info("worker %d serving (request log: %s)", worker, config.request_log or "off")
+    log.info("worker %d starting (request log: %s)", worker, config.request_log or "off")
     asyncio.run(serve(config, lambda: read_config(args, worker), sockets))
     return 0
 

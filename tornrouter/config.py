@@ -36,6 +36,7 @@ class ServerConfig:
     dashboard: bool = True
     max_body_bytes: int = 20 * 1024 * 1024
     max_clients: int = 100
+    max_response_bytes: int = 64 * 1024 * 1024  # an upstream answer (streamed or not) larger than this fails
     max_in_flight: int | None = None
     drain_s: float = 30.0
     admin_key: str | None = field(default=None, repr=False)  # guards the dashboard, /metrics, /v1/usage
@@ -203,6 +204,7 @@ class ServerSchema(_Strict):
     dashboard = fields.Boolean(load_default=True)
     max_body_bytes = fields.Integer(load_default=20 * 1024 * 1024, validate=validate.Range(min=1024))
     max_clients = fields.Integer(load_default=100, validate=validate.Range(min=1))
+    max_response_bytes = fields.Integer(load_default=64 * 1024 * 1024, validate=validate.Range(min=1024))
     max_in_flight = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
     drain_s = fields.Float(load_default=30.0, validate=validate.Range(min=0))
     admin_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, error="must not be empty"))

@@ -27,7 +27,7 @@ class RequestContext:
         "id", "endpoint", "request", "response", "settings", "http", "state",
         "requested_model", "decision", "target", "attempts", "active_plugins", "lossy", "error",
         "started", "first_byte_at", "cancelled", "failed_status",
-        "key_name", "cost_usd",
+        "key_name", "cost_usd", "continued",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
@@ -51,6 +51,7 @@ class RequestContext:
         self.failed_status: int | None = None  # a stream that failed after its 200 was sent
         self.key_name: str | None = None  # the client key's name (never the key), when keys: are configured
         self.cost_usd: float | None = None  # from the price table, once the request has ended
+        self.continued: dict[str, Any] | None = None  # continue_on_failure: a stream taken over mid-way (or why not)
 
     def add_lossy(self, names: list[str]) -> None:
         for name in names:
@@ -96,4 +97,5 @@ class RequestContext:
             "attempts": self.attempts,
             "key": self.key_name,
             "cost_usd": self.cost_usd,
+            "continued": self.continued,
         }

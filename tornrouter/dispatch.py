@@ -18,12 +18,15 @@ so a failure is retried or failed over exactly like a non-streamed one.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from .canonical import BlockDelta, BlockStart, ChatResponse, MessageStop, Opaque, StreamError, StreamEvent, ToolCall
+from .canonical import BlockDelta, BlockStart, ChatRequest, ChatResponse, MessageStop, Opaque, StreamError, StreamEvent, ToolCall
 from .config import ProviderConfig
 from .context import RequestContext
 from .errors import Overloaded, RouterError, UpstreamError
@@ -61,14 +64,19 @@ class Dispatcher:
 
         return await self._attempts(ctx, call)
 
-    async def open_stream(self, ctx: RequestContext) -> EventStream:
-        """A stream past its commit point, from the first candidate that gets there."""
+    async def open_stream(
+        self, ctx: RequestContext, request: ChatRequest | None = None, candidates: Sequence[Candidate] | None = None
+    ) -> EventStream:
+        """A stream past its commit point, from the first candidate that gets there.
+        ``request`` and ``candidates`` default to the context's (a continuation
+        sends its own request to the candidates it has left)."""
+        request = request or ctx.request
 
         async def call(candidate: Candidate) -> EventStream:
             provider = candidate.provider
             await provider.limit.acquire()
             try:
-                stream, lossy = await provider.open_stream(ctx.request)
+                stream, lossy = await provider.open_stream(request)
             except BaseException:
                 provider.limit.release()
                 raise
@@ -81,27 +89,38 @@ class Dispatcher:
             ctx.add_lossy(lossy)
             return committed
 
-        return await self._attempts(ctx, call)
+        return await self._attempts(ctx, call, request, candidates)
 
-    async def _attempts(self, ctx: RequestContext, call: Callable[[Candidate], Awaitable[T]]) -> T:
+    async def _attempts(
+        self,
+        ctx: RequestContext,
+        call: Callable[[Candidate], Awaitable[T]],
+        request: ChatRequest | None = None,
+        candidates: Sequence[Candidate] | None = None,
+    ) -> T:
+        request = request or ctx.request
         last_error: RouterError | None = None
-        for candidate in ctx.decision.candidates:
+        for candidate in ctx.decision.candidates if candidates is None else candidates:
             provider, config = candidate.provider, candidate.provider.config
+            breaker = provider.breaker
             for attempt in range(config.retries + 1):
-                if provider.breaker is not None and not provider.breaker.allow():
+                if breaker is not None and not breaker.allow():
                     ctx.record_attempt(candidate, None, "skipped: circuit open", 0.0)
                     last_error = last_error or Overloaded(f"provider '{provider.name}' is unavailable (circuit open)")
                     break
                 ctx.target = candidate
-                ctx.request.model = candidate.model
+                request.model = candidate.model
                 started = time.perf_counter()
+                judged = False  # the breaker heard how the attempt went
                 try:
                     result = await call(candidate)
                 except RouterError as error:
-                    ctx.record_attempt(candidate, error.status if not isinstance(error, UpstreamError) else error.upstream_status, error.message, time.perf_counter() - started)
+                    status = error.upstream_status if isinstance(error, UpstreamError) else error.status
+                    ctx.record_attempt(candidate, status, error.message, time.perf_counter() - started)
                     retry = worth_retrying(error)
-                    if provider.breaker is not None and not isinstance(error, Overloaded):
-                        provider.breaker.failure() if retry else provider.breaker.success()
+                    if breaker is not None and not isinstance(error, Overloaded):  # a full queue says nothing of its health
+                        breaker.failure() if retry else breaker.success()
+                        judged = True
                     if not retry:
                         raise
                     last_error = error
@@ -110,22 +129,45 @@ class Dispatcher:
                     await asyncio.sleep(self.backoff(config, attempt, getattr(error, "retry_after", None)))
                 else:
                     ctx.record_attempt(candidate, 200, None, time.perf_counter() - started)
-                    if provider.breaker is not None:
-                        provider.breaker.success()
+                    if breaker is not None:
+                        breaker.success()
+                        judged = True
                     return result
+                finally:
+                    if breaker is not None and not judged:
+                        # No verdict (the client left, the provider was full): a
+                        # half-open circuit must let another request probe.
+                        breaker.release()
         assert last_error is not None
         raise last_error
 
     def backoff(self, config: ProviderConfig, attempt: int, retry_after: str | None) -> float:
         """Seconds before retry number ``attempt + 1``: the upstream's ``Retry-After``
-        (capped) if it gave one, else exponential with jitter."""
-        if retry_after:
-            try:
-                return min(float(retry_after), config.retry_after_max_s)
-            except ValueError:
-                pass  # an HTTP date: fall back to our own schedule
+        (capped) if it gave a usable one, else exponential with jitter."""
+        wait = retry_after_seconds(retry_after)
+        if wait is not None:
+            return min(wait, config.retry_after_max_s)
         ceiling = min(config.retry_backoff_max_s, config.retry_backoff_s * 2**attempt)
         return ceiling * (0.5 + self.rng.random() / 2)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: delay-seconds or an HTTP date
+    (RFC 9110, section 10.2.3).  None when absent or unusable (negative, NaN,
+    not a date): the caller then keeps its own schedule."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return None if math.isnan(seconds) or seconds < 0 else seconds
 
 
 class CommittedStream(EventStream):

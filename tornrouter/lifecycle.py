@@ -41,8 +41,9 @@ log = logging.getLogger("tornrouter")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # After the connections are closed, how long the requests cut off get to record
-# themselves (a stream ends at once) before the rest are recorded as abandoned.
-CUT_OFF_GRACE_S = 1.0
+# themselves (a stream ends at once, its upstream transfer within about a
+# second) before the rest are recorded as abandoned.
+CUT_OFF_GRACE_S = 2.0
 
 
 class AppSwitch(httputil.HTTPServerConnectionDelegate):
@@ -84,7 +85,8 @@ class Service:
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.interrupt)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
-        # A worker process starts with these blocked, so none is lost before now.
+        # The command line blocked them before binding the port (a worker inherits
+        # that), so one sent as soon as the port accepts waits for now.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
     async def run(self) -> None:
@@ -138,6 +140,8 @@ class Service:
 
     async def _close_when_idle(self, runtime: Runtime) -> None:
         await runtime.in_flight.wait_idle()
+        # The transfers of streams whose clients left stop within about a second.
+        await self._settle([runtime], runtime.config.server.drain_s)
         del self.retiring[runtime]
         await runtime.close_access()
         runtime.close()
@@ -157,8 +161,8 @@ class Service:
         )
         await self._wait_idle(runtimes, budget)
         await self.server.close_all_connections()
-        await self._wait_idle(runtimes, CUT_OFF_GRACE_S)  # at once, unless a request was cut off
-        reason = "router stopped before the request finished (server.drain_s)"
+        await self._settle(runtimes, CUT_OFF_GRACE_S)  # at once, unless a request was cut off
+        reason = "router stopped before the request finished"
         abandoned = sum(runtime.abandon_in_flight(reason) for runtime in runtimes)
         if abandoned:
             log.warning("stopping: %d request(s) abandoned, recorded as cancelled", abandoned)
@@ -183,6 +187,17 @@ class Service:
                 for waiter in waiters:
                     waiter.cancel()
         return not any(runtime.in_flight for runtime in runtimes)
+
+    async def _settle(self, runtimes: list[Runtime], timeout: float) -> None:
+        """Give requests cut off (a stream ends at once and records itself) and
+        their upstream transfers (stopped at libcurl's next progress call) up to
+        ``timeout`` seconds to end.  libcurl says nothing when a transfer
+        ends, hence the polling."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(r.in_flight or r.upstream_busy() for r in runtimes) and loop.time() < deadline \
+                and not self.hurry.is_set():
+            await asyncio.sleep(0.05)
 
 
 async def _all_idle(runtimes: list[Runtime]) -> None:

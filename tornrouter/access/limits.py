@@ -92,8 +92,9 @@ class Outage:
     """Is the backend reachable?  One log line when it goes away, one when it is
     back; while away, one attempt per ``retry_s`` (the others do not wait on it)."""
 
-    def __init__(self, where: str, retry_s: float = RETRY_BACKEND_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, where: str, meanwhile: str, retry_s: float = RETRY_BACKEND_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.where = where
+        self.meanwhile = meanwhile
         self.retry_s = retry_s
         self.clock = clock
         self.since: float | None = None
@@ -107,7 +108,7 @@ class Outage:
         self.retry_at = now + self.retry_s
         if self.since is None:
             self.since = now
-            log.error("state backend %s unreachable, limits not enforced as configured (on_error): %s", self.where, error)
+            log.error("state backend %s unreachable (%s); until it is back: %s", self.where, error, self.meanwhile)
 
     def succeeded(self) -> None:
         if self.since is not None:
@@ -160,7 +161,11 @@ class AccessControl:
         self.model_rules = [_ModelRule(m.model, m.rpm, m.tpm, m.concurrency) for m in config.model_limits]
         self.on_refusal = on_refusal or (lambda error, key: None)
         self.clock = clock
-        self.outage = Outage(getattr(backend, "where", backend.__class__.__name__))
+        self.outage = Outage(
+            getattr(backend, "where", backend.__class__.__name__),
+            "refusing requests that have limits with 503 (on_error: fail_closed)" if self.fail_closed
+            else "serving without limits, usage not recorded (on_error: fail_open)",
+        )
         self._pending: set[asyncio.Future[None]] = set()
         self._announce(config)
 
@@ -197,7 +202,7 @@ class AccessControl:
             raise Forbidden(f"key '{key.name}' may not use model '{model}'", param="model")
         now = self.clock()
         estimate = estimate_input_tokens(ctx.request)
-        checks, reasons = self._checks(key, model, estimate, now)
+        checks, limits = self._checks(key, model, estimate, now)
         admission = Admission(key.name if key else ANONYMOUS, ctx.id, int(now), estimate)
         if not checks:
             return admission
@@ -210,11 +215,11 @@ class AccessControl:
             return self._unchecked(admission)
         self.outage.succeeded()
         if refusal is not None:
-            error = reasons[refusal.index].refusal(refusal.retry_after_s)
+            error = limits[refusal.index].refusal(refusal.retry_after_s)
             self.on_refusal(error, admission.key)
             raise error
-        admission.tpm_counters = tuple(c.counter for c in checks if c.kind == WINDOW and c.counter.endswith(":tpm"))
-        admission.slot_counters = tuple(c.counter for c in checks if c.kind == SLOTS)
+        admission.tpm_counters = tuple(limit.check.counter for limit in limits if limit.name == "tpm")
+        admission.slot_counters = tuple(limit.check.counter for limit in limits if limit.check.kind == SLOTS)
         admission.budgets = tuple(p for p in PERIODS if key is not None and _budget(key, p) is not None)
         return admission
 
@@ -269,7 +274,8 @@ class AccessControl:
             return
         admission.settled = True
         now = self.clock()
-        model = f"{served[0]}/{served[2]}" if served else f"-/{ctx.requested_model or (ctx.request.model if ctx.request else '-')}"
+        # Totals are kept per model as sent upstream; a plugin's answer, or none, under the requested name.
+        model = f"{served[0]}/{served[2]}" if served else f"{'plugin' if ctx.response else '-'}/{ctx.requested_model}"
         counts: dict[str, float] = {
             "requests": 1,
             "input_tokens": usage.input_tokens,

@@ -18,7 +18,7 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pat
 
 def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
     table: list[tuple[str, type, dict[str, Any]]] = [
-        (r"/health", HealthHandler, {}),
+        (r"/health", HealthHandler, {"runtime": runtime}),
         (r"/v1/chat/completions", ChatCompletionsHandler, {"runtime": runtime}),
         (r"/v1/messages", MessagesHandler, {"runtime": runtime}),
         (r"/v1/models", ModelsHandler, {"runtime": runtime}),

@@ -49,9 +49,29 @@ class ModelsHandler(RequestHandler):
 
 
 class HealthHandler(RequestHandler):
+    """``GET /health``: ``ok`` while the process serves (for load balancers and
+    supervisors).  ``GET /health?verbose=1``: JSON with each provider's
+    ``Provider.status()`` (kind, requests in flight and queued, breaker state;
+    never a key) and the router's requests in flight, for operators and the
+    dashboard."""
+
+    def initialize(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
     def get(self) -> None:
-        self.set_header("Content-Type", "text/plain")
-        self.finish("ok")
+        if self.get_query_argument("verbose", "") in ("", "0", "false"):
+            self.set_header("Content-Type", "text/plain")
+            self.finish("ok")
+            return
+        runtime = self.runtime
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(dumps({
+            "status": "ok",
+            "in_flight": len(runtime.in_flight),
+            "max_in_flight": runtime.config.server.max_in_flight,
+            "providers": {name: provider.status() for name, provider in runtime.providers.items()},
+        }))
 
 
 def models_list(names: list[tuple[str, str]]) -> str:

@@ -22,7 +22,7 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from ..access import ANONYMOUS, Admission, ClientKey
 from ..accumulate import StreamOrderError, replay
 from ..context import RequestContext
-from ..errors import BodyTooLarge, RouterError, UpstreamError
+from ..errors import BodyTooLarge, Overloaded, RouterError, UpstreamError
 from ..formats.base import Codec
 from ..providers.streaming import EventStream, ReplayStream
 from .streaming import ClientStream
@@ -55,6 +55,11 @@ class APIHandler(RequestHandler):
         self._opening: asyncio.Future[EventStream] | None = None
 
     def prepare(self) -> None:
+        # The router-wide cap (server.max_in_flight), before any other work; the
+        # count includes this request (added in initialize).
+        cap = self.runtime.config.server.max_in_flight
+        if cap is not None and len(self.runtime.in_flight) > cap:
+            raise Overloaded(f"the router is at its limit of {cap} requests in flight")
         # Who is calling (tornrouter/access): a 401 must not wait for the body.
         self.client_key = self.runtime.access.authenticate(self.request.headers)
         self.ctx.key_name = self.client_key.name if self.client_key is not None else None
