@@ -128,6 +128,8 @@ class ContinuingStream(EventStream):
         if isinstance(event, BlockStop):
             return [*out, BlockStop(self.base + event.index)]
         if isinstance(event, MessageDelta):
+            if self.base is None and self.open_text is not None:  # an empty continuation: close our block
+                out.append(BlockStop(self.open_text))
             return [*out, dataclasses.replace(event, extra={})]
         return [*out, event]
 

@@ -22,6 +22,7 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from ..access import ANONYMOUS, Admission, ClientKey
 from ..accumulate import StreamOrderError, replay
 from ..context import RequestContext
+from ..continuation import ContinuingStream
 from ..errors import BodyTooLarge, Overloaded, RouterError, UpstreamError
 from ..formats.base import Codec
 from ..providers.streaming import EventStream, ReplayStream
@@ -119,7 +120,10 @@ class APIHandler(RequestHandler):
             finally:
                 self._opening = None
             source_format = ctx.target.provider.kind if self.source.relayable else None
-        out = ClientStream(self.codec, ctx.request, source_format, relay=source_format == self.codec.name)
+            if ctx.decision.continue_on_failure:  # a later target may take over mid-stream (continuation.py)
+                self.source = ContinuingStream(self.source, ctx, pipeline.dispatcher)
+        relay = self.source.relayable and source_format == self.codec.name
+        out = ClientStream(self.codec, ctx.request, source_format, relay=relay)
         batch = await self.source.next_batch()
         self.set_routing_headers()
         self.set_header("Content-Type", "text/event-stream")
