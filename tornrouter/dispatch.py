@@ -209,7 +209,7 @@ class CommittedStream(EventStream):
         self.stream.close()
         if self._release is not None:
             self._release, release = None, self._release
-            pass
+            release()
 
 
 def _is_content(event: StreamEvent) -> bool:

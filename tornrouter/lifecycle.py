@@ -73,7 +73,7 @@ class Service:
         self.address = (config.server.host, config.server.port)  # as configured (the port may be 0)
         self.bound = sockets[0].getsockname()[:2]
         self.switch = AppSwitch(make_app(self.runtime), config.server.max_body_bytes)
-        self.server = HTTPServer(self.switch, max_body_size=config.server.max_body_bytes, xheaders=True)
+        self.server = HTTPServer(self.switch, max_body_size=config.server.max_body_bytes)
         self.server.add_sockets(sockets)
         # Runtimes replaced by a reload, each closed by its task once its requests are done.
         self.retiring: dict[Runtime, asyncio.Task[None]] = {}

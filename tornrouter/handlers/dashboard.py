@@ -49,6 +49,7 @@ class DashboardEventsHandler(AdminOnly):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the feed
+        self.request.connection.stream.set_nodelay(True)  # each entry goes out as it comes
         events = self.runtime.events
         self.subscriber = events.subscribe()
         try:
