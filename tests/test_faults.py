@@ -272,7 +272,7 @@ async def test_nonstreamed_fault(start_router, fakes, tmp_path, path, fault, wit
         if fault.endswith("retry_after"):
             assert response.headers["Retry-After"] == "7"
         if fault == "far_too_large":
-            assert "max_body_size" in message
+            assert f"answer larger than server.max_response_bytes ({HUGE_LIMIT} bytes)" in message
     assert "SECRET" not in response.body.decode() and "SECRET" not in json.dumps(entry)
     if reply is not None:
         assert len(primary.requests) == 1
@@ -791,6 +791,7 @@ def random_fault(rng: random.Random):
         cut = rng.randrange(1, len(events))
         fault = rng.choice([
             "ok", "ok", "500", "529", "429", "drop", "reset", "cut", "stall", "slow", "malformed", "html", "error_event",
+            "error_then_silence",
         ])
         if fault == "ok":
             return None
@@ -808,6 +809,8 @@ def random_fault(rng: random.Random):
             return Reply(sse=[*events[:cut], b"data: {broken\n\n"]) if stream else Reply(body=b'{"broken')
         if fault == "html":
             return Reply(status=rng.choice([200, 502]), body=HTML, headers={"Content-Type": "text/html"})
+        if fault == "error_then_silence":  # the terminal error event, then the connection held open
+            return Reply(sse=[*events[:cut], error_event(kind), *events[cut:]], stall_after=cut + 1) if stream else None
         return Reply(sse=[*events[:cut], error_event(kind)]) if stream else Reply(status=503, body=error_body(kind, "overloaded"))
 
     return choose
@@ -1079,3 +1082,71 @@ async def test_an_empty_continuation_still_makes_a_well_formed_stream(start_rout
     assert response.code == 200 and validate(raw, "anthropic") == []
     assert streamed_text(ANTHROPIC, raw) == "one two three "
     assert last_event(raw)["type"] == "message_stop"
+
+
+# --- the dashboard shows the breakers -------------------------------------------------------
+
+
+@pytest.fixture
+def browser(io_loop):
+    from tests.browser import Browser, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    browser = io_loop.run_sync(Browser.launch, timeout=30)
+    yield browser
+    io_loop.run_sync(browser.close, timeout=30)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_dashboard_shows_provider_breakers_and_attempts(start_router, fakes, tmp_path, browser):
+    primary, backup = fakes(), fakes()
+    primary.then(*[Reply(status=500, body=error_body("openai", "broken"))] * 2)
+    router = start_router(primary_and_backup(
+        tmp_path, OPENAI, primary.url, backup.url, server={"dashboard": True},
+        primary_options={"breaker": {"failures": 2, "window_s": 60, "cooldown_s": 600}},
+    ))
+    strip = "document.querySelector('#providers .prov[data-name=\"primary\"]')"
+
+    await browser.goto(router.url + "/dashboard")
+    await browser.wait_for(f"{strip} !== null && {strip}.dataset.breaker === 'closed'")
+    assert await browser.evaluate("document.querySelector('#providers .prov[data-name=\"backup\"]').dataset.breaker") == "none"
+
+    failed = [await router.post(OPENAI, request_body(OPENAI)) for _ in range(2)]
+    assert [r.code for r in failed] == [200, 200]
+    await browser.wait_for(f"{strip}.dataset.breaker === 'open'", timeout=20)  # the next poll (every 5 s)
+    assert "circuit open" in await browser.evaluate(f"{strip}.title")
+
+    request_id = failed[0].headers["x-request-id"]
+    await browser.click(f'#rows tr[data-id="{request_id}"]')
+    await browser.wait_for("document.querySelectorAll('#detail .attempt').length === 2")
+    lines = await browser.evaluate("Array.from(document.querySelectorAll('#detail .attempt'), n => n.textContent)")
+    assert lines[0].startswith("primary/model-a  500") and "broken" in lines[0]
+    assert lines[1].startswith("backup/model-b  200")
+
+
+@pytest.mark.gen_test
+async def test_breaker_counts_failures_within_the_window_not_in_a_row(start_router, fakes, tmp_path):
+    """Failing every other request is failing: the successes between the failures
+    do not reset the count; failures older than window_s do not count."""
+    primary, backup = fakes(), fakes()
+    fail = Reply(status=500, body=error_body("openai", "broken"))
+    primary.then(fail, Reply(), fail, Reply(), fail, Reply())
+    router = start_router(primary_and_backup(
+        tmp_path, OPENAI, primary.url, backup.url,
+        primary_options={"breaker": {"failures": 3, "window_s": 60, "cooldown_s": 30}},
+    ))
+    clock = Clock()
+    router.runtime.providers["primary"].breaker.clock = clock
+
+    await router.post(OPENAI, request_body(OPENAI))  # fails (the backup answers)
+    clock.now += 61  # that failure ages out of the window
+    for _ in range(4):  # ok, fail, ok, fail: two failures within the window
+        await router.post(OPENAI, request_body(OPENAI))
+    assert (await health(router))["providers"]["primary"]["breaker"] == {"state": "closed", "recent_failures": 2}
+    await router.post(OPENAI, request_body(OPENAI))  # ok
+    await router.post(OPENAI, request_body(OPENAI))  # the default answer: ok
+    assert (await health(router))["providers"]["primary"]["breaker"]["state"] == "closed"
+    primary.then(fail)
+    await router.post(OPENAI, request_body(OPENAI))  # the third failure within the window
+    assert (await health(router))["providers"]["primary"]["breaker"]["state"] == "open"

@@ -62,3 +62,31 @@ def test_streaming_mode_reports_time_to_first_token(tmp_path):
     assert "streams/s" in stdout and "ttft p50 ms" in stdout
     for row in check_rows(stdout, results):
         assert row["ttft_p50_ms"] is not None, row
+
+
+# --- scripts/soak.py ----------------------------------------------------------------
+
+
+def test_soak_runs_faulty_traffic_and_reports(tmp_path):
+    """A few hundred requests through the soak: it runs end to end, every
+    request gets an outcome and a log entry, and the router is cleaned up."""
+    out = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(SCRIPTS, "soak.py"), "--requests", "300", "--concurrency", "16",
+         "--sample-every", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    assert results["requests"] == 300
+    assert sum(results["outcomes"].values()) == 300
+    assert results["outcomes"].get("200", 0) + results["outcomes"].get("200 stream", 0) > 0
+    assert "200 ill-formed stream" not in results["outcomes"]
+    assert "connection error" not in results["outcomes"]
+    # A client that hangs up before the router has read its request leaves no entry.
+    hung_up = results["outcomes"].get("client hung up", 0)
+    assert 300 - hung_up <= results["request_log_entries"] <= 300
+    assert results["router_tracebacks"] == 0
+    assert results["upstream_requests"]["faulty"] > 0
+    assert all(sample["rss_kib"] for sample in results["rss_kib"])
+    assert "requests/s" in proc.stdout and "router RSS: start" in proc.stdout

@@ -8,7 +8,9 @@
 
 While open, the provider is skipped (a fallback target answers, or the client
 gets a 503).  After the cooldown one request is let through as a probe; its
-outcome closes the circuit or opens it for another cooldown.
+outcome closes the circuit or opens it for another cooldown.  Successes in
+between do not reset the count (a provider failing every other request is
+failing), so size ``failures`` to the provider's traffic.
 """
 
 from __future__ import annotations
@@ -60,8 +62,12 @@ class CircuitBreaker:
         self._probing = False
 
     def success(self) -> None:
-        self.state = CLOSED
-        self._failures.clear()
+        """A good answer closes a circuit that is open or probing.  A closed one
+        is left as it is: a failure leaves the count only by ageing out of
+        ``window_s`` (N failures within the window open it, not N in a row)."""
+        if self.state != CLOSED:
+            self.state = CLOSED
+            self._failures.clear()
         self._probing = False
 
     def failure(self) -> None:
@@ -70,10 +76,13 @@ class CircuitBreaker:
             self._open(now)
             return
         self._failures.append(now)
-        while self._failures and now - self._failures[0] > self.config.window_s:
-            self._failures.popleft()
+        self._forget(now)
         if len(self._failures) >= self.config.failures:
             self._open(now)
+
+    def _forget(self, now: float) -> None:
+        while self._failures and now - self._failures[0] > self.config.window_s:
+            self._failures.popleft()
 
     def _open(self, now: float) -> None:
         self.state = OPEN
@@ -82,6 +91,7 @@ class CircuitBreaker:
         self._failures.clear()
 
     def to_json(self) -> dict[str, Any]:
+        self._forget(self.clock())
         out: dict[str, Any] = {"state": self.state, "recent_failures": len(self._failures)}
         if self.state == OPEN:
             out["retry_in_s"] = round(max(0.0, self._opened_at + self.config.cooldown_s - self.clock()), 1)

@@ -123,6 +123,10 @@ class HTTPProvider(Provider):
         """No HTTP response at all: a timeout (504) or a connection failure (502)."""
         if isinstance(error, CurlError) and error.errno == pycurl.E_OPERATION_TIMEDOUT:
             return UpstreamTimeout(self.name, f"timed out: {error.message}")
+        if isinstance(error, CurlError) and error.errno == pycurl.E_WRITE_ERROR:
+            # Only the client's body-size check refuses a write (Runtime sets max_body_size).
+            limit = getattr(self.http, "max_body_size", None)
+            return UpstreamError(self.name, f"answer larger than server.max_response_bytes ({limit} bytes)")
         return UpstreamError(self.name, f"request failed: {error.message}")
 
     def status_error(self, status: int, body: bytes, retry_after: str | None, request: ChatRequest) -> UpstreamError:
