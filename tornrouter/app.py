@@ -3,9 +3,9 @@ and ``make_app`` (the Tornado application over it)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 import tornado.web
 from tornado.curl_httpclient import CurlAsyncHTTPClient
 
@@ -90,7 +90,7 @@ class Runtime:
             self._publish(ctx, status)
 
     def _publish(self, ctx: RequestContext, status: int) -> None:
-        line = json.dumps(ctx.log_entry(status), ensure_ascii=False, separators=(",", ":"), default=str)
+        line = orjson.dumps(ctx.log_entry(status), default=str).decode()
         if self.request_log is not None:
             self.request_log.write(line)
         self.events.publish(line)

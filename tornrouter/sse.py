@@ -10,9 +10,10 @@ so a character split across chunks survives.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 _BOM = b"\xef\xbb\xbf"
 _CR = 0x0D
@@ -29,7 +30,7 @@ class ServerSentEvent:
     retry: int | None = None
 
     def json(self) -> Any:
-        return json.loads(self.data)
+        return orjson.loads(self.data)
 
 
 class SSEDecoder:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import json
 from typing import Any
 
+import orjson
 from marshmallow import ValidationError
 
 from ..canonical import ChatRequest, ChatResponse, Format
@@ -83,7 +83,7 @@ def load_json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise InvalidRequest(None, "request body is empty; expected a JSON object")
     try:
-        data = json.loads(body)
+        data = orjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(None, f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -10,12 +10,12 @@ traceback; every request that reached the handler is recorded once, in
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import orjson
 from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
@@ -35,8 +35,8 @@ log = logging.getLogger("tornrouter")
 CLIENT_CLOSED = 499  # nginx's status for a request whose client went away
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
 
 
 @stream_request_body

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import json
 from typing import Any, ClassVar
 
+import orjson
 import pycurl
 from tornado.curl_httpclient import CurlError
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -95,7 +95,7 @@ class HTTPProvider(Provider):
             self.url,
             method="POST",
             headers=self.headers,
-            body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+            body=orjson.dumps(body),
             connect_timeout=self.config.connect_timeout_s,
             request_timeout=self.config.timeout_s,
             decompress_response=True,
@@ -111,7 +111,7 @@ class HTTPProvider(Provider):
         if response.code >= 300:
             raise self.status_error(response.code, response.body, response.headers.get("Retry-After"), request)
         try:
-            return self.codec.decode_response(json.loads(response.body)), lossy
+            return self.codec.decode_response(orjson.loads(response.body)), lossy
         except ValueError as exc:
             raise UpstreamError(self.name, f"invalid response body ({exc}): {short(response.body)}") from exc
 

@@ -41,6 +41,7 @@ from ...canonical import (
 )
 from ...errors import InvalidRequest, RouterError
 from ..base import Codec, invalid_from, load_json_object, short
+from ..fields import first_problem
 from .schemas import REQUEST_SCHEMA
 
 # Canonical stop reasons are this API's names.  A window overflow is, for the
@@ -603,9 +604,9 @@ class AnthropicCodec(Codec):
 
     def parse_request(self, body: bytes) -> ChatRequest:
         data = load_json_object(body)
-        errors = REQUEST_SCHEMA.validate(data)
-        if errors:
-            raise invalid_from(ValidationError(errors))
+        problem = first_problem(REQUEST_SCHEMA, data)
+        if problem is not None:
+            raise invalid_from(ValidationError(problem))
         return request_from_wire(data)
 
     def encode_request(

@@ -15,35 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, missing, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate
 
-from ..fields import StrictBool, StrictFloat, Wire
+from ..fields import StrictBool, StrictFloat, Wire, first_problem
 
 # Newer models take a ``system`` turn right after a user turn (``SystemMessageParam``
 # in the SDK); the codec relays it same-format and folds it into ``system`` otherwise.
 ROLES = ("user", "assistant", "system")
-
-
-def _problems(schema: Schema, value: dict[str, Any]) -> Any:
-    """The errors of ``value`` under ``schema`` (None when valid).
-
-    Valid bodies are checked field by field, which is exact for these schemas
-    (no schema-level validators, unknown fields included) and several times
-    faster than a full ``Schema.validate``; that only runs to describe a failure.
-    """
-    for name, field in schema.load_fields.items():
-        item = value.get(name, missing)
-        if item is missing:
-            if field.required:
-                break
-            continue
-        try:
-            field.deserialize(item, name, value)
-        except ValidationError:
-            break
-    else:
-        return None
-    return schema.validate(value) or None
 
 
 class _Tagged(fields.Field):
@@ -71,7 +49,7 @@ class _Tagged(fields.Field):
         schema = self.schemas.get(kind)
         if schema is None:
             return {"type": [f"Must be one of: {', '.join(self.schemas)}."]} if self.closed else None
-        return _problems(schema, value)
+        return first_problem(schema, value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         errors = self.errors(value)
@@ -92,7 +70,7 @@ class _Each(fields.Field):
             raise ValidationError("Not a valid list.")
         errors = {}
         for index, item in enumerate(value):
-            problem = _problems(self.schema, item) if isinstance(item, dict) else ["Must be an object."]
+            problem = first_problem(self.schema, item) if isinstance(item, dict) else ["Must be an object."]
             if problem:
                 errors[index] = problem
         if errors:
@@ -214,12 +192,19 @@ class _Metadata(Wire):
     user_id = fields.String(allow_none=True)
 
 
+def _system_turns_follow_user_turns(messages: list[dict[str, Any]]) -> None:
+    for index, message in enumerate(messages):
+        if message["role"] == "system" and (index == 0 or messages[index - 1]["role"] != "user"):
+            problem = "A system turn may only follow a user turn; use the top-level 'system' field."
+            raise ValidationError({index: {"role": [problem]}})
+
+
 class MessagesRequest(Wire):
     """``POST /v1/messages``.  ``max_tokens`` 0 is valid: it pre-warms the prompt cache."""
 
     model = fields.String(required=True, validate=validate.Length(min=1))
     max_tokens = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    messages = _Each(_MessageParam(), required=True, validate=validate.Length(min=1))
+    messages = _Each(_MessageParam(), required=True, validate=[validate.Length(min=1), _system_turns_follow_user_turns])
     system = _Content({"text": _TextBlock()}, closed=True, allow_none=True)
     stop_sequences = fields.List(fields.String(), allow_none=True)
     temperature = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
@@ -236,12 +221,6 @@ class MessagesRequest(Wire):
     thinking = _Tagged({"enabled": _ThinkingEnabled()}, allow_none=True)
     service_tier = fields.String(allow_none=True)
 
-    @validates("messages")
-    def _system_turns_follow_user_turns(self, messages: list[dict[str, Any]], **kwargs: Any) -> None:
-        for index, message in enumerate(messages):
-            if message["role"] == "system" and (index == 0 or messages[index - 1]["role"] != "user"):
-                problem = "A system turn may only follow a user turn; use the top-level 'system' field."
-                raise ValidationError({index: {"role": [problem]}})
 
 
 REQUEST_SCHEMA = MessagesRequest()

@@ -20,6 +20,8 @@ import json
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 from ...accumulate import EVENT_EXTRA, StreamOrder, StreamOrderError
 from ...canonical import (
     BlockDelta,
@@ -144,9 +146,8 @@ class AnthropicStreamDecoder:
 
 
 def _event(name: str, payload: dict[str, Any]) -> bytes:
-    # json.dumps escapes \n and \r, so the payload is always one data line.
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {name}\ndata: {data}\n\n".encode()
+    # JSON escapes \n and \r, so the payload is always one data line.
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 class AnthropicStreamEncoder:

@@ -66,6 +66,7 @@ from ...canonical import (
 )
 from ...errors import RouterError
 from ..base import Codec, invalid_from, load_json_object, short
+from ..fields import first_problem
 from .schemas import REQUEST_SCHEMA
 
 FINISH_TO_STOP: Mapping[str, StopReason] = MappingProxyType(
@@ -805,9 +806,9 @@ class OpenAICodec(Codec):
 
     def parse_request(self, body: bytes) -> ChatRequest:
         data = load_json_object(body)
-        errors = REQUEST_SCHEMA.validate(data)
-        if errors:
-            raise invalid_from(ValidationError(errors))
+        problem = first_problem(REQUEST_SCHEMA, data)
+        if problem is not None:
+            raise invalid_from(ValidationError(problem))
         return request_from_wire(data)
 
     def encode_request(

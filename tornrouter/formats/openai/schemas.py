@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, missing, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from ..fields import StrictBool, StrictFloat, Wire
+from ..fields import StrictBool, StrictFloat, Wire, first_problem
 
 # Roles the API once had, refused with a pointer to their successor.
 _RETIRED_ROLES: Mapping[str, str] = MappingProxyType(
@@ -30,21 +30,6 @@ _RETIRED_ROLES: Mapping[str, str] = MappingProxyType(
 def _int(**kwargs: Any) -> fields.Integer:
     """A JSON integer (``1.5`` and ``"1"`` are refused), nullable as the API allows."""
     return fields.Integer(strict=True, allow_none=True, **kwargs)
-
-
-def _errors(schema: Schema, data: Mapping[str, Any]) -> Any:
-    """The first problem of ``data`` against ``schema``, shaped as marshmallow reports it (None when valid).
-
-    Runs the schema's fields alone: these schemas INCLUDE unknown fields and have
-    no hooks, so ``Schema.load``'s machinery would only add cost -- about four
-    times this, once per message, part and tool call of every request.
-    """
-    for name, field in schema.load_fields.items():
-        try:
-            field.deserialize(data.get(name, missing), name, data)
-        except ValidationError as error:
-            return {name: error.messages}
-    return None
 
 
 def _tagged_errors(value: Any, schemas: Mapping[str, Schema], key: str, retired: Mapping[str, str] | None) -> Any:
@@ -58,7 +43,7 @@ def _tagged_errors(value: Any, schemas: Mapping[str, Schema], key: str, retired:
     if schema is None:
         refusal = retired and retired.get(kind)
         return {key: [refusal or f"'{kind}' is not one of: {', '.join(schemas)}."]}
-    return _errors(schema, value)
+    return first_problem(schema, value)
 
 
 class _Tagged(fields.Field):
@@ -97,7 +82,7 @@ class _Object(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, dict):
             raise ValidationError("Must be an object.")
-        errors = _errors(self.schema, value)
+        errors = first_problem(self.schema, value)
         if errors:
             raise ValidationError(errors)
         return value

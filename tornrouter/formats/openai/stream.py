@@ -21,6 +21,8 @@ import time
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 from ...accumulate import EVENT_EXTRA, StreamOrder, merge_usage
 from ...canonical import (
     Block,
@@ -223,7 +225,7 @@ def _opaque_type(block: Block) -> str:
 
 
 def _data(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 class OpenAIStreamEncoder:
