@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -41,6 +41,7 @@ class Metrics:
         # The library picks its value store when imported, from the same variable.
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.providers: list[Provider] = []
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.state_up_now: Callable[[], bool] = lambda: True
         r = self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -86,36 +87,45 @@ class Metrics:
 
     # --- per request ------------------------------------------------------------------
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: the library's own lookup (label
+        validation, a lock) cost a loaded router several percent of its time."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def started(self, endpoint: str) -> None:
-        self.in_flight.labels(endpoint).inc()
+        self._child(self.in_flight, endpoint).inc()
 
     def finished(self, ctx: RequestContext, status: int, key: str) -> None:
         """Everything one handled request contributes; called once, from ``on_finish``."""
-        self.in_flight.labels(ctx.endpoint).dec()
+        self._child(self.in_flight, ctx.endpoint).dec()
         target = ctx.target
         provider = target.provider.name if target else ("plugin" if ctx.response is not None else NONE)
         model = target.model if target else NONE
         duration = time.perf_counter() - ctx.started
-        self.requests.labels(ctx.endpoint, provider, model, str(status)).inc()
-        self.duration.labels(ctx.endpoint, provider, model).observe(duration)
+        self._child(self.requests, ctx.endpoint, provider, model, str(status)).inc()
+        self._child(self.duration, ctx.endpoint, provider, model).observe(duration)
         if ctx.first_byte_at is not None:
-            self.ttft.labels(ctx.endpoint, provider, model).observe(ctx.first_byte_at - ctx.started)
+            self._child(self.ttft, ctx.endpoint, provider, model).observe(ctx.first_byte_at - ctx.started)
         upstream_s = 0.0
         for attempt in ctx.attempts:
             seconds = (attempt.get("duration_ms") or 0.0) / 1000
             upstream_s += seconds
             status_label = str(attempt["status"]) if attempt.get("status") is not None else NONE
-            self.upstream.labels(attempt["provider"], attempt["model"], status_label).observe(seconds)
+            self._child(self.upstream, attempt["provider"], attempt["model"], status_label).observe(seconds)
         if ctx.attempts and not (ctx.request is not None and ctx.request.stream):
-            self.overhead.labels(ctx.endpoint).observe(max(0.0, duration - upstream_s))
+            self._child(self.overhead, ctx.endpoint).observe(max(0.0, duration - upstream_s))
         if ctx.response is not None:
             usage = ctx.response.usage
             counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_creation_tokens)
             for kind, count in zip(TOKEN_TYPES, counts):
                 if count:
-                    self.tokens.labels(provider, model, key, kind).inc(count)
+                    self._child(self.tokens, provider, model, key, kind).inc(count)
         if ctx.cost_usd:
-            self.cost.labels(provider, model, key).inc(ctx.cost_usd)
+            self._child(self.cost, provider, model, key).inc(ctx.cost_usd)
         if self.multiprocess:
             self.refresh()  # a scrape reaches one process: each keeps its own states current
 

@@ -297,6 +297,9 @@ class AccessControl:
             settlement.spend = tuple((_spend_counter(admission.key, p, now), cost, seconds_left(p, now) + 86400) for p in admission.budgets)
         if not self.outage.worth_trying():
             return  # lost with the outage: its slot expires with its lease
+        if isinstance(self.backend, MemoryBackend):
+            self.backend.settle_now(settlement, now)
+            return
         task = asyncio.ensure_future(self._write(settlement, now))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

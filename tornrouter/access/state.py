@@ -158,6 +158,11 @@ class MemoryBackend(StateBackend):
         return check.reset_s if spent >= check.limit else False
 
     async def settle(self, settlement: Settlement, now: float) -> None:
+        self.settle_now(settlement, now)
+
+    def settle_now(self, settlement: Settlement, now: float) -> None:
+        """``settle`` without a coroutine: nothing here waits, so the caller
+        need not make a task per request."""
         for counter in settlement.slots:
             self.slots.get(counter, {}).pop(settlement.member, None)
         for counter, second, delta in settlement.corrections:
