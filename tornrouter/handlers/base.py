@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -32,7 +33,15 @@ if TYPE_CHECKING:
     from ..app import Runtime
 
 log = logging.getLogger("tornrouter")
+_UNSAFE_IN_HEADER = re.compile(r"[^\x20-\x7e]")
 CLIENT_CLOSED = 499  # nginx's status for a request whose client went away
+
+
+def header_safe(text: str) -> str:
+    """``text`` as a header value.  Model names, lossy field names and an
+    upstream's ``Retry-After`` come from outside: a control character in one
+    would make Tornado refuse the header and the client get a bare 500."""
+    return _UNSAFE_IN_HEADER.sub("?", text)
 
 
 def dumps(obj: Any) -> bytes:
@@ -189,18 +198,18 @@ class APIHandler(RequestHandler):
         self.set_header("x-request-id", ctx.id)
         if ctx.target is not None:  # the candidate that answered, or was tried last
             self.set_header("x-tornrouter-provider", ctx.target.provider.name)
-            self.set_header("x-tornrouter-model", ctx.target.model)
+            self.set_header("x-tornrouter-model", header_safe(ctx.target.model))
         elif ctx.response is not None:
             self.set_header("x-tornrouter-provider", "plugin")
         if ctx.lossy:
-            self.set_header("x-tornrouter-lossy", ", ".join(ctx.lossy))
+            self.set_header("x-tornrouter-lossy", header_safe(", ".join(ctx.lossy)))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = _as_router_error(status_code, kwargs.get("exc_info"))
         self.ctx.error = error.message
         self.set_status(error.status)
         for name, value in error.headers.items():
-            self.set_header(name, value)
+            self.set_header(name, header_safe(value))
         self.set_routing_headers()
         self.set_header("Content-Type", "application/json")
         self.finish(dumps(self.codec.error_body(error)))
