@@ -96,3 +96,70 @@ async def test_mutated_bodies_never_get_a_500(router, upstream):
             error = json.loads(response.body)
             assert error["type"] == "error" if path == ANTHROPIC else "message" in error["error"]
     assert seen.get(200) and seen.get(400)  # both kinds of outcome were exercised
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_mutated_upstream_answers_are_relayed_or_502(router, upstream):
+    """An upstream's body is untrusted too: whatever shape it has, the client
+    gets an answer or a 502, in its own API's shape, on either path."""
+    from tests.fake_upstream import Reply, anthropic_message, openai_completion
+
+    completion = openai_completion({"model": "m"})
+    completion["choices"][0]["message"]["tool_calls"] = [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}
+    ]
+    message = anthropic_message({"model": "m"})
+    message["content"].append({"type": "tool_use", "id": "t", "name": "f", "input": {"a": 1}})
+    rng = random.Random(7)
+    seen: dict[int, int] = {}
+    for _ in range(300):
+        kind = rng.choice(["openai", "anthropic"])
+        body = completion if kind == "openai" else message
+        for _ in range(rng.randrange(1, 3)):
+            body = _mutate(body, rng)
+        upstream.then(Reply(body=body))
+        model = rng.choice(["gpt-5.4", "to-openai"] if kind == "openai" else ["claude-x", "to-anthropic"])
+        path = rng.choice([OPENAI, ANTHROPIC])
+        request = {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+        response = await router.post(path, request)
+        seen[response.code] = seen.get(response.code, 0) + 1
+        assert response.code in (200, 502), (response.code, body, response.body[:300])
+        json.loads(response.body)
+    assert seen.get(200) and seen.get(502)
+
+
+def _mutate_stream(chunks: list[bytes], rng: random.Random) -> list[bytes]:
+    """One event of a recorded stream with one field changed or deleted."""
+    chunks = list(chunks)
+    index = rng.randrange(len(chunks))
+    head, _, data = chunks[index].decode().rpartition("data: ")
+    payload = json.loads(data) if data.strip() != "[DONE]" else None
+    if isinstance(payload, dict) and payload:
+        chunks[index] = (head + "data: " + json.dumps(_mutate(payload, rng)) + "\n\n").encode()
+    return chunks
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_mutated_upstream_streams_end_cleanly_when_translated(router, upstream):
+    """A translated stream is re-encoded by the router's state machines: whatever
+    the upstream's events hold, the client's stream is well-formed (ending with
+    the API's error event when they cannot be read), or the request fails before
+    its first byte with a 502."""
+    from tests.fake_upstream import Reply, anthropic_sse, openai_sse
+    from tornrouter.validate_stream import validate
+
+    rng = random.Random(11)
+    for _ in range(200):
+        kind = rng.choice(["openai", "anthropic"])
+        chunks = (openai_sse if kind == "openai" else anthropic_sse)("hello there", [("c1", "f", '{"a": 1}')])
+        for _ in range(rng.randrange(1, 3)):
+            chunks = _mutate_stream(chunks, rng)
+        upstream.then(Reply(sse=chunks))
+        path, model = (ANTHROPIC, "to-openai") if kind == "openai" else (OPENAI, "to-anthropic")
+        request = {"model": model, "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        response = await router.post(path, request)
+        assert response.code in (200, 502), (response.code, response.body[:300])
+        if response.code == 200:
+            problems = validate(response.body, "anthropic" if path == ANTHROPIC else "openai")
+            # the upstream's own argument text is passed on as it came, valid JSON or not
+            assert [p for p in problems if "not valid JSON" not in p] == [], (chunks, response.body)

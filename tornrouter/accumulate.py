@@ -36,6 +36,7 @@ from .canonical import (
     Thinking,
     ToolCall,
     Usage,
+    check_block,
 )
 
 EVENT_EXTRA = "_event"
@@ -69,6 +70,8 @@ class StreamOrder:
 
     def check(self, event: StreamEvent) -> None:
         name = type(event).__name__
+        if type(getattr(event, "index", 0)) is not int:
+            raise StreamOrderError(f"{name} with an index that is not an integer: {event.index!r}")
         if self.terminated:
             raise StreamOrderError(f"{name} after the end of the stream")
         if isinstance(event, StreamError):
@@ -87,6 +90,10 @@ class StreamOrder:
                 raise StreamOrderError("BlockStart after MessageDelta")
             if event.index != self.count:
                 raise StreamOrderError(f"BlockStart for block {event.index}; the next block is {self.count}")
+            try:
+                check_block(event.block)
+            except ValueError as exc:
+                raise StreamOrderError(f"BlockStart {event.index}: {exc}") from None
             self.open[event.index] = event.block
             self.count += 1
         elif isinstance(event, BlockStop):
@@ -95,6 +102,8 @@ class StreamOrder:
         elif isinstance(event, MessageStart):
             if self.started:
                 raise StreamOrderError("a second MessageStart")
+            if not isinstance(event.id, str) or not isinstance(event.model, str):
+                raise StreamOrderError("MessageStart needs a string id and model")
             self.started = True
         elif isinstance(event, MessageDelta):
             if self.delta_seen:
@@ -136,6 +145,8 @@ class _OpenBlock:
         self.citations: list[Any] = []
 
     def add(self, delta: BlockDelta) -> None:
+        if type(delta.value) is not str:
+            raise StreamOrderError(f"a {delta.kind} delta that is not a string: {delta.value!r}")
         if delta.kind == "signature":
             self.signature = delta.value  # sent whole; a later one replaces it, as the SDK does
         elif delta.value:

@@ -158,6 +158,20 @@ class Opaque:
 Block = Union[Text, Image, ToolCall, ToolResult, Thinking, Opaque]
 
 
+def check_block(block: Block) -> Block:
+    """``block`` if the fields the router computes with have their types;
+    ``ValueError`` otherwise (for blocks decoded from an upstream's answer)."""
+    if isinstance(block, Text) and not isinstance(block.text, str):
+        raise ValueError(f"a text block's text is not a string: {block.text!r}")
+    if isinstance(block, ToolCall) and not (
+        isinstance(block.id, str) and isinstance(block.name, str) and isinstance(block.input, dict)
+    ):
+        raise ValueError("a tool call needs a string id and name and an object input")
+    if isinstance(block, Thinking) and not isinstance(block.thinking, str):
+        raise ValueError("a thinking block's text is not a string")
+    return block
+
+
 @dataclass(slots=True)
 class Message:
     """One turn.  ``system``/``developer`` roles appear here only mid-conversation;

@@ -46,7 +46,11 @@ def validate(data: bytes, fmt: str | None = None) -> list[str]:
         except ValueError:
             problems.append(f"event {number}: data is not JSON: {sse.data[:80]!r}")
             continue
-        problems.extend(f"event {number} ({checker.name(sse, payload)}): {p}" for p in checker.check(sse, payload))
+        try:
+            found = checker.check(sse, payload)
+        except (TypeError, KeyError, AttributeError) as exc:  # a field of the wrong type
+            found = [f"malformed event: {exc!r}"]
+        problems.extend(f"event {number} ({checker.name(sse, payload)}): {p}" for p in found)
     problems.extend(checker.finish())
     return problems
 

@@ -165,6 +165,12 @@ class APIHandler(RequestHandler):
             await self._write_quietly(out.fail(error.message, error.status))
         except StreamClosedError:
             self.on_connection_close()
+        except Exception as exc:
+            # The 200 is out: whatever went wrong, the client must see the stream
+            # end with an error, not a truncated "success".
+            log.exception("%s %s: stream failed", self.endpoint, ctx.id)
+            ctx.error, ctx.failed_status = f"internal error: {exc!r}", 500
+            await self._write_quietly(self.codec.stream_encoder(ctx.request, source=None).finish_with_error("internal error", 500))
         finally:
             self.source.close()  # stops a transfer still running, gives back the provider's slot
         ctx.add_lossy(out.lossy())

@@ -28,7 +28,7 @@ from ..canonical import ChatRequest, ChatResponse
 from ..config import ProviderConfig
 from ..errors import UpstreamError, UpstreamTimeout
 from ..formats import codec_for
-from ..formats.base import short
+from ..formats.base import check_response, short
 from ..limits import ConcurrencyLimit
 from .streaming import EventStream, ReplayStream, UpstreamStream
 
@@ -111,7 +111,7 @@ class HTTPProvider(Provider):
         if response.code >= 300:
             raise self.status_error(response.code, response.body, response.headers.get("Retry-After"), request)
         try:
-            return self.codec.decode_response(orjson.loads(response.body)), lossy
+            return check_response(self.codec.decode_response(orjson.loads(response.body))), lossy
         except ValueError as exc:
             raise UpstreamError(self.name, f"invalid response body ({exc}): {short(response.body)}") from exc
 

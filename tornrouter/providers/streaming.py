@@ -142,7 +142,9 @@ class UpstreamStream(EventStream):
                 if events and isinstance(events[-1], (MessageStop, StreamError)):
                     self._terminal = True
                 pieces.append((encode_event(sse.data, sse.event), events))
-        except ValueError as exc:  # malformed JSON or an event the decoder cannot read
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # Malformed JSON, or an event whose fields are not what the API says:
+            # the upstream's bytes are untrusted input, read here and nowhere else.
             pieces.append((None, [StreamError(502, f"malformed stream event: {exc}")]))
             self._stop()  # the error ends the stream: read no further
         if pieces:

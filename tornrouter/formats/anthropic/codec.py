@@ -40,7 +40,7 @@ from ...canonical import (
     new_id,
 )
 from ...errors import InvalidRequest, RouterError
-from ..base import Codec, invalid_from, load_json_object, short
+from ..base import Codec, check_usage, invalid_from, load_json_object, short
 from ..fields import first_problem
 from .schemas import REQUEST_SCHEMA
 
@@ -134,12 +134,14 @@ def _rest(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:
 
 def usage_from_wire(d: Mapping[str, Any]) -> Usage:
     """A wire ``usage`` object; fields beyond the four token counts go to ``extra``."""
-    return Usage(
-        input_tokens=d.get("input_tokens") or 0,
-        output_tokens=d.get("output_tokens") or 0,
-        cache_read_tokens=d.get("cache_read_input_tokens") or 0,
-        cache_creation_tokens=d.get("cache_creation_input_tokens") or 0,
-        extra=_rest(d, _USAGE_KEYS),
+    return check_usage(
+        Usage(
+            input_tokens=d.get("input_tokens") or 0,
+            output_tokens=d.get("output_tokens") or 0,
+            cache_read_tokens=d.get("cache_read_input_tokens") or 0,
+            cache_creation_tokens=d.get("cache_creation_input_tokens") or 0,
+            extra=_rest(d, _USAGE_KEYS),
+        )
     )
 
 

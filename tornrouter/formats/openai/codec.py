@@ -65,7 +65,7 @@ from ...canonical import (
     new_id,
 )
 from ...errors import RouterError
-from ..base import Codec, invalid_from, load_json_object, short
+from ..base import Codec, check_usage, invalid_from, load_json_object, short
 from ..fields import first_problem
 from .schemas import REQUEST_SCHEMA
 
@@ -152,15 +152,18 @@ def usage_from_wire(d: Mapping[str, Any]) -> Usage:
     """A wire ``usage`` object.  ``prompt_tokens`` includes cached (and cache-written)
     tokens; canonical ``input_tokens`` does not.  Token details go to ``extra``."""
     details = d.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") or 0
-    written = details.get("cache_write_tokens") or 0
-    return Usage(
-        input_tokens=max((d.get("prompt_tokens") or 0) - cached - written, 0),
-        output_tokens=d.get("completion_tokens") or 0,
-        cache_read_tokens=cached,
-        cache_creation_tokens=written,
-        extra=_rest(d, _USAGE_KEYS),
+    prompt = check_usage(
+        Usage(
+            input_tokens=d.get("prompt_tokens") or 0,
+            output_tokens=d.get("completion_tokens") or 0,
+            cache_read_tokens=details.get("cached_tokens") or 0,
+            cache_creation_tokens=details.get("cache_write_tokens") or 0,
+            extra=_rest(d, _USAGE_KEYS),
+        )
     )
+    # prompt_tokens counts the cached ones too; the canonical input_tokens does not
+    prompt.input_tokens = max(prompt.input_tokens - prompt.cache_read_tokens - prompt.cache_creation_tokens, 0)
+    return prompt
 
 
 def usage_to_wire(u: Usage, *, keep_extra: bool = False) -> dict[str, Any]:
@@ -180,7 +183,7 @@ def usage_to_wire(u: Usage, *, keep_extra: bool = False) -> dict[str, Any]:
     if keep_extra:
         out.update(u.extra)
         known = u.extra.get("prompt_tokens_details")
-        if known is not None:
+        if isinstance(known, dict):
             details = {**known, **details}
         elif not (u.cache_read_tokens or u.cache_creation_tokens):
             return out
