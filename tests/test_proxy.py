@@ -363,3 +363,25 @@ async def test_models_and_health(router):
     listed = [m.id async for m in client.models.list()]
     assert "to-openai" in listed
     await client.close()
+
+
+@pytest.mark.gen_test
+async def test_provider_settings_reach_the_wire(start_router, upstream, tmp_path):
+    from tests.conftest import base_config
+
+    config = base_config(upstream.url, str(tmp_path / "r.jsonl"))
+    config["providers"]["oai"]["headers"] = {"OpenAI-Organization": "org-42", "X-Team": "search"}
+    config["providers"]["ant"].update(
+        {"headers": {"anthropic-beta": "context-1m"}, "anthropic_version": "2025-01-01", "default_max_tokens": 333}
+    )
+    router = start_router(config)
+    schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True}}
+    await router.post(OPENAI, chat("gpt-5.4", response_format=schema))
+    sent = upstream.last
+    assert sent.headers["Openai-Organization"] == "org-42" and sent.headers["X-Team"] == "search"
+    assert sent.body["response_format"] == schema  # passed through to an OpenAI-kind upstream
+    await router.post(OPENAI, chat("to-anthropic"))
+    sent = upstream.last
+    assert sent.headers["Anthropic-Beta"] == "context-1m"
+    assert sent.headers["Anthropic-Version"] == "2025-01-01"
+    assert sent.body["max_tokens"] == 333
