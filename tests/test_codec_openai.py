@@ -32,13 +32,8 @@ from tornrouter.canonical import (
     Usage,
 )
 from tornrouter.errors import InvalidRequest, NoProvider, UpstreamError
-from tornrouter.formats.openai.codec import (
-    FINISH_TO_STOP,
-    STOP_TO_FINISH,
-    OpenAICodec,
-    usage_from_wire,
-    usage_to_wire,
-)
+from tornrouter.formats.openai.codec import OpenAICodec
+from tornrouter.formats.openai.shapes import FINISH_TO_STOP, STOP_TO_FINISH, usage_from_wire, usage_to_wire
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai"
 REQUESTS = sorted(p.stem for p in (FIXTURES / "requests").glob("*.json"))

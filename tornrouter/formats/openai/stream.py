@@ -44,7 +44,7 @@ from ...canonical import (
     new_id,
 )
 from ...sse import ServerSentEvent
-from .codec import FINISH_TO_STOP, STOP_TO_FINISH, usage_from_wire, usage_to_wire
+from .shapes import FINISH_TO_STOP, STOP_TO_FINISH, usage_from_wire, usage_to_wire
 
 # The ``type`` of an OpenAI error body and the status it stands for.
 ERROR_STATUS = MappingProxyType(

@@ -1,0 +1,131 @@
+"""The OpenAI chat-completions wire vocabulary shared by the decoder, the
+encoder and the stream codec: stop-reason and tool-choice mappings, the field
+names each level of a body knows, and usage in both directions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from ...canonical import StopReason, Usage
+from ..base import check_usage
+
+
+FINISH_TO_STOP: Mapping[str, StopReason] = MappingProxyType(
+    {
+        "stop": "end_turn",
+        "length": "max_tokens",
+        "tool_calls": "tool_use",
+        "function_call": "tool_use",
+        "content_filter": "content_filter",
+    }
+)
+# ``pause_turn`` (a server tool's turn cut short) has no OpenAI reason: it ends
+# as "stop" and is reported lossy.
+STOP_TO_FINISH: Mapping[str, str] = MappingProxyType(
+    {
+        "end_turn": "stop",
+        "stop_sequence": "stop",
+        "pause_turn": "stop",
+        "max_tokens": "length",
+        "tool_use": "tool_calls",
+        "content_filter": "content_filter",
+        "refusal": "content_filter",
+    }
+)
+
+ERROR_TYPES: Mapping[int, str] = MappingProxyType(
+    {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "invalid_request_error",
+        422: "invalid_request_error",
+        429: "rate_limit_error",
+    }
+)
+MODE_FROM_WIRE: Mapping[str, str] = MappingProxyType({"auto": "auto", "required": "any", "none": "none"})
+MODE_TO_WIRE: Mapping[str, str] = MappingProxyType({"auto": "auto", "any": "required", "none": "none"})
+# Where OpenAI draws the line on stop sequences; Anthropic allows more.
+MAX_STOP = 4
+
+# The wire keys each decoder names; everything else goes to ``extra``.
+REQUEST_KEYS = frozenset(
+    {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stream",
+     "tools", "tool_choice", "parallel_tool_calls", "user"}
+)
+INSTRUCTION_ROLES = frozenset({"system", "developer"})
+ROLE_CONTENT_KEYS = frozenset({"role", "content"})
+CONTENT_KEY = frozenset({"content"})
+ASSISTANT_KEYS = frozenset({"role", "content", "refusal", "tool_calls"})
+TOOL_MESSAGE_KEYS = frozenset({"role", "content", "tool_call_id"})
+TEXT_PART_KEYS = frozenset({"type", "text"})
+IMAGE_PART_KEYS = frozenset({"type", "image_url"})
+IMAGE_URL_KEYS = frozenset({"url", "detail"})
+TOOL_KEYS = frozenset({"type", "function"})
+FUNCTION_DEF_KEYS = frozenset({"name", "description", "parameters", "strict"})
+TOOL_CALL_KEYS = frozenset({"id", "type", "function"})
+FUNCTION_CALL_KEYS = frozenset({"name", "arguments"})
+COMPLETION_KEYS = frozenset({"id", "object", "model", "choices", "usage"})
+CHOICE_KEYS = frozenset({"index", "message", "finish_reason"})
+RESPONSE_MESSAGE_KEYS = frozenset({"role", "content", "refusal", "tool_calls", "reasoning_content"})
+_USAGE_KEYS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
+# Text.extra keys that are this codec's marks, not fields of a text part.
+TEXT_MARKS = frozenset({"message", "refusal"})
+LEGACY_MAX_TOKENS = frozenset({"max_tokens"})
+
+
+def others(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:
+    if raw.keys() <= named:  # the usual case, checked in C
+        return {}
+    return {k: v for k, v in raw.items() if k not in named}
+
+
+def others_present(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:
+    """Like ``others`` without null and empty-list fields, which say nothing (``annotations: []``)."""
+    return {k: v for k, v in raw.items() if k not in named and v is not None and v != []}
+
+
+def usage_from_wire(d: Mapping[str, Any]) -> Usage:
+    """A wire ``usage`` object.  ``prompt_tokens`` includes cached (and cache-written)
+    tokens; canonical ``input_tokens`` does not.  Token details go to ``extra``."""
+    details = d.get("prompt_tokens_details") or {}
+    prompt = check_usage(
+        Usage(
+            input_tokens=d.get("prompt_tokens") or 0,
+            output_tokens=d.get("completion_tokens") or 0,
+            cache_read_tokens=details.get("cached_tokens") or 0,
+            cache_creation_tokens=details.get("cache_write_tokens") or 0,
+            extra=others(d, _USAGE_KEYS),
+        )
+    )
+    # prompt_tokens counts the cached ones too; the canonical input_tokens does not
+    prompt.input_tokens = max(prompt.input_tokens - prompt.cache_read_tokens - prompt.cache_creation_tokens, 0)
+    return prompt
+
+
+def usage_to_wire(u: Usage, *, keep_extra: bool = False) -> dict[str, Any]:
+    """The wire ``usage`` object.  ``keep_extra`` only when ``u`` was decoded from
+    this format (token details): another API's extras mean nothing here.  A
+    same-format usage without ``prompt_tokens_details`` (older or compatible
+    servers) stays without, unless there are cache counts to report."""
+    prompt = u.prompt_tokens
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": prompt + u.output_tokens,
+    }
+    details: dict[str, Any] = {"cached_tokens": u.cache_read_tokens}
+    if u.cache_creation_tokens:
+        details["cache_write_tokens"] = u.cache_creation_tokens
+    if keep_extra:
+        out.update(u.extra)
+        known = u.extra.get("prompt_tokens_details")
+        if isinstance(known, dict):
+            details = {**known, **details}
+        elif not (u.cache_read_tokens or u.cache_creation_tokens):
+            return out
+    out["prompt_tokens_details"] = details
+    return out
