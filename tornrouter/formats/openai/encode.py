@@ -33,6 +33,7 @@ from .shapes import (
     usage_to_wire,
 )
 
+
 class _Writer:
     """Canonical -> wire for one request or response, collecting what is lost.
 
