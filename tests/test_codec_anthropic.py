@@ -30,13 +30,8 @@ from tornrouter.canonical import (
     Usage,
 )
 from tornrouter.errors import BodyTooLarge, InvalidRequest, NoProvider, RouterError, UpstreamError, UpstreamTimeout
-from tornrouter.formats.anthropic.codec import (
-    STOP_FROM_WIRE,
-    STOP_TO_WIRE,
-    AnthropicCodec,
-    usage_from_wire,
-    usage_to_wire,
-)
+from tornrouter.formats.anthropic.codec import AnthropicCodec
+from tornrouter.formats.anthropic.shapes import STOP_FROM_WIRE, STOP_TO_WIRE, usage_from_wire, usage_to_wire
 
 FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
 REQUESTS = sorted(p.stem for p in (FIXTURES / "requests").glob("*.json"))

@@ -41,7 +41,8 @@ from ...canonical import (
     new_id,
 )
 from ...sse import ServerSentEvent
-from .codec import STOP_TO_WIRE, block_from_wire, stop_from_wire, usage_from_wire, usage_to_wire
+from .decode import block_from_wire
+from .shapes import STOP_TO_WIRE, stop_from_wire, usage_from_wire, usage_to_wire
 
 # https://docs.anthropic.com/en/api/errors
 ERROR_STATUS = MappingProxyType(

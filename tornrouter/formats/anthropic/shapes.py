@@ -1,0 +1,129 @@
+"""The Anthropic Messages wire vocabulary shared by the decoder, the encoder
+and the stream codec: stop reasons, the field names each level of a body knows,
+usage in both directions, and how the OpenAI codec marks its own ``extra``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from ...canonical import StopReason, Usage
+from ..base import check_usage
+
+# Canonical stop reasons are this API's names.  A window overflow is, for the
+# client, a length stop; an unknown future reason decodes as a natural end.
+STOP_FROM_WIRE: Mapping[str, StopReason] = MappingProxyType(
+    {
+        "end_turn": "end_turn",
+        "max_tokens": "max_tokens",
+        "stop_sequence": "stop_sequence",
+        "tool_use": "tool_use",
+        "pause_turn": "pause_turn",
+        "refusal": "refusal",
+        "model_context_window_exceeded": "max_tokens",
+    }
+)
+STOP_TO_WIRE: Mapping[str, str] = MappingProxyType(
+    {
+        "end_turn": "end_turn",
+        "max_tokens": "max_tokens",
+        "stop_sequence": "stop_sequence",
+        "tool_use": "tool_use",
+        "pause_turn": "pause_turn",
+        "refusal": "refusal",
+        "content_filter": "refusal",
+    }
+)
+
+ERROR_TYPES: Mapping[int, str] = MappingProxyType(
+    {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        402: "billing_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        422: "invalid_request_error",
+        429: "rate_limit_error",
+        504: "timeout_error",
+        529: "overloaded_error",
+    }
+)
+
+# The wire keys each decoder names; everything else goes to ``extra``.
+REQUEST_KEYS = frozenset(
+    {"model", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences", "stream", "tools",
+     "tool_choice", "metadata"}
+)
+RESPONSE_KEYS = frozenset({"id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "usage"})
+_USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"})
+MESSAGE_KEYS = frozenset({"role", "content"})
+USER_ID_KEY = frozenset({"user_id"})
+ROLE_KEY = frozenset({"role"})
+TEXT_KEYS = frozenset({"type", "text"})
+IMAGE_KEYS = frozenset({"type", "source"})
+TOOL_USE_KEYS = frozenset({"type", "id", "name", "input"})
+TOOL_RESULT_KEYS = frozenset({"type", "tool_use_id", "content", "is_error"})
+THINKING_KEYS = frozenset({"type", "thinking", "signature"})
+REDACTED_KEYS = frozenset({"type", "data"})
+CUSTOM_TOOL_KEYS = frozenset({"name", "description", "input_schema"})
+BASE64_SOURCE_KEYS = frozenset({"type", "media_type", "data"})
+URL_SOURCE_KEYS = frozenset({"type", "url"})
+
+# OpenAI request fields with nothing to carry: ``stream_options`` is honoured
+# by the stream translator, ``n`` is checked on its own.
+SILENT_OPENAI = frozenset({"stream_options", "n"})
+# reasoning_effort -> thinking budget; an approximation, always reported lossy.
+EFFORT_BUDGET: Mapping[str, int] = MappingProxyType(
+    {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
+)
+MIN_THINKING_BUDGET = 1024
+FALLBACK_MAX_TOKENS = 4096
+# What the OpenAI codec leaves in ``extra`` beyond wire fields (its module doc):
+# marks on Text -- where a leading instruction message began (its other fields)
+# and that a text was a refusal -- and a completion's ``created``, ``choice``
+# (fields of choices[0]) and ``message`` (fields of its message).
+OPENAI_TEXT_MARKS = frozenset({"message", "refusal"})
+OPENAI_NESTED_EXTRAS = frozenset({"choice", "message"})
+OPENAI_EMPTY_EXTRAS = frozenset({"created"})
+# Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; some OpenAI-compatible
+# upstreams mint ids like "functions.get_weather:0".
+BAD_TOOL_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def others(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k not in named}
+
+
+def usage_from_wire(d: Mapping[str, Any]) -> Usage:
+    """A wire ``usage`` object; fields beyond the four token counts go to ``extra``."""
+    return check_usage(
+        Usage(
+            input_tokens=d.get("input_tokens") or 0,
+            output_tokens=d.get("output_tokens") or 0,
+            cache_read_tokens=d.get("cache_read_input_tokens") or 0,
+            cache_creation_tokens=d.get("cache_creation_input_tokens") or 0,
+            extra=others(d, _USAGE_KEYS),
+        )
+    )
+
+
+def usage_to_wire(u: Usage, *, keep_extra: bool = False) -> dict[str, Any]:
+    """The wire ``usage`` object.  ``keep_extra`` only when ``u`` was decoded from
+    this format (``service_tier``, ``server_tool_use``...): another API's extras
+    mean nothing here."""
+    out = {
+        "input_tokens": u.input_tokens,
+        "cache_creation_input_tokens": u.cache_creation_tokens,
+        "cache_read_input_tokens": u.cache_read_tokens,
+        "output_tokens": u.output_tokens,
+    }
+    if keep_extra:
+        out.update(u.extra)
+    return out
+
+
+def stop_from_wire(value: str | None) -> StopReason | None:
+    return None if value is None else STOP_FROM_WIRE.get(value, "end_turn")
