@@ -1,0 +1,167 @@
+"""The configuration as the rest of the router sees it: frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    dashboard: bool = True
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_clients: int = 100
+    max_response_bytes: int = 64 * 1024 * 1024  # an upstream answer (streamed or not) larger than this fails
+    max_in_flight: int | None = None
+    drain_s: float = 30.0
+    admin_key: str | None = field(default=None, repr=False)  # guards the dashboard, /metrics, /v1/usage
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """Open after ``failures`` failures within ``window_s``; probe again after ``cooldown_s``."""
+
+    failures: int = 5
+    window_s: float = 30.0
+    cooldown_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    base_url: str = ""
+    api_key: str | None = None
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+    first_byte_timeout_s: float = 120.0
+    idle_timeout_s: float = 120.0
+    headers: dict[str, str] = field(default_factory=dict)
+    default_max_tokens: int = 4096
+    anthropic_version: str = "2023-06-01"
+    models: tuple[str, ...] = ()
+    retries: int = 0
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 8.0
+    retry_after_max_s: float = 30.0
+    breaker: BreakerConfig | None = None
+    max_concurrent: int | None = None
+    max_queue: int = 100
+
+
+@dataclass(frozen=True)
+class Target:
+    """``provider`` (keep the requested model) or ``provider/model`` (rewrite it);
+    ``weight`` counts for the ``loadbalance`` strategy."""
+
+    provider: str
+    model: str | None = None
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str, weight: float = 1.0) -> Target:
+        provider, _, model = text.partition("/")
+        return cls(provider, model or None, weight)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a route (or the default) sends to: one target or several, tried in
+    order (``fallback``) or spread by weight (``loadbalance``)."""
+
+    targets: tuple[Target, ...]
+    strategy: str = "fallback"
+    continue_on_failure: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    model: str = "*"
+    tags: tuple[str, ...] = ()
+    to: Targets = Targets(())
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    default: Targets | None = None
+    routes: tuple[Route, ...] = ()
+
+
+# --- access: client keys, limits, prices, shared state (tornrouter/access) ---
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    """One router API key.  Only its SHA-256 digest is kept: the key itself
+    never reaches a log line, an error or a repr."""
+
+    name: str
+    sha256: bytes = field(repr=False)
+    models: tuple[str, ...] = ("*",)
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    budget_usd_per_day: float | None = None
+    budget_usd_per_month: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelLimit:
+    """Limits shared by every request whose requested model matches ``model``
+    (one set of counters per entry, whoever the caller)."""
+
+    model: str
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens; cached input at ``cache_read``/``cache_write``
+    (the input price when unset)."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Where limits, budgets and usage totals live: this process (``memory``)
+    or a Redis shared by several instances."""
+
+    backend: str = "memory"
+    url: str | None = field(default=None, repr=False)  # may hold a password
+    on_error: str = "fail_open"
+    timeout_s: float = 0.5
+    prefix: str = "tornrouter:"
+    lease_s: float = 900.0  # a concurrency slot its instance never gave back expires after this
+
+
+@dataclass(frozen=True)
+class ComponentEntry:
+    """One classifier or plugin entry: the class it names and its settings."""
+
+    use: str
+    cls: type
+    settings: dict[str, Any]
+    models: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    providers: dict[str, ProviderConfig]
+    router: RouterConfig
+    classifiers: tuple[ComponentEntry, ...] = ()
+    plugins: tuple[ComponentEntry, ...] = ()
+    request_log: str | None = None
+    source: str = "<config>"
+    keys: tuple[KeyConfig, ...] = ()
+    model_limits: tuple[ModelLimit, ...] = ()
+    prices: dict[str, Price] = field(default_factory=dict)
+    state: StateConfig = StateConfig()
