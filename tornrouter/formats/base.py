@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from ..canonical import ChatRequest, ChatResponse, Format, Usage, check_block
 from ..errors import InvalidRequest, RouterError
+from .fields import first_problem
 
 
 class Codec(ABC):
@@ -107,6 +109,23 @@ def invalid_from(error: ValidationError) -> InvalidRequest:
             break
     message = node[0] if isinstance(node, list) and node else str(node)
     return InvalidRequest(".".join(path) or None, message)
+
+
+def others(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:
+    """The fields of a wire object that ``named`` does not list: its ``extra``."""
+    if raw.keys() <= named:  # the usual case, checked in C
+        return {}
+    return {k: v for k, v in raw.items() if k not in named}
+
+
+def load_request(body: bytes, schema: Schema) -> dict[str, Any]:
+    """A client's body, parsed and validated against ``schema``; ``InvalidRequest``
+    naming the first offending field otherwise."""
+    data = load_json_object(body)
+    problem = first_problem(schema, data)
+    if problem is not None:
+        raise invalid_from(ValidationError(problem))
+    return data
 
 
 def short(text: bytes | str, limit: int = 300) -> str:

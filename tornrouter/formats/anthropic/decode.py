@@ -20,12 +20,12 @@ from ...canonical import (
     ToolResult,
     new_id,
 )
+from ..base import others
 from .shapes import (
     BASE64_SOURCE_KEYS,
     CUSTOM_TOOL_KEYS,
     IMAGE_KEYS,
     MESSAGE_KEYS,
-    others,
     REDACTED_KEYS,
     REQUEST_KEYS,
     RESPONSE_KEYS,

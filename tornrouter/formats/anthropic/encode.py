@@ -22,6 +22,7 @@ from ...canonical import (
     ToolResult,
 )
 from ...errors import InvalidRequest
+from ..base import others
 from .shapes import (
     BAD_TOOL_ID_CHARS,
     EFFORT_BUDGET,
@@ -30,7 +31,6 @@ from .shapes import (
     OPENAI_EMPTY_EXTRAS,
     OPENAI_NESTED_EXTRAS,
     OPENAI_TEXT_MARKS,
-    others,
     ROLE_KEY,
     SILENT_OPENAI,
     STOP_TO_WIRE,

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ...canonical import StopReason, Usage
-from ..base import check_usage
+from ..base import check_usage, others
 
 # Canonical stop reasons are this API's names.  A window overflow is, for the
 # client, a length stop; an unknown future reason decodes as a natural end.
@@ -91,10 +91,6 @@ OPENAI_EMPTY_EXTRAS = frozenset({"created"})
 # Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; some OpenAI-compatible
 # upstreams mint ids like "functions.get_weather:0".
 BAD_TOOL_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-
-
-def others(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in raw.items() if k not in named}
 
 
 def usage_from_wire(d: Mapping[str, Any]) -> Usage:

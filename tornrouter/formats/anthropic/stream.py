@@ -41,6 +41,7 @@ from ...canonical import (
     new_id,
 )
 from ...sse import ServerSentEvent
+from ..base import others
 from .decode import block_from_wire
 from .shapes import STOP_TO_WIRE, stop_from_wire, usage_from_wire, usage_to_wire
 
@@ -67,10 +68,6 @@ _STOP_KEYS = frozenset({"stop_reason", "stop_sequence"})
 _MESSAGE_DELTA_KEYS = frozenset({"type", "delta", "usage"})
 _PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
-
-
-def _rest(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in known}
 
 
 class AnthropicStreamDecoder:
@@ -107,15 +104,15 @@ class AnthropicStreamDecoder:
             if kind == "message_start":
                 message = data["message"]
                 usage = usage_from_wire(message.get("usage") or {})
-                extra = _rest(message, _MESSAGE_KEYS)
+                extra = others(message, _MESSAGE_KEYS)
                 return [MessageStart(message.get("id") or new_id("msg"), message.get("model") or "", usage, extra)]
             if kind == "message_delta":
                 delta = data.get("delta") or {}
                 usage = usage_from_wire(data["usage"]) if data.get("usage") else None
                 stop = stop_from_wire(delta.get("stop_reason"))
-                extra = _rest(delta, _STOP_KEYS)
+                extra = others(delta, _STOP_KEYS)
                 if len(data) > 3:
-                    extra[EVENT_EXTRA] = _rest(data, _MESSAGE_DELTA_KEYS)
+                    extra[EVENT_EXTRA] = others(data, _MESSAGE_DELTA_KEYS)
                 return [MessageDelta(stop, delta.get("stop_sequence"), usage, extra)]
             if kind == "message_stop":
                 return [MessageStop()]
@@ -130,7 +127,7 @@ class AnthropicStreamDecoder:
     @staticmethod
     def _delta(data: dict[str, Any]) -> list[StreamEvent]:
         delta, index = data["delta"], data["index"]
-        extra = _rest(data, _DELTA_EVENT_KEYS) if len(data) > 3 else {}
+        extra = others(data, _DELTA_EVENT_KEYS) if len(data) > 3 else {}
         kind = delta.get("type")
         if kind == "text_delta":
             return [BlockDelta(index, "text", delta["text"], extra)]

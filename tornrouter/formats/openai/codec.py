@@ -44,12 +44,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from marshmallow import ValidationError
-
 from ...canonical import ChatRequest, ChatResponse, Format
 from ...errors import RouterError
-from ..base import Codec, invalid_from, load_json_object, short
-from ..fields import first_problem
+from ..base import Codec, load_request, short
 from .decode import request_from_wire, response_from_wire
 from .encode import request_to_wire, response_to_wire
 from .schemas import REQUEST_SCHEMA
@@ -90,11 +87,7 @@ class OpenAICodec(Codec):
     name = "openai"
 
     def parse_request(self, body: bytes) -> ChatRequest:
-        data = load_json_object(body)
-        problem = first_problem(REQUEST_SCHEMA, data)
-        if problem is not None:
-            raise invalid_from(ValidationError(problem))
-        return request_from_wire(data)
+        return request_from_wire(load_request(body, REQUEST_SCHEMA))
 
     def encode_request(
         self, request: ChatRequest, *, default_max_tokens: int | None = None

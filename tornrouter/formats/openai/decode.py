@@ -23,6 +23,7 @@ from ...canonical import (
     Usage,
     new_id,
 )
+from ..base import others
 from .shapes import (
     ASSISTANT_KEYS,
     CHOICE_KEYS,
@@ -38,7 +39,6 @@ from .shapes import (
     others_present,
     REQUEST_KEYS,
     RESPONSE_MESSAGE_KEYS,
-    others,
     ROLE_CONTENT_KEYS,
     STOP_TO_FINISH,
     TEXT_PART_KEYS,

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ...canonical import StopReason, Usage
-from ..base import check_usage
+from ..base import check_usage, others
 
 
 FINISH_TO_STOP: Mapping[str, StopReason] = MappingProxyType(
@@ -75,12 +75,6 @@ _USAGE_KEYS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 # Text.extra keys that are this codec's marks, not fields of a text part.
 TEXT_MARKS = frozenset({"message", "refusal"})
 LEGACY_MAX_TOKENS = frozenset({"max_tokens"})
-
-
-def others(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:
-    if raw.keys() <= named:  # the usual case, checked in C
-        return {}
-    return {k: v for k, v in raw.items() if k not in named}
 
 
 def others_present(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:

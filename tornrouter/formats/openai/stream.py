@@ -44,7 +44,8 @@ from ...canonical import (
     new_id,
 )
 from ...sse import ServerSentEvent
-from .shapes import FINISH_TO_STOP, STOP_TO_FINISH, usage_from_wire, usage_to_wire
+from ..base import others
+from .shapes import FINISH_TO_STOP, STOP_TO_FINISH, others_present, usage_from_wire, usage_to_wire
 
 # The ``type`` of an OpenAI error body and the status it stands for.
 ERROR_STATUS = MappingProxyType(
@@ -114,7 +115,7 @@ class OpenAIStreamDecoder:
         if not self._started:
             self._started = True
             # As the non-streamed codec keeps a completion's fields: the non-null ones.
-            extra = {k: v for k, v in data.items() if k not in _CHUNK_KEYS and v is not None and v != []}
+            extra = others_present(data, _CHUNK_KEYS)
             out.append(MessageStart(data.get("id") or new_id("chatcmpl"), data.get("model", ""), Usage(), extra))
         if data.get("usage"):
             self._usage = usage_from_wire(data["usage"])
@@ -167,8 +168,8 @@ class OpenAIStreamDecoder:
         else:
             if not function.get("name"):
                 raise ValueError(f"tool call {key} starts without a function name")
-            extra = {k: v for k, v in call.items() if k not in _TOOL_KEYS}
-            inner = {k: v for k, v in function.items() if k not in _FUNCTION_KEYS}
+            extra = others(call, _TOOL_KEYS)
+            inner = others(function, _FUNCTION_KEYS)
             if inner:
                 extra["function"] = inner
             block = ToolCall(call.get("id") or new_id("call"), function["name"], extra=extra)
