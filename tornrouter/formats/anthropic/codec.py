@@ -26,7 +26,7 @@ from ..base import Codec, load_request, short
 from .decode import request_from_wire, response_from_wire
 from .encode import request_to_wire, response_to_wire
 from .schemas import REQUEST_SCHEMA
-from .shapes import ERROR_TYPES
+from .shapes import error_type_for
 from .stream import MESSAGE_STOP, AnthropicStreamDecoder, AnthropicStreamEncoder
 
 
@@ -59,7 +59,7 @@ class AnthropicCodec(Codec):
         return MESSAGE_STOP
 
     def error_body(self, error: RouterError) -> dict[str, Any]:
-        error_type = error.error_type or ERROR_TYPES.get(error.status, "api_error")
+        error_type = error.error_type or error_type_for(error.status)
         return {"type": "error", "error": {"type": error_type, "message": error.message}}
 
     def parse_error(self, body: bytes) -> tuple[str | None, str]:

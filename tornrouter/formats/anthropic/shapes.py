@@ -52,6 +52,11 @@ ERROR_TYPES: Mapping[int, str] = MappingProxyType(
     }
 )
 
+
+def error_type_for(status: int) -> str:
+    """The ``error.type`` this API gives a failure of ``status``."""
+    return ERROR_TYPES.get(status, "api_error")
+
 # The wire keys each decoder names; everything else goes to ``extra``.
 REQUEST_KEYS = frozenset(
     {"model", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences", "stream", "tools",

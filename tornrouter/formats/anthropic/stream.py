@@ -43,7 +43,13 @@ from ...canonical import (
 from ...sse import ServerSentEvent
 from ..base import others
 from .decode import block_from_wire
-from .shapes import STOP_TO_WIRE, stop_from_wire, usage_from_wire, usage_to_wire
+from .shapes import (
+    STOP_TO_WIRE,
+    error_type_for,
+    stop_from_wire,
+    usage_from_wire,
+    usage_to_wire,
+)
 
 # https://docs.anthropic.com/en/api/errors
 ERROR_STATUS = MappingProxyType(
@@ -60,7 +66,6 @@ ERROR_STATUS = MappingProxyType(
         "overloaded_error": 529,
     }
 )
-ERROR_TYPE = MappingProxyType({status: kind for kind, status in ERROR_STATUS.items()})
 
 _MESSAGE_KEYS = frozenset({"id", "type", "role", "content", "model", "stop_reason", "stop_sequence", "usage"})
 _DELTA_EVENT_KEYS = frozenset({"type", "index", "delta"})
@@ -201,7 +206,7 @@ class AnthropicStreamEncoder:
             return self._message_delta(event)
         if isinstance(event, MessageStop):
             return MESSAGE_STOP
-        error = {"type": ERROR_TYPE.get(event.status, "api_error"), "message": event.message}
+        error = {"type": error_type_for(event.status), "message": event.message}
         return _event("error", {"type": "error", "error": error})
 
     def _extra(self, out: dict[str, Any], extra: dict[str, Any], prefix: str) -> dict[str, Any]:

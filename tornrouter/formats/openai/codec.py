@@ -50,17 +50,15 @@ from ..base import Codec, load_request, short
 from .decode import request_from_wire, response_from_wire
 from .encode import request_to_wire, response_to_wire
 from .schemas import REQUEST_SCHEMA
-from .shapes import ERROR_TYPES
+from .shapes import error_type_for
 from .stream import DONE, OpenAIStreamDecoder, OpenAIStreamEncoder
 
 
 def error_to_wire(error: RouterError) -> dict[str, Any]:
-    status = error.status
-    fallback = "server_error" if status >= 500 else ERROR_TYPES.get(status, "invalid_request_error")
     return {
         "error": {
             "message": error.message,
-            "type": error.error_type or fallback,
+            "type": error.error_type or error_type_for(error.status),
             "param": error.param,
             "code": error.code,
         }

@@ -46,6 +46,11 @@ ERROR_TYPES: Mapping[int, str] = MappingProxyType(
         429: "rate_limit_error",
     }
 )
+
+
+def error_type_for(status: int) -> str:
+    """The ``error.type`` this API gives a failure of ``status``."""
+    return "server_error" if status >= 500 else ERROR_TYPES.get(status, "invalid_request_error")
 MODE_FROM_WIRE: Mapping[str, str] = MappingProxyType({"auto": "auto", "required": "any", "none": "none"})
 MODE_TO_WIRE: Mapping[str, str] = MappingProxyType({"auto": "auto", "any": "required", "none": "none"})
 # Where OpenAI draws the line on stop sequences; Anthropic allows more.

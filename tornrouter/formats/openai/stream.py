@@ -45,7 +45,14 @@ from ...canonical import (
 )
 from ...sse import ServerSentEvent
 from ..base import others
-from .shapes import FINISH_TO_STOP, STOP_TO_FINISH, others_present, usage_from_wire, usage_to_wire
+from .shapes import (
+    FINISH_TO_STOP,
+    STOP_TO_FINISH,
+    error_type_for,
+    others_present,
+    usage_from_wire,
+    usage_to_wire,
+)
 
 # The ``type`` of an OpenAI error body and the status it stands for.
 ERROR_STATUS = MappingProxyType(
@@ -59,15 +66,6 @@ ERROR_STATUS = MappingProxyType(
         "requests": 429,
         "tokens": 429,
         "server_error": 500,
-    }
-)
-ERROR_TYPE = MappingProxyType(
-    {
-        400: "invalid_request_error",
-        401: "authentication_error",
-        403: "permission_error",
-        404: "not_found_error",
-        429: "rate_limit_error",
     }
 )
 
@@ -282,7 +280,7 @@ class OpenAIStreamEncoder:
                 return DONE
             usage = usage_to_wire(self._usage, keep_extra=self._keep)
             return _data({**self._head, "choices": [], "usage": usage}) + DONE
-        error_type = ERROR_TYPE.get(event.status, "server_error" if event.status >= 500 else "invalid_request_error")
+        error_type = error_type_for(event.status)
         return _data({"error": {"message": event.message, "type": error_type, "param": None, "code": None}})
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
