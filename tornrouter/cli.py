@@ -1,6 +1,7 @@
 """The command line: load and check the config, then serve (one process, or
 ``--processes N`` workers on one port) until SIGTERM/SIGINT; SIGHUP reloads.
-The lifecycle itself is in ``lifecycle`` (one process) and ``workers``."""
+The lifecycle itself is in ``lifecycle`` (one process) and ``workers``.
+``tornrouter init [DIR]`` writes the example configs out (``starter``)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Callable
 
 from tornado.netutil import bind_sockets
 
+from . import __version__
 from .app import build_components
 from .config import Config, load_config
 from .errors import ConfigError
 from .lifecycle import SIGNALS, Service
+from .starter import AlreadyThere, write_examples
 from .workers import run_workers
 
 log = logging.getLogger("tornrouter")
@@ -27,17 +31,27 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tornrouter", description="An LLM gateway for OpenAI and Anthropic clients.")
-    parser.add_argument("--conf", required=True, help="the YAML config file")
+    parser.add_argument("--version", action="version", version=f"tornrouter {__version__}")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    init = commands.add_parser("init", help="write the example configs (dev.yaml, prod.yaml) into DIR")
+    init.add_argument("dir", nargs="?", default=".", type=Path, help="where to write them (default: here)")
+    init.add_argument("--force", action="store_true", help="overwrite configs of the same name")
+    parser.add_argument("--conf", help="the YAML config file (required to serve)")
     parser.add_argument("--host", help="listen address (overrides server.host)")
     parser.add_argument("--port", type=int, help="listen port (overrides server.port)")
     parser.add_argument("--processes", type=int, default=1, metavar="N",
                         help="worker processes on the one port (default 1: no workers, one process serves)")
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.command is None and args.conf is None:
+        parser.error("the following arguments are required: --conf (or run `tornrouter init` for example configs)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "init":
+        return init(args.dir, args.force)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # The JSONL request log is the access log; Tornado's own would cost every request a line.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
@@ -64,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(config, lambda: read_config(args), sockets))
         return 0
     return run_workers(args.processes, sockets, lambda worker: work(args, worker, sockets))
+
+
+def init(directory: Path, force: bool) -> int:
+    try:
+        written = write_examples(directory, force)
+    except AlreadyThere as exc:
+        print(f"tornrouter init: not overwriting {exc} (add --force to replace)", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    print(f"serve the offline default with: tornrouter --conf {written[0]}")
+    return 0
 
 
 def read_config(args: argparse.Namespace, worker: int | None = None) -> Config:

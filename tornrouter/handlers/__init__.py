@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from .admin import MetricsHandler, UsageHandler
@@ -11,9 +10,6 @@ from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
 
 if TYPE_CHECKING:
     from ..app import Runtime
-
-# static/ sits beside the package, at the top of the repository.
-STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "static")
 
 
 def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
@@ -27,7 +23,7 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
     ]
     if runtime.config.server.dashboard:
         table += [
-            (r"/dashboard", DashboardPageHandler, {"page": read_page(STATIC_DIR), "admin": runtime.access.admin}),
+            (r"/dashboard", DashboardPageHandler, {"page": read_page(), "admin": runtime.access.admin}),
             (r"/dashboard/events", DashboardEventsHandler, {"runtime": runtime}),
         ]
     return table

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from importlib import resources
 from typing import TYPE_CHECKING
 
 from tornado.iostream import StreamClosedError
@@ -72,6 +72,7 @@ class DashboardEventsHandler(AdminOnly):
             self.subscriber.ready.set()  # wake the writer so it can leave
 
 
-def read_page(static_dir: str) -> bytes:
-    with open(os.path.join(static_dir, "dashboard.html"), "rb") as f:
-        return f.read()
+def read_page() -> bytes:
+    """The page, from the package's data (``tornrouter/static``, the repository's
+    ``static/``), wherever the package is installed."""
+    return resources.files("tornrouter").joinpath("static", "dashboard.html").read_bytes()
