@@ -366,6 +366,34 @@ async def test_models_and_health(router):
 
 
 @pytest.mark.gen_test
+async def test_every_listed_model_is_served_under_its_name(start_router, upstream, tmp_path):
+    # No default: a name no route matches is served only if the config lists it.
+    router = start_router({
+        "providers": {
+            "oai": {"kind": "openai", "base_url": upstream.url + "/v1", "models": ["gpt-listed"]},
+            "ant": {"kind": "anthropic", "base_url": upstream.url},
+        },
+        "router": {"routes": [
+            {"model": "*", "tags": ["vip"], "to": "oai/acc-vip-model"},   # reached only under a tag
+            {"model": "opus-alias", "tags": ["vip"], "to": "ant/claude-opus-5-5"},  # a condition, not a name
+            {"model": "haiku", "to": "ant/claude-haiku-5-5"},
+        ]},
+        "log": {"requests": str(tmp_path / "r.jsonl")},
+    })
+    listed = {m["id"]: m["owned_by"] for m in json.loads((await router.get("/v1/models")).body)["data"]}
+    assert listed == {"acc-vip-model": "oai", "claude-opus-5-5": "ant", "haiku": "ant",
+                      "claude-haiku-5-5": "ant", "gpt-listed": "oai"}
+    for model, provider in listed.items():
+        response = await router.post(OPENAI, chat(model))
+        assert response.code == 200, (model, response.body)
+        assert response.headers["x-tornrouter-provider"] == provider
+        assert upstream.last.body["model"] == ("claude-haiku-5-5" if model == "haiku" else model)
+    assert [e["routing"]["matched"] for e in router.log_entries()] == ["listed", "listed", "route", "listed", "listed"]
+    response = await router.post(OPENAI, chat("opus-alias"))
+    assert response.code == 400 and "no provider configured for model 'opus-alias'" in response.body.decode()
+
+
+@pytest.mark.gen_test
 async def test_provider_settings_reach_the_wire(start_router, upstream, tmp_path):
     from tests.conftest import base_config
 

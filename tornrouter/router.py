@@ -1,8 +1,11 @@
 """The model router: (requested model, tags) -> the targets to try, in order.
 
-Which targets, as in the seed: a ``provider,model`` name forces the provider;
-else the first route whose model glob matches and whose tags are all present;
-else the default; else ``NoProvider`` (400).  In which order, by the route's
+Which targets: a ``provider,model`` name forces the provider; else the first
+route whose model glob matches and whose tags are all present; else, for a name
+the config lists (``model_names``, what ``/v1/models`` shows), where it lists
+it; else the default; else ``NoProvider`` (400).  So every name a client sees
+in ``/v1/models`` is served under that name, even one that a route only sends
+to under a tag (``{tags: [vip], to: oai/vip-model}``).  In which order, by the route's
 ``strategy``: ``fallback`` tries them as listed; ``loadbalance`` draws them by
 weight among the healthy ones (circuit closed), the least busy first among equal
 draws, and keeps the unhealthy ones as a last resort.
@@ -35,7 +38,7 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Where a request may go and why: ``matched`` is ``forced``, ``route`` (with
-    ``index`` and ``pattern``) or ``default``.  ``candidates`` are in the order
+    ``index`` and ``pattern``), ``listed`` or ``default``.  ``candidates`` are in the order
     to try them."""
 
     candidates: tuple[Candidate, ...]
@@ -69,6 +72,7 @@ class ModelRouter:
         self.default = config.default
         self.routes = [(i, route, re.compile(translate(route.model)), frozenset(route.tags)) for i, route in enumerate(config.routes)]
         self.rng = rng or random.Random()
+        self.listed = self._listed()
 
     def resolve(self, model: str, tags: dict[str, str], forced_provider: str | None = None) -> Decision:
         if forced_provider is not None:
@@ -79,6 +83,9 @@ class ModelRouter:
         for index, route, pattern, required in self.routes:
             if pattern.match(model) and required.issubset(tags):
                 return self._decide(route.to, model, "route", index, route.model)
+        listed = self.listed.get(model)
+        if listed is not None:
+            return self._decide(listed, model, "listed")
         if self.default is not None:
             return self._decide(self.default, model, "default")
         raise NoProvider(model)
@@ -99,24 +106,30 @@ class ModelRouter:
         return sorted(candidates, key=key)
 
     def model_names(self) -> list[tuple[str, str]]:
-        """(model, provider) for every concrete name a client can ask for:
-        glob-free route patterns, models named in targets, providers' ``models:``."""
-        seen: dict[str, str] = {}
+        """(model, provider) for every concrete name a client can ask for, in config order."""
+        return [(model, targets.targets[0].provider) for model, targets in self.listed.items()]
+
+    def _listed(self) -> dict[str, Targets]:
+        """The concrete names the config gives, each with where it is served when
+        no route matches it: the pattern of a route with no tags and no glob (its
+        route always matches it), a model named in a target (that target), a
+        provider's ``models:`` (that provider).  The first mention wins.  A
+        pattern under tags is a condition, not a name, and is not listed."""
+        listed: dict[str, Targets] = {}
         glob = re.compile(r"[*?\[]")
-        named: list[tuple[Targets, str | None]] = [(route.to, route.model) for _, route, _, _ in self.routes]
+        named = [(route.to, route.model if not route.tags else None) for _, route, _, _ in self.routes]
         if self.default:
             named.append((self.default, None))
         for targets, pattern in named:
-            first: Target = targets.targets[0]
             if pattern and not glob.search(pattern):
-                seen.setdefault(pattern, first.provider)
+                listed.setdefault(pattern, targets)
             for target in targets.targets:
                 if target.model:
-                    seen.setdefault(target.model, target.provider)
+                    listed.setdefault(target.model, Targets((target,)))
         for name, provider in self.providers.items():
             for model in provider.config.models:
-                seen.setdefault(model, name)
-        return list(seen.items())
+                listed.setdefault(model, Targets((Target(name),)))
+        return listed
 
 
 def split_forced(model: str) -> tuple[str | None, str]:
