@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -15,6 +16,7 @@ from tornado.testing import bind_unused_port
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.fake_upstream import FakeUpstream  # noqa: E402
+from tests.log_guard import LogGuard  # noqa: E402
 from tornrouter.app import Runtime, make_app  # noqa: E402
 from tornrouter.config import parse_config  # noqa: E402
 
@@ -78,6 +80,19 @@ def base_config(upstream_url: str, log_path: str, **overrides: Any) -> dict[str,
     }
     config.update(overrides)
     return config
+
+
+@pytest.fixture(autouse=True)
+def log_guard():
+    """Every test: fail it if the router logged a traceback it did not expect
+    (``log_guard.expect(logger, pattern)`` declares one; see ``tests/log_guard.py``)."""
+    guard = LogGuard()
+    root = logging.getLogger()
+    root.addHandler(guard)
+    yield guard
+    root.removeHandler(guard)
+    if problems := guard.problems():
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

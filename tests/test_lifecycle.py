@@ -173,6 +173,8 @@ def spawn(tmp_path):
     yield start
     for process in started:
         process.kill()
+    for process in started:  # however the test ended it, a router's output has no traceback
+        assert "Traceback" not in process.output(), process.output()
 
 
 # --- SIGTERM --------------------------------------------------------------------

@@ -64,11 +64,12 @@ async def test_pre_routing_exception_is_500(start_router, upstream, tmp_path):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("hook", ["post_response", "on_end"])
-async def test_late_plugin_exception_is_a_warning_and_the_answer_goes_out(start_router, upstream, tmp_path, hook, caplog):
+async def test_late_plugin_exception_is_a_warning_and_the_answer_goes_out(start_router, upstream, tmp_path, hook, log_guard):
+    # The warning carries the plugin's traceback, for its author; the guard checks it comes.
+    log_guard.expect("tornrouter.plugins", f"plugin 'boom' {hook} hook failed")
     router = start_router(with_plugins(upstream, tmp_path, {"use": "tests.plugins_for_tests.Boom", "settings": {"hook": hook}}))
     response = await router.post(OPENAI, chat("gpt-4o"))
     assert response.code == 200
-    assert any(f"plugin 'boom' {hook} hook failed" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.gen_test
