@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tornrouter.canonical import ChatResponse
+from tornrouter.classifiers import BaseClassifier
 from tornrouter.plugins import BasePlugin, Flow
 
 
@@ -70,3 +71,32 @@ class ShortCircuit(BasePlugin):
     async def on_start(self, ctx):
         ctx.response = ChatResponse.from_text("short-circuited", model=ctx.request.model)
         return Flow.STOP
+
+
+class Corrupt(BasePlugin):
+    """Leaves the answer in a shape the router cannot read, in the hook named by
+    settings['hook']: settings['what'] is ``response`` (not a ChatResponse at
+    all), ``usage`` (None) or ``unserialisable`` (text JSON cannot hold)."""
+
+    async def _corrupt(self, ctx, hook: str) -> Flow:
+        if self.settings["hook"] != hook:
+            return Flow.CONTINUE
+        what = self.settings["what"]
+        if what == "response":
+            ctx.response = "not a response"
+        elif what == "usage":
+            ctx.response.usage = None
+        else:
+            ctx.response.content[0].text = {1: "an integer key"}
+        return Flow.MODIFIED
+
+    async def post_response(self, ctx):
+        return await self._corrupt(ctx, "post_response")
+
+    async def on_end(self, ctx):
+        return await self._corrupt(ctx, "on_end")
+
+
+class FailingClassifier(BaseClassifier):
+    async def classify(self, request):
+        raise RuntimeError("cannot tell")

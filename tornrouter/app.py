@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import tornado.web
 from tornado.curl_httpclient import CurlAsyncHTTPClient
 
@@ -24,7 +23,7 @@ from .metrics import Metrics
 from .plugins import BasePlugin
 from .plugins.pipeline import Pipeline
 from .providers import make_provider
-from .request_log import RequestLog
+from .request_log import RequestLog, entry_line
 from .router import ModelRouter
 
 
@@ -90,7 +89,7 @@ class Runtime:
             self._publish(ctx, status)
 
     def _publish(self, ctx: RequestContext, status: int) -> None:
-        line = orjson.dumps(ctx.log_entry(status), default=str).decode()
+        line = entry_line(ctx.log_entry(status))
         if self.request_log is not None:
             self.request_log.write(line)
         self.events.publish(line)

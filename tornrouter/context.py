@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .canonical import ChatRequest, ChatResponse
 
@@ -70,32 +70,54 @@ class RequestContext:
         )
 
     def log_entry(self, status: int) -> dict[str, Any]:
-        """The request log entry: the seed's fields, then what an operator needs more."""
-        request, response, decision, target = self.request, self.response, self.decision, self.target
-        now = time.perf_counter()
-        return {
-            "ts_ms": int(time.time() * 1000),
-            "id": self.id,
-            "endpoint": self.endpoint,
-            "provider": target.provider.name if target else ("plugin" if response else None),
-            "requested_model": self.requested_model,
-            "sent_model": target.model if target else (request.model if request else None),
-            "duration_ms": round((now - self.started) * 1000, 1),
-            "tags": list(request.tags) if request else [],
-            "plugins": self.active_plugins,
-            "system": request.system_text() or None if request else None,
-            "messages": [m.to_json() for m in request.messages] if request else [],
-            "response": response.to_json() if response else None,
-            "error": self.error,
-            "status": status,
-            "stream": bool(request and request.stream),
-            "usage": response.usage.to_json() if response else None,
-            "ttft_ms": round((self.first_byte_at - self.started) * 1000, 1) if self.first_byte_at else None,
-            "routing": {"tags": dict(request.tags) if request else {}, **(decision.to_json() if decision else {})},
-            "lossy": self.lossy,
-            "cancelled": self.cancelled,
-            "attempts": self.attempts,
-            "key": self.key_name,
-            "cost_usd": self.cost_usd,
-            "continued": self.continued,
-        }
+        """The request log entry: the seed's fields, then what an operator needs more.
+
+        It is built whatever the request went through: a field that cannot be
+        built (a plugin left a value of the wrong type where it is read) is
+        null, and ``entry_error`` names it and why.  A request is never lost
+        from the log for the sake of one field."""
+        entry: dict[str, Any] = {}
+        problems = []
+        for name, build in ENTRY_FIELDS:
+            try:
+                entry[name] = build(self, status)
+            except Exception as exc:  # noqa: BLE001 - the entry must be written; the problem goes in it
+                entry[name] = None
+                problems.append(f"{name}: {exc!r}")
+        entry["entry_error"] = "; ".join(problems) or None
+        return entry
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+# The log entry's fields, in order, each built on its own (``log_entry``).
+ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestContext, int], Any]], ...] = (
+    ("ts_ms", lambda ctx, status: int(time.time() * 1000)),
+    ("id", lambda ctx, status: ctx.id),
+    ("endpoint", lambda ctx, status: ctx.endpoint),
+    ("provider", lambda ctx, status: ctx.target.provider.name if ctx.target else ("plugin" if ctx.response else None)),
+    ("requested_model", lambda ctx, status: ctx.requested_model),
+    ("sent_model", lambda ctx, status: ctx.target.model if ctx.target else (ctx.request.model if ctx.request else None)),
+    ("duration_ms", lambda ctx, status: _ms(time.perf_counter() - ctx.started)),
+    ("tags", lambda ctx, status: list(ctx.request.tags) if ctx.request else []),
+    ("plugins", lambda ctx, status: ctx.active_plugins),
+    ("system", lambda ctx, status: ctx.request.system_text() or None if ctx.request else None),
+    ("messages", lambda ctx, status: [m.to_json() for m in ctx.request.messages] if ctx.request else []),
+    ("response", lambda ctx, status: ctx.response.to_json() if ctx.response else None),
+    ("error", lambda ctx, status: ctx.error),
+    ("status", lambda ctx, status: status),
+    ("stream", lambda ctx, status: bool(ctx.request and ctx.request.stream)),
+    ("usage", lambda ctx, status: ctx.response.usage.to_json() if ctx.response else None),
+    ("ttft_ms", lambda ctx, status: _ms(ctx.first_byte_at - ctx.started) if ctx.first_byte_at else None),
+    ("routing", lambda ctx, status: {
+        "tags": dict(ctx.request.tags) if ctx.request else {}, **(ctx.decision.to_json() if ctx.decision else {}),
+    }),
+    ("lossy", lambda ctx, status: ctx.lossy),
+    ("cancelled", lambda ctx, status: ctx.cancelled),
+    ("attempts", lambda ctx, status: ctx.attempts),
+    ("key", lambda ctx, status: ctx.key_name),
+    ("cost_usd", lambda ctx, status: ctx.cost_usd),
+    ("continued", lambda ctx, status: ctx.continued),
+)

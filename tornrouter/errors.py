@@ -7,6 +7,7 @@
     │   └── BodyTooLarge         413  over server.max_body_bytes
     ├── NoProvider               400  no route, no default for the model
     ├── PluginFailed             500  a Start/PreRouting hook raised
+    ├── ClassifierFailed         500  a classifier raised (no routing on tags it could not tell)
     ├── NoResponse               500  the pipeline stopped without a response
     ├── Overloaded               503  a provider's queue, or the router, is full
     ├── Unauthorized             401  no client key, or not one of the config's
@@ -76,6 +77,14 @@ class PluginFailed(RouterError):
     def __init__(self, plugin_id: str, error: BaseException) -> None:
         super().__init__(f"plugin '{plugin_id}' failed: {error}")
         self.plugin_id = plugin_id
+
+
+class ClassifierFailed(RouterError):
+    status = 500
+    code = "classifier_failed"
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        super().__init__(f"classifier '{name}' failed: {error}")
 
 
 class NoResponse(RouterError):

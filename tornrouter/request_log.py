@@ -11,11 +11,37 @@ sees half an entry; ``flush`` and ``close`` write everything so far.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
 import threading
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("tornrouter")
 
 HAND_OFF_S = 0.05
+
+
+def entry_line(entry: dict[str, Any]) -> str:
+    """A log entry as one JSON line.  A value JSON cannot hold (a plugin put a
+    dict with integer keys in the response, say) is null, and the entry's
+    ``entry_error`` says so: the line is written either way."""
+    try:
+        return orjson.dumps(entry, default=str).decode()
+    except TypeError:
+        problems = [entry.get("entry_error")] if entry.get("entry_error") else []
+        safe = {}
+        for name, value in entry.items():
+            try:
+                orjson.dumps(value, default=str)
+                safe[name] = value
+            except TypeError as exc:
+                safe[name] = None
+                problems.append(f"{name}: {exc!r}")
+        safe["entry_error"] = "; ".join(problems)
+        return orjson.dumps(safe, default=str).decode()
 
 
 class RequestLog:
@@ -73,8 +99,11 @@ class RequestLog:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._file.write("".join(item for item in items if isinstance(item, str)))
-            self._file.flush()
+            try:
+                self._file.write("".join(item for item in items if isinstance(item, str)))
+                self._file.flush()
+            except OSError as exc:  # a full disk must not stop the writer (nor flush() waiting on it)
+                log.error("request log %s: lines lost: %s", self.path, exc)
             for item in items:
                 if isinstance(item, threading.Event):
                     item.set()

@@ -229,11 +229,20 @@ class APIHandler(RequestHandler):
             super().log_exception(typ, value, tb)
 
     def on_finish(self) -> None:
-        ctx = self.ctx
+        """Settle, record and count the request once.  Each step stands alone:
+        one that fails (on data a plugin left in a shape it cannot read) is
+        logged and costs neither the others nor the request's log entry."""
+        ctx, runtime = self.ctx, self.runtime
         status = CLIENT_CLOSED if ctx.cancelled else ctx.failed_status or self.get_status()
-        self.runtime.access.settle(ctx, self.admission)  # cost for the log; usage, spend, slots back: once
-        self.runtime.record(ctx, status)
-        self.runtime.metrics.finished(ctx, status, ctx.key_name or ANONYMOUS)
+        for step, args in (
+            (runtime.access.settle, (ctx, self.admission)),  # cost for the log; usage, spend, slots back
+            (runtime.record, (ctx, status)),
+            (runtime.metrics.finished, (ctx, status, ctx.key_name or ANONYMOUS)),
+        ):
+            try:
+                step(*args)
+            except Exception:  # noqa: BLE001 - the request has ended: nothing may escape into Tornado
+                log.exception("%s %s: %s failed", self.endpoint, ctx.id, step.__qualname__)
 
 
 def _as_router_error(status_code: int, exc_info: Any) -> RouterError:
