@@ -136,6 +136,19 @@ def _thirds(text: str) -> list[str]:
     return [text[i : i + step] for i in range(0, len(text), step)]
 
 
+def nginx_error_page(comment: str = "") -> bytes:
+    """A 502 page as an nginx in front of an upstream serves one, with a body of
+    about 40 kB (some gateways' pages are that big) and ``comment`` (say, the
+    key the upstream was sent) in its head."""
+    return (
+        f"<html>\r\n<head><title>502 Bad Gateway</title><!-- {comment} --></head>\r\n<body>\r\n".encode()
+        + b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.27.0</center>\r\n"
+        + b"<p>" + b"The upstream server did not answer in time. " * 900 + b"</p>\r\n"
+        + b"<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n" * 6
+        + b"</body>\r\n</html>\r\n"
+    )
+
+
 def sse_data(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
 

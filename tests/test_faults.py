@@ -39,6 +39,7 @@ from tests.fake_upstream import (
     FakeUpstream,
     Reply,
     anthropic_sse,
+    nginx_error_page,
     openai_sse,
     sse_data,
     sse_event,
@@ -408,6 +409,55 @@ async def test_stream_fault_after_content(start_router, fakes, tmp_path, path, f
     assert attempts(entry) == [("primary", 200)]
     assert entry["status"] == status and entry["error"]
     assert backup.requests == []
+
+
+# --- what the client hears of an upstream's error body --------------------------------------
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
+async def test_an_error_page_is_summarised_and_kept_in_the_log(start_router, fakes, tmp_path, path, stream):
+    """A proxy's HTML page instead of the API's error: the client gets one line
+    in its own API's shape, with no markup; the log keeps the page, capped, with
+    the key it quotes redacted."""
+    key = f"sk-{KIND[path]}-SECRET"
+    page = nginx_error_page(comment=f"Authorization: Bearer {key}")
+    primary = fakes()
+    primary.then(Reply(status=502, body=page, headers={"Content-Type": "text/html"}))
+    router = start_router(primary_and_backup(tmp_path, path, primary.url, None))
+
+    response, raw = await (post_stream if stream else _post)(router, path, request_body(path, stream=stream))
+
+    assert response.code == 502 and response.headers["Content-Type"] == "application/json"
+    response._body = raw
+    summary = "provider 'primary': upstream returned 502 with a text/html page: \"502 Bad Gateway\""
+    assert native_error(path, response) == summary
+    assert json.loads(raw)["error"]["type"] == ("server_error" if path == OPENAI else "api_error")
+    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    (attempt,) = entry["attempts"]
+    assert attempt["status"] == 502 and attempt["error"] == entry["error"] == summary
+    assert attempt["upstream_body"] == page.replace(key.encode(), b"***")[:4096].decode() + "…"
+    assert "SECRET" not in raw.decode() and "SECRET" not in json.dumps(entry)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
+async def test_an_apis_own_error_keeps_its_type_and_message(start_router, fakes, tmp_path, path, stream):
+    body = error_body(KIND[path], "prompt is too long", "invalid_request_error")
+    primary = fakes()
+    primary.then(Reply(status=400, body=body))
+    router = start_router(primary_and_backup(tmp_path, path, primary.url, None))
+
+    response, raw = await (post_stream if stream else _post)(router, path, request_body(path, stream=stream))
+
+    assert response.code == 400
+    error = json.loads(raw)["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"] == "provider 'primary': upstream returned 400: prompt is too long"
+    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    assert entry["attempts"][0]["upstream_body"] == json.dumps(body)
 
 
 # --- retries -----------------------------------------------------------------------------

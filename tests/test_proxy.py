@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, Reply
+from tests.fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, Reply, nginx_error_page
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
@@ -182,6 +182,31 @@ async def test_sdks_raise_their_own_errors(router, upstream):
         await aclient.messages.create(model="claude-x", max_tokens=10, messages=[{"role": "robot", "content": "hi"}])
     assert "messages.0.role" in bad.value.message
     await aclient.close()
+
+
+@pytest.mark.gen_test
+async def test_sdks_see_a_clean_error_for_an_upstreams_html_page(router, upstream):
+    page = Reply(status=502, body=nginx_error_page(comment=" ".join(SECRETS)), headers={"Content-Type": "text/html"})
+    upstream.then(page, page)
+    client = openai.AsyncOpenAI(base_url=router.url + "/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    await client.close()
+    assert caught.value.status_code == 502
+    assert caught.value.body == {
+        "message": "provider 'oai': upstream returned 502 with a text/html page: \"502 Bad Gateway\"",
+        "type": "server_error", "param": None, "code": "upstream_error",
+    }
+    aclient = anthropic.AsyncAnthropic(base_url=router.url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.InternalServerError) as acaught:
+        await aclient.messages.create(model="claude-x", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    await aclient.close()
+    assert acaught.value.status_code == 502
+    assert acaught.value.body["error"] == {
+        "type": "api_error", "message": "provider 'ant': upstream returned 502 with a text/html page: \"502 Bad Gateway\"",
+    }
+    for error in (caught.value, acaught.value):
+        assert "<" not in error.message and not any(secret in error.message for secret in SECRETS)
 
 
 # --- upstream failures ----------------------------------------------------------------

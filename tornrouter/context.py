@@ -58,16 +58,21 @@ class RequestContext:
             if name not in self.lossy:
                 self.lossy.append(name)
 
-    def record_attempt(self, candidate: Candidate, status: int | None, error: str | None, seconds: float) -> None:
-        self.attempts.append(
-            {
-                "provider": candidate.provider.name,
-                "model": candidate.model,
-                "status": status,
-                "error": error,
-                "duration_ms": round(seconds * 1000, 1),
-            }
-        )
+    def record_attempt(
+        self, candidate: Candidate, status: int | None, error: str | None, seconds: float, *, body: str | None = None
+    ) -> None:
+        """``body``: the upstream's error body (capped), kept as ``upstream_body``
+        where there is one, since the error only summarises a body that is not the API's."""
+        attempt: dict[str, Any] = {
+            "provider": candidate.provider.name,
+            "model": candidate.model,
+            "status": status,
+            "error": error,
+            "duration_ms": round(seconds * 1000, 1),
+        }
+        if body is not None:
+            attempt["upstream_body"] = body
+        self.attempts.append(attempt)
 
     def log_entry(self, status: int) -> dict[str, Any]:
         """The request log entry: the seed's fields, then what an operator needs more.

@@ -116,7 +116,8 @@ class Dispatcher:
                     result = await call(candidate)
                 except RouterError as error:
                     status = error.upstream_status if isinstance(error, UpstreamError) else error.status
-                    ctx.record_attempt(candidate, status, error.message, time.perf_counter() - started)
+                    body = error.body if isinstance(error, UpstreamError) else None
+                    ctx.record_attempt(candidate, status, error.message, time.perf_counter() - started, body=body)
                     retry = worth_retrying(error)
                     if breaker is not None and not isinstance(error, Overloaded):  # a full queue says nothing of its health
                         breaker.failure() if retry else breaker.success()

@@ -152,7 +152,10 @@ class UpstreamError(RouterError):
     ``status`` is the status the client receives: the upstream's own for the
     4xx a client must see (invalid request, auth, not found, too large, rate
     limit), 502 for everything else.  ``upstream_status`` is what the upstream
-    said (599 when there was no HTTP response at all).
+    said (599 when there was no HTTP response at all).  ``body`` is the body of
+    an error status as the request log keeps it (decoded, capped, the key
+    redacted): the client's message only summarises a body that is not the
+    API's error.
     """
 
     code = "upstream_error"
@@ -166,11 +169,13 @@ class UpstreamError(RouterError):
         upstream_status: int = 599,
         error_type: str | None = "router_error",
         retry_after: str | None = None,
+        body: str | None = None,
     ) -> None:
         super().__init__(f"provider '{provider}': {message}", error_type=error_type)
         self.provider = provider
         self.upstream_status = upstream_status
         self.retry_after = retry_after
+        self.body = body
         self.status = upstream_status if upstream_status in self.RELAYED else 502
 
     @property

@@ -75,9 +75,9 @@ class Codec(ABC):
         """The API's native error body for ``error``."""
 
     @abstractmethod
-    def parse_error(self, body: bytes) -> tuple[str | None, str]:
+    def parse_error(self, body: bytes) -> tuple[str | None, str] | None:
         """``(error_type, message)`` from an upstream's error body of this API;
-        falls back to the raw text (shortened) when it is not this API's shape."""
+        None when it is not this API's error (the provider describes the body)."""
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:

@@ -8,7 +8,8 @@ Every transport failure is mapped to ``errors.UpstreamError`` here and only
 here: curl's 599 with errno 28 -> ``UpstreamTimeout`` (504); any other 599
 (refused, reset, DNS) -> 502; an upstream 4xx a client must see keeps its status
 and message (with ``Retry-After`` on 429); other statuses -> 502; a 2xx body that
-is not this API's response -> 502.
+is not this API's response -> 502.  An error body that is not the API's error
+(a proxy's HTML page...) is summarised for the client (``error_body.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 import pycurl
 from tornado.curl_httpclient import CurlError
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httputil import HTTPHeaders
 
 from ..accumulate import replay
 from ..breaker import CircuitBreaker
@@ -30,6 +32,7 @@ from ..errors import UpstreamError, UpstreamTimeout
 from ..formats import codec_for
 from ..formats.base import check_response, short
 from ..limits import ConcurrencyLimit
+from .error_body import describe, logged
 from .streaming import EventStream, ReplayStream, UpstreamStream
 
 
@@ -109,7 +112,7 @@ class HTTPProvider(Provider):
         except HTTPClientError as exc:  # raise_error=False still raises for 599: no response at all
             raise self.transport_error(exc) from exc
         if response.code >= 300:
-            raise self.status_error(response.code, response.body, response.headers.get("Retry-After"), request)
+            raise self.status_error(response.code, response.body, response.headers, request)
         try:
             return check_response(self.codec.decode_response(orjson.loads(response.body))), lossy
         except ValueError as exc:
@@ -129,18 +132,27 @@ class HTTPProvider(Provider):
             return UpstreamError(self.name, f"answer larger than server.max_response_bytes ({limit} bytes)")
         return UpstreamError(self.name, f"request failed: {error.message}")
 
-    def status_error(self, status: int, body: bytes, retry_after: str | None, request: ChatRequest) -> UpstreamError:
-        error_type, message = self.codec.parse_error(body)
+    def status_error(self, status: int, body: bytes, headers: HTTPHeaders, request: ChatRequest) -> UpstreamError:
+        """An answer with an error status, streamed or not.  The API's own error
+        keeps its message (and type); any other body is described in one line,
+        since a proxy's HTML page is no message for an API client."""
         if self.config.api_key:  # some upstreams quote the key they refused
-            message = message.replace(self.config.api_key, "***")
+            body = body.replace(self.config.api_key.encode(), b"***")
+        parsed = self.codec.parse_error(body)
+        if parsed is None:
+            error_type, message = None, f"upstream returned {status} {describe(headers.get('Content-Type'), body)}"
+        else:
+            error_type, message = parsed[0], f"upstream returned {status}: {parsed[1]}"
+        retry_after = headers.get("Retry-After")
         return UpstreamError(
             self.name,
-            f"upstream returned {status}: {message}",
+            message,
             upstream_status=status,
             # The upstream's own error type means something only to a client of the same
             # API; for the other, None lets its codec name the type for the status.
             error_type=error_type if self.kind == request.source else None,
             retry_after=retry_after if status in (429, 503, 529) else None,
+            body=logged(body),
         )
 
 

@@ -37,12 +37,12 @@ from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from ..canonical import ChatRequest, MessageStop, StreamError, StreamEvent
 from ..errors import UpstreamError, UpstreamTimeout
 from ..sse import SSEDecoder, encode_event
+from .error_body import READ_LIMIT
 
 if TYPE_CHECKING:
     from .base import HTTPProvider
 
 Piece = tuple[bytes | None, list[StreamEvent]]
-ERROR_BODY_LIMIT = 64 * 1024  # an error body is read for its message, not kept whole
 TRAILING_S = 5.0  # how long a finished stream's transfer may take to end by itself
 
 
@@ -131,7 +131,7 @@ class UpstreamStream(EventStream):
             self._early.append(chunk)
             return
         if self.status >= 300:
-            if len(self._error_body) < ERROR_BODY_LIMIT:
+            if len(self._error_body) < READ_LIMIT:  # enough for its message and the log
                 self._error_body += chunk
             return
         self._last_byte = asyncio.get_running_loop().time()
@@ -165,9 +165,7 @@ class UpstreamStream(EventStream):
                 end = self.provider.transport_error(exc)
         else:
             if response.code >= 300:
-                end = self.provider.status_error(
-                    response.code, bytes(self._error_body), response.headers.get("Retry-After"), self.request
-                )
+                end = self.provider.status_error(response.code, bytes(self._error_body), response.headers, self.request)
             elif not self._stopping:
                 tail = self.decoder.close()
                 if tail:

@@ -17,12 +17,13 @@ names of whatever could not be carried (``logprobs``, ``messages.system``,
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from ...canonical import ChatRequest, ChatResponse, Format
 from ...errors import RouterError
-from ..base import Codec, load_request, short
+from ..base import Codec, load_request
 from .decode import request_from_wire, response_from_wire
 from .encode import request_to_wire, response_to_wire
 from .schemas import REQUEST_SCHEMA
@@ -62,10 +63,10 @@ class AnthropicCodec(Codec):
         error_type = error.error_type or error_type_for(error.status)
         return {"type": "error", "error": {"type": error_type, "message": error.message}}
 
-    def parse_error(self, body: bytes) -> tuple[str | None, str]:
+    def parse_error(self, body: bytes) -> tuple[str | None, str] | None:
         try:
-            data = json.loads(body)
-        except ValueError:
+            data = orjson.loads(body)
+        except ValueError:  # orjson's: bad JSON, bad UTF-8, nesting too deep
             data = None
         error = data.get("error") if isinstance(data, dict) else None
         if isinstance(error, dict) and isinstance(error.get("message"), str):
@@ -73,4 +74,4 @@ class AnthropicCodec(Codec):
             return (error_type if isinstance(error_type, str) else None), error["message"]
         if isinstance(error, str):
             return None, error
-        return None, short(body) or "empty error body"
+        return None

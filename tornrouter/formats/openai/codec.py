@@ -41,12 +41,13 @@ read-only once encoded.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from ...canonical import ChatRequest, ChatResponse, Format
 from ...errors import RouterError
-from ..base import Codec, load_request, short
+from ..base import Codec, load_request
 from .decode import request_from_wire, response_from_wire
 from .encode import request_to_wire, response_to_wire
 from .schemas import REQUEST_SCHEMA
@@ -65,18 +66,18 @@ def error_to_wire(error: RouterError) -> dict[str, Any]:
     }
 
 
-def error_from_wire(body: bytes) -> tuple[str | None, str]:
+def error_from_wire(body: bytes) -> tuple[str | None, str] | None:
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None, short(body)
+        data = orjson.loads(body)
+    except ValueError:  # orjson's: bad JSON, bad UTF-8, nesting too deep
+        return None
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         kind = error.get("type") or error.get("code")
         return (kind if isinstance(kind, str) else None), error["message"]
     if isinstance(error, str):  # some compatible servers: {"error": "..."}
         return None, error
-    return None, short(body)
+    return None
 
 
 class OpenAICodec(Codec):
@@ -113,5 +114,5 @@ class OpenAICodec(Codec):
     def error_body(self, error: RouterError) -> dict[str, Any]:
         return error_to_wire(error)
 
-    def parse_error(self, body: bytes) -> tuple[str | None, str]:
+    def parse_error(self, body: bytes) -> tuple[str | None, str] | None:
         return error_from_wire(body)
