@@ -267,6 +267,7 @@ async def test_nonstreamed_fault(start_router, fakes, tmp_path, path, fault, wit
         assert response.code == status, response.body
         message = native_error(path, response)
         assert "primary" in message
+        assert "<" not in message  # a proxy's page is described, never quoted
         served_by(response, "primary", "model-a")  # the target tried last
         assert len(entry["attempts"]) == 1 and entry["attempts"][0]["error"]
         assert entry["status"] == status and entry["error"]

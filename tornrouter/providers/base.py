@@ -114,7 +114,15 @@ class HTTPProvider(Provider):
         if response.code >= 300:
             raise self.status_error(response.code, response.body, response.headers, request)
         try:
-            return check_response(self.codec.decode_response(orjson.loads(response.body))), lossy
+            payload = orjson.loads(response.body)
+        except ValueError as exc:  # a proxy's page where the answer should be: described, not quoted
+            body = self.redacted(response.body)
+            raise UpstreamError(
+                self.name, f"upstream answered {response.code} {describe(response.headers.get('Content-Type'), body)}",
+                body=logged(body),
+            ) from exc
+        try:
+            return check_response(self.codec.decode_response(payload)), lossy
         except ValueError as exc:
             raise UpstreamError(self.name, f"invalid response body ({exc}): {short(response.body)}") from exc
 
@@ -132,12 +140,15 @@ class HTTPProvider(Provider):
             return UpstreamError(self.name, f"answer larger than server.max_response_bytes ({limit} bytes)")
         return UpstreamError(self.name, f"request failed: {error.message}")
 
+    def redacted(self, body: bytes) -> bytes:
+        """``body`` without this provider's key: some upstreams quote the key they refused."""
+        return body.replace(self.config.api_key.encode(), b"***") if self.config.api_key else body
+
     def status_error(self, status: int, body: bytes, headers: HTTPHeaders, request: ChatRequest) -> UpstreamError:
         """An answer with an error status, streamed or not.  The API's own error
         keeps its message (and type); any other body is described in one line,
         since a proxy's HTML page is no message for an API client."""
-        if self.config.api_key:  # some upstreams quote the key they refused
-            body = body.replace(self.config.api_key.encode(), b"***")
+        body = self.redacted(body)
         parsed = self.codec.parse_error(body)
         if parsed is None:
             error_type, message = None, f"upstream returned {status} {describe(headers.get('Content-Type'), body)}"
