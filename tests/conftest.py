@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
-from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,12 +18,13 @@ from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.log_guard import LogGuard  # noqa: E402
 from tornrouter.app import Runtime, make_app  # noqa: E402
 from tornrouter.config import parse_config  # noqa: E402
+from tornrouter.server import GatewayServer  # noqa: E402
 
 
 class RunningRouter:
     """A router serving on a loopback port, with helpers to call it and read its log."""
 
-    def __init__(self, runtime: Runtime, server: HTTPServer, port: int, log_path: str) -> None:
+    def __init__(self, runtime: Runtime, server: GatewayServer, port: int, log_path: str) -> None:
         self.runtime = runtime
         self.server = server
         self.port = port
@@ -112,7 +112,7 @@ def start_router(io_loop, upstream, tmp_path):
         raw = config if config is not None else base_config(upstream.url, log_path, **overrides)
         runtime = Runtime(parse_config(raw, environ=dict(os.environ)))
         sock, port = bind_unused_port()
-        server = HTTPServer(make_app(runtime), max_body_size=runtime.config.server.max_body_bytes)
+        server = GatewayServer(make_app(runtime), runtime.config.server)
         server.add_socket(sock)
         router = RunningRouter(runtime, server, port, runtime.config.request_log or log_path)
         started.append(router)

@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -370,8 +371,13 @@ async def test_shipped_supervisord_conf(tmp_path):
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
     }
     shipped = str(ROOT / "conf" / "supervisord.conf")
+    minfds = int(re.search(r"^minfds=(\d+)$", (ROOT / "conf" / "supervisord.conf").read_text(), re.M)[1])
+    assert minfds >= 16384  # far above the usual 1024, and server.max_connections' default with room to spare
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    # Started with the usual soft limit of 1024 open files, which minfds must raise.
     supervisord = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-n", "-c", shipped], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)))
     err_log, supervisor_log = logs / "tornrouter.err.log", logs / "supervisord.log"
     client = AsyncHTTPClient(force_instance=True)
 
@@ -392,6 +398,8 @@ async def test_shipped_supervisord_conf(tmp_path):
 
     try:
         await serving(1)
+        limits = Path(f"/proc/{ctl('pid', 'tornrouter').strip()}/limits").read_text()
+        assert int(re.search(r"^Max open files\s+(\d+)", limits, re.M)[1]) >= minfds
         # The router stopping by itself, cleanly: supervisord sees an expected exit and starts it again.
         ctl("signal", "TERM", "tornrouter")
         await poll(lambda: "exited: tornrouter (exit status 0; expected)" in supervisor_log.read_text(),

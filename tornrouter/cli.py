@@ -22,6 +22,7 @@ from .app import build_components
 from .config import Config, load_config
 from .errors import ConfigError
 from .lifecycle import SIGNALS, Service
+from .server import fit_open_files_limit
 from .starter import AlreadyThere, write_examples
 from .workers import run_workers
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     # Held until the event loop handles them (Service.install_signal_handlers):
     # a signal that comes as soon as the port accepts is not lost, nor fatal.
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    fit_open_files_limit(config.server)
     sockets = bind_sockets(config.server.port, config.server.host)
     host, port = sockets[0].getsockname()[:2]
     log.info("tornrouter listening on http://%s:%d (%s)", host, port, config.source)

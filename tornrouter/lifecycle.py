@@ -11,7 +11,9 @@ Signals, handled on the event loop:
   current application, and a handler holds the runtime it was made with.  Open
   dashboard feeds carry on, on the event bus the new runtime inherits.  The
   listening address cannot change: a reload that changes ``server.host`` or
-  ``server.port`` says so in the log and keeps listening where it was.
+  ``server.port`` says so in the log and keeps listening where it was.  The
+  client timeouts and ``server.max_connections`` apply to the requests and
+  connections that start after the reload.
 - ``SIGTERM`` and ``SIGINT`` stop: no new connections, then up to
   ``server.drain_s`` for the requests in flight (streams included) to finish,
   then every connection still open is closed (idle keep-alives, dashboard
@@ -31,11 +33,11 @@ import socket
 from typing import Callable
 
 from tornado import httputil
-from tornado.httpserver import HTTPServer
 
 from .app import Runtime, make_app
 from .config import Config
 from .errors import ConfigError
+from .server import GatewayServer
 
 log = logging.getLogger("tornrouter")
 
@@ -73,7 +75,7 @@ class Service:
         self.address = (config.server.host, config.server.port)  # as configured (the port may be 0)
         self.bound = sockets[0].getsockname()[:2]
         self.switch = AppSwitch(make_app(self.runtime), config.server.max_body_bytes)
-        self.server = HTTPServer(self.switch, max_body_size=config.server.max_body_bytes)
+        self.server = GatewayServer(self.switch, config.server)
         self.server.add_sockets(sockets)
         # Runtimes replaced by a reload, each closed by its task once its requests are done.
         self.retiring: dict[Runtime, asyncio.Task[None]] = {}
@@ -134,6 +136,7 @@ class Service:
         self.runtime = runtime
         self.switch.app = make_app(runtime)
         self.switch.max_body_bytes = config.server.max_body_bytes
+        self.server.apply(config.server)
         self.retiring[previous] = asyncio.ensure_future(self._close_when_idle(previous))
         log.info("config reloaded from %s (%d request(s) in flight finish on the old one)", source, len(previous.in_flight))
         return True

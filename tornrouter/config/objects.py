@@ -17,6 +17,11 @@ class ServerConfig:
     max_in_flight: int | None = None
     drain_s: float = 30.0
     admin_key: str | None = field(default=None, repr=False)  # guards the dashboard, /metrics, /v1/usage
+    # What a client may take to send a request, and how many may be connected (tornrouter/server.py).
+    header_timeout_s: float = 20.0  # a new connection's first request headers, from the accept
+    body_timeout_s: float = 120.0  # the whole body, from the end of the headers
+    idle_timeout_s: float = 75.0  # a kept-alive connection: until the next request's headers are complete
+    max_connections: int = 4096
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,11 @@ class ServerSchema(_Strict):
     max_in_flight = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
     drain_s = fields.Float(load_default=30.0, validate=validate.Range(min=0))
     admin_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, error="must not be empty"))
+    # Defaults: ServerConfig's, written there only.
+    header_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    body_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    idle_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    max_connections = fields.Integer(validate=validate.Range(min=1))
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> ServerConfig:

@@ -63,6 +63,7 @@ class APIHandler(RequestHandler):
         self._chunks: list[bytes] = []
         self.source: EventStream | None = None
         self._opening: asyncio.Future[EventStream] | None = None
+        self._reading_body = False  # from the end of prepare until post
 
     def prepare(self) -> None:
         # The router-wide cap (server.max_in_flight), before any other work; the
@@ -78,6 +79,7 @@ class APIHandler(RequestHandler):
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.runtime.config.server.max_body_bytes:
             raise BodyTooLarge(self.runtime.config.server.max_body_bytes)
+        self._reading_body = True
 
     def data_received(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -86,6 +88,7 @@ class APIHandler(RequestHandler):
         return b"".join(self._chunks)
 
     async def post(self) -> None:
+        self._reading_body = False
         ctx = self.ctx
         ctx.request = self.codec.parse_request(self.body())
         self.admission = await self.runtime.access.admit(ctx, self.client_key)  # 403, 429, 503
@@ -191,13 +194,22 @@ class APIHandler(RequestHandler):
             self.on_connection_close()
 
     def on_connection_close(self) -> None:
-        """The client went away: stop the upstream transfer, log the request as cancelled."""
+        """The client went away, or the server closed a connection whose body was
+        too slow (``server.body_timeout_s``): stop the upstream transfer, log the
+        request as cancelled."""
         super().on_connection_close()  # fails a body upload still awaited, rather than waiting forever
         self.ctx.cancelled = True
         if self._opening is not None:
             self._opening.cancel()
         if self.source is not None:
             self.source.cancel()
+        if self._reading_body:
+            # Tornado drops a request whose body never came whole: it calls
+            # neither ``post`` nor ``on_finish``, so the request ends here.
+            self._reading_body = False
+            self.ctx.error = ("the connection closed before the whole body arrived "
+                              "(client gone, or slower than server.body_timeout_s)")
+            self.on_finish()
 
     def set_routing_headers(self) -> None:
         ctx = self.ctx
