@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .canonical import ChatRequest, ChatResponse
@@ -70,8 +71,16 @@ class RequestContext:
         )
 
     def log_entry(self, status: int) -> dict[str, Any]:
-        """The request log entry: the seed's fields, then what an operator needs more."""
-        request, response, decision, target = self.request, self.response, self.decision, self.target
+        """The request log entry: the seed's fields, then what an operator needs more.
+
+        Never raises, whatever a plugin left in the request or the response:
+        the pipeline refuses what is not canonical after a Start or PreRouting
+        hook (failing the request, which must still be logged), and a later
+        hook's changes go unchecked.  A part that cannot be shown as usual is
+        shown as its repr."""
+        response, decision, target = self.response, self.decision, self.target
+        # A request a plugin replaced with something else is not shown (the error names it).
+        request = self.request if isinstance(self.request, ChatRequest) else None
         now = time.perf_counter()
         return {
             "ts_ms": int(time.time() * 1000),
@@ -81,17 +90,17 @@ class RequestContext:
             "requested_model": self.requested_model,
             "sent_model": target.model if target else (request.model if request else None),
             "duration_ms": round((now - self.started) * 1000, 1),
-            "tags": list(request.tags) if request else [],
+            "tags": _shown(lambda: list(request.tags), request.tags) if request else [],
             "plugins": self.active_plugins,
-            "system": request.system_text() or None if request else None,
-            "messages": [m.to_json() for m in request.messages] if request else [],
-            "response": response.to_json() if response else None,
+            "system": _shown(lambda: request.system_text() or None, request.system) if request else None,
+            "messages": _shown(lambda: [m.to_json() for m in request.messages], request.messages) if request else [],
+            "response": _shown(lambda: response.to_json(), response) if response else None,
             "error": self.error,
             "status": status,
             "stream": bool(request and request.stream),
-            "usage": response.usage.to_json() if response else None,
+            "usage": _shown(lambda: response.usage.to_json(), response) if response else None,
             "ttft_ms": round((self.first_byte_at - self.started) * 1000, 1) if self.first_byte_at else None,
-            "routing": {"tags": dict(request.tags) if request else {}, **(decision.to_json() if decision else {})},
+            "routing": {"tags": _shown(lambda: dict(request.tags), request.tags) if request else {}, **(decision.to_json() if decision else {})},
             "lossy": self.lossy,
             "cancelled": self.cancelled,
             "attempts": self.attempts,
@@ -99,3 +108,12 @@ class RequestContext:
             "cost_usd": self.cost_usd,
             "continued": self.continued,
         }
+
+
+def _shown(render: Callable[[], Any], part: Any) -> Any:
+    """``render()``, a part of the request or the response as the log shows
+    it; ``repr(part)`` when a plugin left in it something ``render`` cannot show."""
+    try:
+        return render()
+    except Exception:
+        return repr(part)
