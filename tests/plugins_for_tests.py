@@ -70,3 +70,32 @@ class ShortCircuit(BasePlugin):
     async def on_start(self, ctx):
         ctx.response = ChatResponse.from_text("short-circuited", model=ctx.request.model)
         return Flow.STOP
+
+
+# What ``Sloppy`` does to the request: the natural forms the pipeline accepts,
+# and types it must refuse.
+CHANGES = {
+    "system": lambda request: setattr(request, "system", "be brief"),
+    "content": lambda request: setattr(request.messages[-1], "content", "say it plainly"),
+    "append_int": lambda request: request.messages.append(42),
+    "max_tokens": lambda request: setattr(request, "max_tokens", "lots"),
+}
+
+
+class Sloppy(BasePlugin):
+    """Applies ``CHANGES[settings['change']]`` to the request in the hook named by
+    settings['hook'] (default ``pre_request``), then returns CONTINUE, as a
+    plugin that forgets to say it changed something would."""
+
+    id = "brief"
+
+    def _change(self, ctx, hook: str) -> Flow:
+        if self.settings.get("hook", "pre_request") == hook:
+            CHANGES[self.settings["change"]](ctx.request)
+        return Flow.CONTINUE
+
+    async def on_start(self, ctx):
+        return self._change(ctx, "on_start")
+
+    async def pre_request(self, ctx):
+        return self._change(ctx, "pre_request")
