@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tornrouter.canonical import ChatResponse
+from tornrouter.canonical import ChatResponse, ToolCall
 from tornrouter.plugins import BasePlugin, Flow
 
 
@@ -69,6 +69,19 @@ class Rewrite(BasePlugin):
 class ShortCircuit(BasePlugin):
     async def on_start(self, ctx):
         ctx.response = ChatResponse.from_text("short-circuited", model=ctx.request.model)
+        return Flow.STOP
+
+
+RAW_ARGUMENTS = '{"location": "Par'
+
+
+class CallsTool(BasePlugin):
+    """Answers with a tool call whose arguments are not a JSON object, kept raw
+    as the OpenAI decoder keeps an upstream's."""
+
+    async def on_start(self, ctx):
+        call = ToolCall("call_1", "get_weather", raw_arguments=RAW_ARGUMENTS)
+        ctx.response = ChatResponse("msg_1", ctx.request.model, [call], stop_reason="tool_use")
         return Flow.STOP
 
 
