@@ -8,6 +8,8 @@ import json
 import pytest
 
 from tests.conftest import base_config
+from tornrouter.classifiers import BaseClassifier
+from tornrouter.plugins import BasePlugin, Flow
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
@@ -285,3 +287,22 @@ async def test_a_plugin_that_breaks_the_request_fails_it_naming_the_field(
     assert [(e["status"], e["error"]) for e in entries] == [(500, expected)] * 2
     if change == "append_int":  # what the log cannot show as usual, it shows as a repr
         assert entries[0]["messages"].endswith(", 42]")
+
+
+def test_a_plugin_class_with_a_sync_or_misspelt_hook_is_refused():
+    with pytest.raises(TypeError, match=r"\.Sync\.pre_request must be a coroutine function: write 'async def pre_request\(self, ctx\)'$"):
+        class Sync(BasePlugin):
+            def pre_request(self, ctx):
+                return Flow.CONTINUE
+
+    with pytest.raises(TypeError, match=r"\.Typo\.pre_requests is not a plugin hook \(hooks: on_start, pre_request, post_response, on_end\)$"):
+        class Typo(BasePlugin):
+            async def pre_requests(self, ctx):
+                return Flow.CONTINUE
+
+
+def test_a_classifier_with_a_sync_classify_is_refused():
+    with pytest.raises(TypeError, match=r"\.Sync\.classify must be a coroutine function: write 'async def classify\(self, request\)'$"):
+        class Sync(BaseClassifier):
+            def classify(self, request):
+                return set()
