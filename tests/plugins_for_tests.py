@@ -7,14 +7,21 @@ from tornrouter.plugins import BasePlugin, Flow
 
 
 class Recorder(BasePlugin):
-    """Appends '<id>:<hook>' to ctx.state['calls'] for every hook, then returns
-    the Flow named in settings[hook] (default CONTINUE)."""
+    """Records '<id>:<hook>' for every hook it runs, then returns the Flow named
+    in settings[hook] (default CONTINUE).  Its id is settings['name'].
+
+    The calls go to the response's ``extra`` once there is a response, so that
+    an OpenAI client of an OpenAI upstream reads them as the body's ``calls``."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.id = settings["name"]
 
     def _record(self, ctx, hook: str) -> Flow:
-        ctx.state.setdefault("calls", []).append(f"{self.settings.get('name', self.id)}:{hook}")
-        calls = ctx.response.extra.setdefault("calls", []) if ctx.response is not None else None
-        if calls is not None:
-            calls[:] = ctx.state["calls"]
+        calls = ctx.state.setdefault("calls", [])
+        calls.append(f"{self.id}:{hook}")
+        if ctx.response is not None:
+            ctx.response.extra["calls"] = list(calls)
         return Flow[self.settings.get(hook, "CONTINUE")]
 
     async def on_start(self, ctx):

@@ -73,20 +73,32 @@ async def test_late_plugin_exception_is_a_warning_and_the_answer_goes_out(start_
     assert any(f"plugin 'boom' {hook} hook failed" in r.getMessage() for r in caplog.records)
 
 
+def recorder(name: str, **flows: str) -> dict:
+    return {"use": "tests.plugins_for_tests.Recorder", "settings": {"name": name, **flows}}
+
+
+STARTED = ["a:on_start", "b:on_start", "a:pre_request", "b:pre_request"]
+
+
 @pytest.mark.gen_test
-async def test_stage_order_and_post_response_stop_skips_end(start_router, upstream, tmp_path):
-    router = start_router(
-        with_plugins(
-            upstream, tmp_path,
-            {"use": "tests.plugins_for_tests.Recorder", "settings": {"name": "a", "post_response": "STOP"}},
-            {"use": "tests.plugins_for_tests.Recorder", "settings": {"name": "b"}},
-        )
-    )
-    await router.post(OPENAI, chat("gpt-4o"))
+@pytest.mark.parametrize(
+    "flows,calls,active",
+    [
+        pytest.param(
+            {"pre_request": "MODIFIED"}, STARTED + ["a:post_response", "b:post_response", "a:on_end", "b:on_end"], ["a", "b"],
+            id="every-stage",
+        ),
+        # a's STOP skips b's post_response and the whole End stage
+        pytest.param({"post_response": "STOP"}, STARTED + ["a:post_response"], ["a"], id="post-response-stop"),
+    ],
+)
+async def test_stage_order_across_plugins(start_router, upstream, tmp_path, flows, calls, active):
+    router = start_router(with_plugins(upstream, tmp_path, recorder("a", **flows), recorder("b", on_end="MODIFIED")))
+    response = await router.post(OPENAI, chat("gpt-4o"))
+    assert response.code == 200
+    assert json.loads(response.body)["calls"] == calls
     (entry,) = router.log_entries()
-    assert entry["response"] is not None
-    # a stopped PostResponse: b's post_response and everyone's on_end are skipped
-    assert entry["plugins"] == ["recorder"]
+    assert entry["plugins"] == active
 
 
 @pytest.mark.gen_test
