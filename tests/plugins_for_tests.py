@@ -104,15 +104,14 @@ CHANGES = {
 
 class Sloppy(BasePlugin):
     """Applies ``CHANGES[settings['change']]`` to the request in the hook named by
-    settings['hook'] (default ``pre_request``), then returns CONTINUE, as a
-    plugin that forgets to say it changed something would."""
+    settings['hook'] (default ``pre_request``) and returns nothing, as a plugin
+    written in a hurry would (the pipeline takes None for CONTINUE)."""
 
     id = "brief"
 
-    def _change(self, ctx, hook: str) -> Flow:
+    def _change(self, ctx, hook: str) -> None:
         if self.settings.get("hook", "pre_request") == hook:
             CHANGES[self.settings["change"]](ctx.request)
-        return Flow.CONTINUE
 
     async def on_start(self, ctx):
         return self._change(ctx, "on_start")
