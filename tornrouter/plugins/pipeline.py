@@ -92,8 +92,8 @@ class Pipeline:
         the field, not later in an encoder as a bare 500 with no log entry.
         The check runs whatever the hook returned: the most natural plugin,
         ``ctx.request.system = "be brief"`` and no ``return``, says ``CONTINUE``.
-        It is a walk over the fields, about 5 µs for a short request, and is
-        skipped for plugins that do not override the hook."""
+        It is a walk over the fields, about 3 µs plus 1 µs per message, and
+        is skipped for plugins that do not override the hook."""
         early = hook in (START, PRE_ROUTING)
         for plugin in plugins:
             if getattr(type(plugin), hook) is getattr(BasePlugin, hook):
