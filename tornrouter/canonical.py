@@ -23,6 +23,7 @@ from typing import Any, Literal, Union, get_args
 
 Format = Literal["openai", "anthropic"]
 Role = Literal["user", "assistant", "system", "developer"]
+ToolChoiceMode = Literal["auto", "any", "none", "tool"]
 StopReason = Literal[
     "end_turn", "max_tokens", "tool_use", "stop_sequence", "content_filter", "refusal", "pause_turn"
 ]
@@ -214,7 +215,7 @@ class ToolChoice:
     ``disable_parallel_tool_use``; None when the client did not say.
     """
 
-    mode: Literal["auto", "any", "none", "tool"] = "auto"
+    mode: ToolChoiceMode = "auto"
     name: str | None = None
     parallel: bool | None = None
 
@@ -304,7 +305,7 @@ _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
 _CHOICES: dict[type, tuple[str, frozenset[str]]] = {
     Opaque: ("format", frozenset(get_args(Format))),
     Message: ("role", frozenset(get_args(Role))),
-    ToolChoice: ("mode", frozenset(("auto", "any", "none", "tool"))),
+    ToolChoice: ("mode", frozenset(get_args(ToolChoiceMode))),
     ChatRequest: ("source", frozenset(get_args(Format))),
 }
 _BLOCKS = (Text, Image, ToolCall, ToolResult, Thinking, Opaque)
