@@ -18,13 +18,15 @@ generator and the upstream on the second, so the server under test has a core
 to itself.  Every process started here is in its own process group and is
 killed with it on the way out, Ctrl-C and SIGTERM included.
 
-    python scripts/bench.py [--duration 5] [--concurrency 1,8,64] [--stream] [--json out.json]
+    python scripts/bench.py [--duration 5] [--concurrency 1,8,64] [--stream] [--plugins N] [--json out.json]
 
 ``--stream`` sends ``"stream": true`` and reports streams/s and time to first
 token (the first text delta on the wire) instead.  The upstream answers at once
 by default, which measures the cost per stream; ``--token-delay-ms 10`` spaces
 its events as a real model would, which shows whether tokens are relayed as
 they come (time to first token well below the stream's total time).
+``--plugins 4`` puts four ``system_prompt`` plugins in the router's pipeline,
+which shows what the plugin stages cost per request.
 """
 
 from __future__ import annotations
@@ -229,7 +231,10 @@ class Service:
                 continue
 
 
-def router_config(workdir: str, upstream_port: int) -> str:
+def router_config(workdir: str, upstream_port: int, plugins: int = 0) -> str:
+    """The router's config: a provider of each kind on the upstream, and
+    ``plugins`` entries of the built-in ``system_prompt`` (each rewrites every
+    request, so the pipeline's per-plugin cost shows in the figures)."""
     path = os.path.join(workdir, "router.yaml")
     config = {
         "server": {"max_clients": 200},
@@ -239,6 +244,7 @@ def router_config(workdir: str, upstream_port: int) -> str:
             "ant": {"kind": "anthropic", "base_url": f"http://{HOST}:{upstream_port}", "api_key": "x"},
         },
         "router": {"routes": [{"model": "gpt-*", "to": "oai"}, {"model": "claude-*", "to": "ant"}]},
+        "plugins": [{"use": "system_prompt", "settings": {"text": f"House rule {i}."}} for i in range(plugins)],
     }
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, sort_keys=False)
@@ -278,7 +284,7 @@ def services(targets: tuple[str, ...], workdir: str, args: argparse.Namespace) -
             )
         if "router" in targets:
             port = free_port()
-            conf = router_config(workdir, up)
+            conf = router_config(workdir, up, args.plugins)
             start("router", [py, "-m", "tornrouter", "--conf", conf, "--port", str(port)], server_cpus, port)
         for service in started.values():
             service.wait_healthy()
@@ -411,6 +417,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--stream-tokens", type=int, default=16, help="text deltas per streamed answer (default 16)")
     parser.add_argument("--token-delay-ms", type=float, default=0.0, help="upstream pause before each streamed event")
+    parser.add_argument(
+        "--plugins", type=int, default=0, help="system_prompt plugin entries in the router's pipeline (default 0)"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, process output, request log)")
     return parser.parse_args(argv)

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from tornrouter.canonical import ChatResponse
+from tornrouter.canonical import ChatResponse, ToolCall
 from tornrouter.classifiers import BaseClassifier
 from tornrouter.plugins import BasePlugin, Flow
 
 
 class Recorder(BasePlugin):
-    """Appends '<id>:<hook>' to ctx.state['calls'] for every hook, then returns
-    the Flow named in settings[hook] (default CONTINUE)."""
+    """Records '<id>:<hook>' for every hook it runs, then returns the Flow named
+    in settings[hook] (default CONTINUE).  Its id is settings['name'].
+
+    The calls go to the response's ``extra`` once there is a response, so that
+    an OpenAI client of an OpenAI upstream reads them as the body's ``calls``."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.id = settings["name"]
 
     def _record(self, ctx, hook: str) -> Flow:
-        ctx.state.setdefault("calls", []).append(f"{self.settings.get('name', self.id)}:{hook}")
-        calls = ctx.response.extra.setdefault("calls", []) if ctx.response is not None else None
-        if calls is not None:
-            calls[:] = ctx.state["calls"]
+        calls = ctx.state.setdefault("calls", [])
+        calls.append(f"{self.id}:{hook}")
+        if ctx.response is not None:
+            ctx.response.extra["calls"] = list(calls)
         return Flow[self.settings.get(hook, "CONTINUE")]
 
     async def on_start(self, ctx):
@@ -71,6 +78,47 @@ class ShortCircuit(BasePlugin):
     async def on_start(self, ctx):
         ctx.response = ChatResponse.from_text("short-circuited", model=ctx.request.model)
         return Flow.STOP
+
+
+RAW_ARGUMENTS = '{"location": "Par'
+
+
+class CallsTool(BasePlugin):
+    """Answers with a tool call whose arguments are not a JSON object, kept raw
+    as the OpenAI decoder keeps an upstream's."""
+
+    async def on_start(self, ctx):
+        call = ToolCall("call_1", "get_weather", raw_arguments=RAW_ARGUMENTS)
+        ctx.response = ChatResponse("msg_1", ctx.request.model, [call], stop_reason="tool_use")
+        return Flow.STOP
+
+
+# What ``Sloppy`` does to the request: the natural forms the pipeline accepts,
+# and types it must refuse.
+CHANGES = {
+    "system": lambda request: setattr(request, "system", "be brief"),
+    "content": lambda request: setattr(request.messages[-1], "content", "say it plainly"),
+    "append_int": lambda request: request.messages.append(42),
+    "max_tokens": lambda request: setattr(request, "max_tokens", "lots"),
+}
+
+
+class Sloppy(BasePlugin):
+    """Applies ``CHANGES[settings['change']]`` to the request in the hook named by
+    settings['hook'] (default ``pre_request``) and returns nothing, as a plugin
+    written in a hurry would (the pipeline takes None for CONTINUE)."""
+
+    id = "brief"
+
+    def _change(self, ctx, hook: str) -> None:
+        if self.settings.get("hook", "pre_request") == hook:
+            CHANGES[self.settings["change"]](ctx.request)
+
+    async def on_start(self, ctx):
+        return self._change(ctx, "on_start")
+
+    async def pre_request(self, ctx):
+        return self._change(ctx, "pre_request")
 
 
 class Corrupt(BasePlugin):

@@ -58,7 +58,11 @@ def test_references_and_components_are_checked():
         "providers": {"a": {"kind": "echo"}},
         "router": {"default": "nope/model", "routes": [{"model": "*", "to": "ghost"}]},
         "classifiers": [{"use": "long_context", "threshold_tokens": -5}, {"use": "keyword", "tag": "x", "patterns": ["("]}, {"use": "astrology"}],
-        "plugins": [{"use": "no.such.Module"}, {"use": "redact", "settings": {"pattern": "x"}}],
+        "plugins": [
+            {"use": "no.such.Module"},
+            {"use": "redact", "settings": {"pattern": "x"}},
+            {"use": "system_prompt", "settings": {"text": "house rules", "position": "bogus"}},
+        ],
     }
     lines = problems(raw)
     assert "router.default: unknown provider 'nope'" in lines
@@ -67,8 +71,9 @@ def test_references_and_components_are_checked():
     assert any(line.startswith("classifiers.1.patterns: not a valid regex") for line in lines)
     assert any(line.startswith("classifiers.2.use: unknown built-in 'astrology'") for line in lines)
     assert any(line.startswith("plugins.0.use: cannot import 'no.such.Module'") for line in lines)
-    assert "plugins.1.pattern: Unknown field." in lines
-    assert "plugins.1.patterns: Missing data for required field." in lines
+    assert "plugins.1.settings.pattern: Unknown field." in lines
+    assert "plugins.1.settings.patterns: Missing data for required field." in lines
+    assert "plugins.2.settings.position: Must be one of: prepend, append." in lines
 
 
 def test_shipped_configs_are_valid():

@@ -8,6 +8,8 @@ import json
 import pytest
 
 from tests.conftest import base_config
+from tornrouter.classifiers import BaseClassifier
+from tornrouter.plugins import BasePlugin, Flow
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
@@ -72,20 +74,32 @@ async def test_late_plugin_exception_is_a_warning_and_the_answer_goes_out(start_
     assert response.code == 200
 
 
+def recorder(name: str, **flows: str) -> dict:
+    return {"use": "tests.plugins_for_tests.Recorder", "settings": {"name": name, **flows}}
+
+
+STARTED = ["a:on_start", "b:on_start", "a:pre_request", "b:pre_request"]
+
+
 @pytest.mark.gen_test
-async def test_stage_order_and_post_response_stop_skips_end(start_router, upstream, tmp_path):
-    router = start_router(
-        with_plugins(
-            upstream, tmp_path,
-            {"use": "tests.plugins_for_tests.Recorder", "settings": {"name": "a", "post_response": "STOP"}},
-            {"use": "tests.plugins_for_tests.Recorder", "settings": {"name": "b"}},
-        )
-    )
-    await router.post(OPENAI, chat("gpt-4o"))
+@pytest.mark.parametrize(
+    "flows,calls,active",
+    [
+        pytest.param(
+            {"pre_request": "MODIFIED"}, STARTED + ["a:post_response", "b:post_response", "a:on_end", "b:on_end"], ["a", "b"],
+            id="every-stage",
+        ),
+        # a's STOP skips b's post_response and the whole End stage
+        pytest.param({"post_response": "STOP"}, STARTED + ["a:post_response"], ["a"], id="post-response-stop"),
+    ],
+)
+async def test_stage_order_across_plugins(start_router, upstream, tmp_path, flows, calls, active):
+    router = start_router(with_plugins(upstream, tmp_path, recorder("a", **flows), recorder("b", on_end="MODIFIED")))
+    response = await router.post(OPENAI, chat("gpt-4o"))
+    assert response.code == 200
+    assert json.loads(response.body)["calls"] == calls
     (entry,) = router.log_entries()
-    assert entry["response"] is not None
-    # a stopped PostResponse: b's post_response and everyone's on_end are skipped
-    assert entry["plugins"] == ["recorder"]
+    assert entry["plugins"] == active
 
 
 @pytest.mark.gen_test
@@ -215,3 +229,93 @@ async def test_redact_plugin_changes_what_goes_upstream(start_router, upstream, 
     assert upstream.last.body["messages"][0]["content"] == "card [REDACTED] please"
     (entry,) = router.log_entries()
     assert entry["plugins"] == ["redact"]
+
+
+def sloppy(change: str, hook: str = "pre_request") -> dict:
+    return {"use": "tests.plugins_for_tests.Sloppy", "settings": {"change": change, "hook": hook}}
+
+
+# (client endpoint, model): each client API to each kind of upstream.
+TO_EACH_UPSTREAM = [(OPENAI, "gpt-4o"), (OPENAI, "claude-x"), (ANTHROPIC, "gpt-4o"), (ANTHROPIC, "claude-x")]
+
+
+def request_to(path: str, model: str, text: str = "hello", **extra) -> dict:
+    return (chat if path == OPENAI else message)(model, text, **extra)
+
+
+def upstream_system(body: dict) -> str:
+    """The system prompt as the upstream received it, in its own wire form."""
+    if "system" in body:
+        system = body["system"]
+        return system if isinstance(system, str) else "".join(block["text"] for block in system)
+    assert body["messages"][0]["role"] == "system", body
+    return body["messages"][0]["content"]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path,model", TO_EACH_UPSTREAM)
+async def test_a_plugin_may_set_the_system_prompt_as_a_string(start_router, upstream, tmp_path, path, model):
+    router = start_router(with_plugins(upstream, tmp_path, sloppy("system")))
+    response = await router.post(path, request_to(path, model))
+    assert response.code == 200, response.body
+    assert upstream_system(upstream.last.body) == "be brief"
+    (entry,) = router.log_entries()
+    assert entry["system"] == "be brief" and entry["error"] is None
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path,model", TO_EACH_UPSTREAM)
+async def test_a_plugin_may_set_message_content_as_a_string(start_router, upstream, tmp_path, path, model):
+    router = start_router(with_plugins(upstream, tmp_path, sloppy("content", hook="on_start")))
+    response = await router.post(path, request_to(path, model))
+    assert response.code == 200, response.body
+    (sent,) = [m for m in upstream.last.body["messages"] if m["role"] == "user"]
+    content = sent["content"]
+    assert content == "say it plainly" or content == [{"type": "text", "text": "say it plainly"}]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "change,hook,problem",
+    [
+        ("append_int", "pre_request", "messages.1: expected a Message, got int"),
+        ("max_tokens", "on_start", "max_tokens: expected an integer or None, got str"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_plugin_that_breaks_the_request_fails_it_naming_the_field(
+    start_router, upstream, tmp_path, change, hook, problem, stream
+):
+    router = start_router(with_plugins(upstream, tmp_path, sloppy(change, hook)))
+    expected = f"plugin 'brief' failed: {problem}"
+    openai = await router.post(OPENAI, chat("gpt-4o", stream=stream))
+    anthropic = await router.post(ANTHROPIC, message("claude-x", stream=stream))
+    assert (openai.code, anthropic.code) == (500, 500)
+    assert json.loads(openai.body) == {
+        "error": {"message": expected, "type": "router_error", "param": None, "code": "plugin_failed"}
+    }
+    assert json.loads(anthropic.body) == {"type": "error", "error": {"type": "router_error", "message": expected}}
+    assert upstream.requests == []
+    entries = router.log_entries()
+    assert [(e["status"], e["error"]) for e in entries] == [(500, expected)] * 2
+    if change == "append_int":  # what the log cannot show as usual, it shows as a repr
+        assert entries[0]["messages"].endswith(", 42]")
+
+
+def test_a_plugin_class_with_a_sync_or_misspelt_hook_is_refused():
+    with pytest.raises(TypeError, match=r"\.Sync\.pre_request must be a coroutine function: write 'async def pre_request\(self, ctx\)'$"):
+        class Sync(BasePlugin):
+            def pre_request(self, ctx):
+                return Flow.CONTINUE
+
+    with pytest.raises(TypeError, match=r"\.Typo\.pre_requests is not a plugin hook \(hooks: on_start, pre_request, post_response, on_end\)$"):
+        class Typo(BasePlugin):
+            async def pre_requests(self, ctx):
+                return Flow.CONTINUE
+
+
+def test_a_classifier_with_a_sync_classify_is_refused():
+    with pytest.raises(TypeError, match=r"\.Sync\.classify must be a coroutine function: write 'async def classify\(self, request\)'$"):
+        class Sync(BaseClassifier):
+            def classify(self, request):
+                return set()

@@ -18,7 +18,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from tornrouter.accumulate import Accumulator, StreamOrderError
+from tornrouter.accumulate import Accumulator, StreamOrderError, replay
 from tornrouter.canonical import (
     BlockDelta,
     BlockStart,
@@ -555,6 +555,16 @@ def test_blocks_that_arrive_whole_are_sent_as_deltas() -> None:
     assert validate(openai_body) == []
     message = openai_sdk_completion(openai_body)["choices"][0]["message"]
     assert message["content"] == "whole" and json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"x": [1]}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [ToolCall("call_1", "f", {"x": [1]}), ToolCall("call_2", "f", raw_arguments='{"x": '), ToolCall("call_3", "f", raw_arguments="[1]")],
+    ids=["object", "cut-short", "not-an-object"],
+)
+def test_replay_is_the_inverse_of_the_accumulator(call: ToolCall) -> None:
+    response = ChatResponse("msg_1", "m", [Text("calling"), call], "tool_use", usage=Usage(3, 4))
+    assert accumulate(replay(response, text_piece=3), None) == response
 
 
 # --- the validator --------------------------------------------------------------------------

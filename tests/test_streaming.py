@@ -25,6 +25,7 @@ from tornado.tcpclient import TCPClient
 
 from tests.conftest import base_config
 from tests.fake_upstream import OPENAI_TEXT, Reply, ToolCallSpec, anthropic_sse, openai_sse, sse_data, sse_event
+from tests.plugins_for_tests import RAW_ARGUMENTS
 from tornrouter.sse import ServerSentEvent, SSEDecoder
 from tornrouter.validate_stream import validate
 
@@ -386,6 +387,18 @@ async def test_short_circuit_plugin_streams_a_valid_answer(start_router, upstrea
     entry = await log_entry(router)
     assert entry["stream"] is True and entry["status"] == 200 and entry["provider"] == "plugin"
     assert entry["response"]["content"] == [{"type": "text", "text": "short-circuited"}]
+
+
+@pytest.mark.gen_test
+async def test_raw_tool_arguments_of_a_whole_answer_stream_verbatim(start_router, upstream, tmp_path):
+    config = base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[{"use": "tests.plugins_for_tests.CallsTool"}])
+    router = start_router(config)
+    response, raw = await post_raw(router, OPENAI, chat("any-model"))  # not read_stream: the validator wants JSON arguments
+    assert response.code == 200, raw
+    calls = [c for p in payloads(raw) if isinstance(p, dict) for c in p["choices"][0]["delta"].get("tool_calls") or ()]
+    assert "".join(c["function"].get("arguments", "") for c in calls) == RAW_ARGUMENTS
+    entry = await log_entry(router)
+    assert entry["response"]["content"] == [{"type": "tool_call", "id": "call_1", "name": "get_weather", "raw_arguments": RAW_ARGUMENTS}]
 
 
 @pytest.mark.gen_test

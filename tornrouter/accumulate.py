@@ -270,7 +270,11 @@ def replay(response: ChatResponse, *, text_piece: int = 0) -> list[StreamEvent]:
             events.extend(BlockDelta(index, "text", piece) for piece in _pieces(block.text, text_piece))
         elif isinstance(block, ToolCall):
             events.append(BlockStart(index, ToolCall(block.id, block.name, {}, extra=dict(block.extra))))
-            events.append(BlockDelta(index, "tool_input", json.dumps(block.input, ensure_ascii=False)))
+            # Arguments that were not a JSON object go as they came: the
+            # accumulator keeps them raw again, for an OpenAI client to get verbatim.
+            arguments = json.dumps(block.input, ensure_ascii=False) if block.raw_arguments is None else block.raw_arguments
+            if arguments:
+                events.append(BlockDelta(index, "tool_input", arguments))
         elif isinstance(block, Thinking):
             events.append(BlockStart(index, Thinking("", None, block.redacted, dict(block.extra))))
             if block.thinking:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 
 from collections.abc import Iterable
@@ -28,10 +29,18 @@ class BaseClassifier:
     ``Settings`` schema when it has one).  ``self.tag`` is the tag to add: the
     entry's ``tag:`` if given, else ``default_tag``.  One instance serves every
     request, so ``classify`` must not keep per-request state on ``self``.
+    A ``classify`` that is not ``async def`` is refused when the class is defined.
     """
 
     default_tag: ClassVar[str] = ""
     Settings: ClassVar[type[Schema] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        classify = vars(cls).get("classify")
+        if classify is not None and not inspect.iscoroutinefunction(classify):
+            # Classifiers are awaited: a plain def would fail each request with a 500.
+            raise TypeError(f"{cls.__qualname__}.classify must be a coroutine function: write 'async def classify(self, request)'")
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings

@@ -93,12 +93,14 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
     classifiers = []
     for i, entry in enumerate(data["classifiers"]):
         settings = {k: v for k, v in entry.items() if k != "use"}
-        comp = _component(entry["use"], settings, ("*",), builtin_classifiers, f"classifiers.{i}", problems)
+        path = f"classifiers.{i}"  # a classifier's settings are its entry's other keys
+        comp = _component(entry["use"], settings, ("*",), builtin_classifiers, path, path, problems)
         if comp:
             classifiers.append(comp)
     plugins = []
     for i, entry in enumerate(data["plugins"]):
-        comp = _component(entry["use"], entry["settings"], tuple(entry["models"]), builtin_plugins, f"plugins.{i}", problems)
+        path = f"plugins.{i}"
+        comp = _component(entry["use"], entry["settings"], tuple(entry["models"]), builtin_plugins, path, f"{path}.settings", problems)
         if comp:
             plugins.append(comp)
 
@@ -133,9 +135,16 @@ def _keys(keys: list[KeyConfig], problems: list[str]) -> tuple[KeyConfig, ...]:
 
 
 def _component(
-    use: str, settings: dict[str, Any], models: tuple[str, ...], builtin: dict[str, type], path: str, problems: list[str]
+    use: str,
+    settings: dict[str, Any],
+    models: tuple[str, ...],
+    builtin: dict[str, type],
+    path: str,
+    settings_path: str,
+    problems: list[str],
 ) -> ComponentEntry | None:
-    """Resolve ``use`` (built-in name or ``module.Class``) and validate its settings."""
+    """Resolve ``use`` (built-in name or ``module.Class``) of the entry at
+    ``path`` and validate its settings, found at ``settings_path``."""
     cls = builtin.get(use)
     if cls is None:
         module_name, _, attr = use.rpartition(".")
@@ -152,7 +161,7 @@ def _component(
         try:
             settings = schema().load(settings)
         except ValidationError as exc:
-            problems.extend(f"{path}.{line}" for line in _flatten(exc.messages))
+            problems.extend(_flatten(exc.messages, settings_path))
             return None
     return ComponentEntry(use=use, cls=cls, settings=settings, models=models)
 

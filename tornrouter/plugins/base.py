@@ -27,6 +27,7 @@ has ended and see the assembled response: what they change is logged, not re-sen
 from __future__ import annotations
 
 import enum
+import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class BasePlugin:
     ``self``.  ``self.settings`` (also ``ctx.settings`` during a hook) is the
     entry's ``settings:`` mapping, validated by the class's ``Settings`` schema
     when it has one.  A public method whose name looks like a hook but is not
-    one (``pre_requests``) is refused when the class is defined.
+    one (``pre_requests``), and a hook that is not ``async def``, are refused
+    when the class is defined.
     """
 
     id: ClassVar[str] = ""
@@ -62,9 +64,12 @@ class BasePlugin:
         super().__init_subclass__(**kwargs)
         if not cls.id:
             cls.id = cls.__name__.lower()
-        for name in vars(cls):
+        for name, value in vars(cls).items():
             if name.startswith(("on_", "pre_", "post_")) and name not in HOOKS:
                 raise TypeError(f"{cls.__qualname__}.{name} is not a plugin hook (hooks: {', '.join(HOOKS)})")
+            if name in HOOKS and not inspect.iscoroutinefunction(value):
+                # The pipeline awaits every hook: a plain def would fail each request with a 500.
+                raise TypeError(f"{cls.__qualname__}.{name} must be a coroutine function: write 'async def {name}(self, ctx)'")
 
     async def on_start(self, ctx: RequestContext) -> Flow:
         """Start stage: before the classifiers."""

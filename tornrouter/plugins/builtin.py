@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
 from ..canonical import Text, ToolResult
 from ..patterns import Patterns
@@ -62,7 +62,7 @@ class SystemPrompt(BasePlugin):
             unknown = RAISE
 
         text = fields.String(required=True)
-        position = fields.String(load_default="append", validate=lambda v: v in ("prepend", "append"))
+        position = fields.String(load_default="append", validate=validate.OneOf(("prepend", "append")))
 
     async def pre_request(self, ctx: Any) -> Flow:
         block = Text(self.settings["text"])

@@ -17,6 +17,7 @@ import re
 from fnmatch import translate
 from functools import lru_cache
 
+from ..canonical import check_request
 from ..classifiers import Classifiers
 from ..context import RequestContext
 from ..dispatch import Dispatcher
@@ -83,13 +84,27 @@ class Pipeline:
             raise NoResponse()
 
     async def _stage(self, plugins: tuple[BasePlugin, ...], hook: str, ctx: RequestContext) -> Flow:
-        """Runs ``hook`` of each plugin until one returns ``STOP``."""
+        """Runs ``hook`` of each plugin until one returns ``STOP``.
+
+        After each Start and PreRouting hook the request is checked (and a
+        string written for ``system`` or a message's content made a text
+        block): a type a plugin got wrong fails here, naming the plugin and
+        the field, not later in an encoder as a bare 500 with no log entry.
+        The check runs whatever the hook returned: the most natural plugin,
+        ``ctx.request.system = "be brief"`` and no ``return``, says ``CONTINUE``.
+        It is a walk over the fields, about 3 µs plus 1 µs per message, and
+        is skipped for plugins that do not override the hook."""
+        early = hook in (START, PRE_ROUTING)
         for plugin in plugins:
+            if getattr(type(plugin), hook) is getattr(BasePlugin, hook):
+                continue  # not overridden: nothing runs, nothing to check
             ctx.settings = plugin.settings
             try:
                 flow = await getattr(plugin, hook)(ctx)
+                if early:
+                    check_request(ctx.request)
             except Exception as exc:
-                if hook in (START, PRE_ROUTING):
+                if early:
                     raise PluginFailed(plugin.id, exc) from exc
                 log.warning("plugin '%s' %s hook failed: %s", plugin.id, hook, exc, exc_info=True)
                 continue
