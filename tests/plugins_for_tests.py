@@ -122,9 +122,11 @@ class Sloppy(BasePlugin):
 
 
 class Corrupt(BasePlugin):
-    """Leaves the answer in a shape the router cannot read, in the hook named by
-    settings['hook']: settings['what'] is ``response`` (not a ChatResponse at
-    all), ``usage`` (None) or ``unserialisable`` (text JSON cannot hold)."""
+    """Leaves the answer or the request in a shape the router cannot read, in
+    the hook named by settings['hook']: settings['what'] is ``response`` (not a
+    ChatResponse at all), ``usage`` (None), ``unserialisable`` (text JSON
+    cannot hold), ``messages`` (an int among the request's messages) or
+    ``tags`` (a tag JSON cannot hold)."""
 
     async def _corrupt(self, ctx, hook: str) -> Flow:
         if self.settings["hook"] != hook:
@@ -134,9 +136,16 @@ class Corrupt(BasePlugin):
             ctx.response = "not a response"
         elif what == "usage":
             ctx.response.usage = None
-        else:
+        elif what == "unserialisable":
             ctx.response.content[0].text = {1: "an integer key"}
+        elif what == "messages":
+            ctx.request.messages.append(42)
+        else:
+            ctx.request.tags = {1: "an integer key"}
         return Flow.MODIFIED
+
+    async def on_start(self, ctx):
+        return await self._corrupt(ctx, "on_start")
 
     async def post_response(self, ctx):
         return await self._corrupt(ctx, "post_response")

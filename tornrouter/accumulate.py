@@ -36,8 +36,8 @@ from .canonical import (
     Thinking,
     ToolCall,
     Usage,
-    check_block,
 )
+from .check import check_block
 
 EVENT_EXTRA = "_event"
 """The key of ``MessageDelta.extra`` under which a decoder keeps the wire fields of the

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from marshmallow import Schema, ValidationError
 
-from ..canonical import ChatRequest, ChatResponse, Format, Usage, check_block
+from ..canonical import ChatRequest, ChatResponse, Format
 from ..errors import InvalidRequest, RouterError
 from .fields import first_problem
 
@@ -134,27 +134,3 @@ def short(text: bytes | str, limit: int = 300) -> str:
         text = text.decode("utf-8", "replace")
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-_COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
-
-
-def check_usage(usage: Usage) -> Usage:
-    """``usage`` if its counts are token counts; ``ValueError`` otherwise.  An
-    upstream's body is not validated like a client's, so the codecs call this
-    (and ``check_response``) where its numbers enter the router."""
-    for name in _COUNTS:
-        value = getattr(usage, name)
-        if type(value) is not int or value < 0:
-            raise ValueError(f"usage.{name} is not a token count: {value!r}")
-    return usage
-
-
-def check_response(response: ChatResponse) -> ChatResponse:
-    """``response`` if every field the router computes with has its type."""
-    if not isinstance(response.id, str) or not isinstance(response.model, str):
-        raise ValueError("the response's id and model must be strings")
-    check_usage(response.usage)
-    for block in response.content:
-        check_block(block)
-    return response

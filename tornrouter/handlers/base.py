@@ -179,7 +179,11 @@ class APIHandler(RequestHandler):
         ctx.add_lossy(out.lossy())
         ctx.response = out.response()
         if ctx.response is not None and not late_stages_ran:
-            await pipeline.finish(ctx, plugins)
+            try:
+                await pipeline.finish(ctx, plugins)
+            except RouterError as exc:  # the stream is sent: the failure is the log's to tell
+                log.warning("%s %s: after the stream: %s", self.endpoint, ctx.id, exc.message)
+                ctx.error = exc.message
         if not ctx.cancelled:
             self.finish()
 

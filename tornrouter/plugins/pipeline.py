@@ -17,7 +17,7 @@ import re
 from fnmatch import translate
 from functools import lru_cache
 
-from ..canonical import check_request
+from ..check import check_request, check_response
 from ..classifiers import Classifiers
 from ..context import RequestContext
 from ..dispatch import Dispatcher
@@ -88,11 +88,14 @@ class Pipeline:
 
         After each Start and PreRouting hook the request is checked (and a
         string written for ``system`` or a message's content made a text
-        block): a type a plugin got wrong fails here, naming the plugin and
-        the field, not later in an encoder as a bare 500 with no log entry.
-        The check runs whatever the hook returned: the most natural plugin,
+        block), and after every hook the answer, if there is one: a type a
+        plugin got wrong fails here, naming the plugin and the field, not
+        later in an encoder, the accounting or the log.  An answer a late hook
+        broke is dropped and fails the request, even though the hook's
+        exception would not have: there is no answer left to send.  The checks run
+        whatever the hook returned: the most natural plugin,
         ``ctx.request.system = "be brief"`` and no ``return``, says ``CONTINUE``.
-        It is a walk over the fields, about 3 µs plus 1 µs per message, and
+        Each is a walk over the fields, about 3 µs plus 1 µs per message, and
         is skipped for plugins that do not override the hook."""
         early = hook in (START, PRE_ROUTING)
         for plugin in plugins:
@@ -107,7 +110,13 @@ class Pipeline:
                 if early:
                     raise PluginFailed(plugin.id, exc) from exc
                 log.warning("plugin '%s' %s hook failed: %s", plugin.id, hook, exc, exc_info=True)
-                continue
+                flow = Flow.CONTINUE
+            if ctx.response is not None:
+                try:
+                    check_response(ctx.response)
+                except ValueError as exc:
+                    ctx.response = None  # what is left cannot be sent, priced or logged
+                    raise PluginFailed(plugin.id, exc) from exc
             if flow is Flow.CONTINUE or flow is None:
                 continue
             if plugin.id not in ctx.active_plugins:

@@ -27,10 +27,11 @@ from tornado.httputil import HTTPHeaders
 from ..accumulate import replay
 from ..breaker import CircuitBreaker
 from ..canonical import ChatRequest, ChatResponse
+from ..check import check_response
 from ..config import ProviderConfig
 from ..errors import UpstreamError, UpstreamTimeout
 from ..formats import codec_for
-from ..formats.base import check_response, short
+from ..formats.base import short
 from ..limits import ConcurrencyLimit
 from .error_body import describe, logged
 from .streaming import EventStream, ReplayStream, UpstreamStream

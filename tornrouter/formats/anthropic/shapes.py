@@ -10,7 +10,8 @@ from types import MappingProxyType
 from typing import Any
 
 from ...canonical import StopReason, Usage
-from ..base import check_usage, others
+from ...check import check_usage
+from ..base import others
 
 # Canonical stop reasons are this API's names.  A window overflow is, for the
 # client, a length stop; an unknown future reason decodes as a natural end.

@@ -9,7 +9,8 @@ from types import MappingProxyType
 from typing import Any
 
 from ...canonical import StopReason, Usage
-from ..base import check_usage, others
+from ...check import check_usage
+from ..base import others
 
 
 FINISH_TO_STOP: Mapping[str, StopReason] = MappingProxyType(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tornrouter.canonical import ChatRequest, Message, Text, Tool, ToolChoice, ToolResult, check_request
+from tornrouter.canonical import ChatRequest, Message, Text, Tool, ToolChoice, ToolResult
+from tornrouter.check import check_request
 
 
 def request() -> ChatRequest:
