@@ -24,7 +24,7 @@ from tornrouter.access.limits import seconds_left
 from tornrouter.access.state import SLOTS, WINDOW, BackendUnavailable, Check, MemoryBackend
 from tornrouter.canonical import ChatResponse, Usage
 from tornrouter.config import Price, parse_config
-from tornrouter.context import RequestContext
+from tornrouter.context import RequestRecord
 from tornrouter.errors import ConfigError, RateLimited, StateUnavailable
 from tornrouter.formats import codec_for
 
@@ -137,16 +137,17 @@ async def test_admission_is_all_or_nothing():
     assert (await backend.admit([Check(WINDOW, "k:tpm", 10, amount=11)], "big", 11.0, 60)).retry_after_s is None
 
 
-def context(body: dict[str, Any], endpoint: str = OPENAI) -> RequestContext:
-    ctx = RequestContext("req-1", endpoint, http=None)
-    ctx.request = codec_for("openai").parse_request(json.dumps(body).encode())
-    return ctx
+def context(body: dict[str, Any], endpoint: str = OPENAI) -> RequestRecord:
+    record = RequestRecord("req-1", endpoint, http=None)
+    record.ctx.request = codec_for("openai").parse_request(json.dumps(body).encode())
+    return record
 
 
-def answered(ctx: RequestContext, usage: Usage) -> RequestContext:
-    ctx.response = ChatResponse(id="x", model="gpt-4o", usage=usage)
-    ctx.target = SimpleNamespace(provider=SimpleNamespace(name="oai", kind="openai"), model="gpt-4o")
-    return ctx
+def answered(record: RequestRecord, usage: Usage) -> RequestRecord:
+    record.ctx.response = ChatResponse(id="x", model="gpt-4o", usage=usage)
+    record.usage = usage
+    record.target = SimpleNamespace(provider=SimpleNamespace(name="oai", kind="openai"), model="gpt-4o")
+    return record
 
 
 def control(clock: list[float], backend: Any = None, **extra: Any) -> AccessControl:

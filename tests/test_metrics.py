@@ -114,15 +114,15 @@ WORKER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
     from types import SimpleNamespace
-    from tornrouter.context import RequestContext
+    from tornrouter.context import RequestRecord
     from tornrouter.metrics import Metrics
 
     metrics = Metrics()
     if sys.argv[1] == "serve":
-        ctx = RequestContext("r", "/v1/chat/completions", http=None)
-        metrics.started(ctx.endpoint)
-        metrics.finished(ctx, 200, "anonymous")
-        metrics.started(ctx.endpoint)  # one still in flight when the process ends
+        record = RequestRecord("r", "/v1/chat/completions", http=None)
+        metrics.started(record.endpoint)
+        metrics.finished(record, 200, "anonymous")
+        metrics.started(record.endpoint)  # one still in flight when the process ends
     else:
         sys.stdout.write(metrics.render()[0].decode())
 """)

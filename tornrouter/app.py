@@ -11,7 +11,7 @@ from tornado.curl_httpclient import CurlAsyncHTTPClient
 from .access import AccessControl, make_backend
 from .classifiers import BaseClassifier, Classifiers
 from .config import ComponentEntry, Config
-from .context import RequestContext
+from .context import RequestRecord
 from .dispatch import Dispatcher
 from .errors import ConfigError
 from .events import EventBus
@@ -23,7 +23,7 @@ from .metrics import Metrics
 from .plugins import BasePlugin
 from .plugins.pipeline import Pipeline
 from .providers import make_provider
-from .request_log import RequestLog, entry_line
+from .request_log import RequestLog, entry_line, log_entry
 from .router import ModelRouter
 
 
@@ -82,14 +82,14 @@ class Runtime:
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
 
-    def record(self, ctx: RequestContext, status: int) -> None:
+    def record(self, record: RequestRecord, status: int) -> None:
         """Write one handled request to the request log and the dashboard, once:
         a request a stop has already recorded as abandoned is not written again."""
-        if self.in_flight.end(ctx):
-            self._publish(ctx, status)
+        if self.in_flight.end(record):
+            self._publish(record, status)
 
-    def _publish(self, ctx: RequestContext, status: int) -> None:
-        line = entry_line(ctx.log_entry(status))
+    def _publish(self, record: RequestRecord, status: int) -> None:
+        line = entry_line(log_entry(record, status))
         if self.request_log is not None:
             self.request_log.write(line)
         self.events.publish(line)
@@ -124,10 +124,10 @@ class Runtime:
         """Record every request still running as cancelled (a stop that gave up
         on them); their own recording, should it come, is then skipped."""
         abandoned = self.in_flight.abandon()
-        for ctx in abandoned:
-            ctx.cancelled = True
-            ctx.error = ctx.error or reason
-            self._publish(ctx, CLIENT_CLOSED)
+        for record in abandoned:
+            record.cancelled = True
+            record.error = record.error or reason
+            self._publish(record, CLIENT_CLOSED)
         return len(abandoned)
 
 

@@ -1,51 +1,89 @@
-"""``RequestContext``: one request's state as it goes through the pipeline."""
+"""The two sides of one request in flight.
+
+``PluginContext`` is what a plugin hook receives as ``ctx``: the request and the
+answer it may change, its settings, a per-request ``state`` dict, the shared
+HTTP client, and read-only views of the routing.  ``RequestRecord`` is the
+router's own account of the request (routing, attempts, timings, usage, cost,
+outcome), written by the pipeline, the dispatcher, access control and the
+handler, and read by the request log and the metrics; plugins never see it.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .canonical import ChatRequest, ChatResponse
-
 if TYPE_CHECKING:
+    import asyncio
+
     from tornado.httpclient import AsyncHTTPClient
 
+    from .canonical import ChatRequest, ChatResponse, Usage
+    from .plugins.base import BasePlugin
     from .router import Candidate, Decision
 
 
-class RequestContext:
-    """What a plugin hook receives as ``ctx``, and what the request log records.
+class PluginContext:
+    """``ctx`` in a plugin hook.
 
-    Plugins may read and change ``request`` and ``response`` and use ``state``
-    (a per-request dict shared by all hooks) and ``http`` (the router's shared
-    client).  ``settings`` is the settings of the plugin being called.  The rest
-    is filled in by the router and is read-only for plugins: ``decision`` (the
-    routing decision, once made), ``active_plugins``, ``lossy``.
-    """
+    ``request`` (the canonical ``ChatRequest``) and ``response`` (the
+    ``ChatResponse`` slot: None until a provider or a plugin fills it) may be
+    read, changed and replaced; the pipeline checks them after each hook.
+    ``state`` is a dict shared by the hooks of one request, ``http`` the
+    router's shared ``AsyncHTTPClient``, ``settings`` the settings of the plugin
+    being called.  ``tags``, ``decision`` and ``id`` are read-only."""
+
+    __slots__ = ("request", "response", "settings", "state", "http", "_record")
+
+    def __init__(self, record: RequestRecord, http: AsyncHTTPClient) -> None:
+        self.request: ChatRequest | None = None
+        self.response: ChatResponse | None = None
+        self.settings: dict[str, Any] = {}
+        self.state: dict[str, Any] = {}
+        self.http = http
+        self._record = record
+
+    @property
+    def id(self) -> str:
+        """The request's id, as in ``x-request-id`` and the log."""
+        return self._record.id
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The classifiers' tags (tag -> the classifier that set it); empty before they ran."""
+        return self.request.tags if self.request is not None else {}
+
+    @property
+    def decision(self) -> Decision | None:
+        """Where the router sends the request (``candidates``, ``matched``), once it
+        has decided: from PostResponse on, or None if a plugin answered first."""
+        return self._record.decision
+
+
+class RequestRecord:
+    """The router's account of one request, from which the log entry is built."""
 
     __slots__ = (
-        "id", "endpoint", "request", "response", "settings", "http", "state",
-        "requested_model", "decision", "target", "attempts", "active_plugins", "lossy", "error",
-        "started", "first_byte_at", "cancelled", "failed_status",
-        "key_name", "cost_usd", "continued",
+        "id", "endpoint", "ctx", "requested_model", "decision", "target", "plugins", "late_stages_ran", "opening",
+        "attempts", "active_plugins", "lossy", "error", "usage", "started", "first_byte_at", "cancelled",
+        "failed_status", "key_name", "cost_usd", "continued",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
         self.id = request_id
         self.endpoint = endpoint
-        self.http = http
-        self.request: ChatRequest | None = None
-        self.response: ChatResponse | None = None
-        self.settings: dict[str, Any] = {}
-        self.state: dict[str, Any] = {}
+        self.ctx = PluginContext(self, http)
         self.requested_model: str | None = None
         self.decision: Decision | None = None
         self.target: Candidate | None = None  # the candidate being tried; in the end, the one that answered
+        self.plugins: tuple[BasePlugin, ...] = ()  # those that apply to the requested model
+        self.late_stages_ran = False  # PostResponse and End run once, whoever asks
+        self.opening: asyncio.Future[Any] | None = None  # an upstream stream being opened (cancelled if the client leaves)
         self.attempts: list[dict[str, Any]] = []
         self.active_plugins: list[str] = []
         self.lossy: list[str] = []
         self.error: str | None = None
+        self.usage: Usage | None = None  # as the answer first had it: plugins' later changes are not billed
         self.started = time.perf_counter()
         self.first_byte_at: float | None = None
         self.cancelled = False
@@ -53,6 +91,28 @@ class RequestContext:
         self.key_name: str | None = None  # the client key's name (never the key), when keys: are configured
         self.cost_usd: float | None = None  # from the price table, once the request has ended
         self.continued: dict[str, Any] | None = None  # continue_on_failure: a stream taken over mid-way (or why not)
+
+    @property
+    def request(self) -> ChatRequest | None:
+        return self.ctx.request
+
+    @property
+    def response(self) -> ChatResponse | None:
+        return self.ctx.response
+
+    @property
+    def served_by(self) -> str | None:
+        """Who answered: the provider's name (the one tried last, if none did),
+        ``plugin`` for a plugin's answer, None when nothing answered."""
+        if self.target is not None:
+            return self.target.provider.name
+        return "plugin" if self.ctx.response is not None else None
+
+    def cancel(self) -> None:
+        """The client went away: an upstream stream being opened is given up."""
+        self.cancelled = True
+        if self.opening is not None:
+            self.opening.cancel()
 
     def add_lossy(self, names: list[str]) -> None:
         for name in names:
@@ -74,56 +134,3 @@ class RequestContext:
         if body is not None:
             attempt["upstream_body"] = body
         self.attempts.append(attempt)
-
-    def log_entry(self, status: int) -> dict[str, Any]:
-        """The request log entry: the seed's fields, then what an operator needs more.
-
-        It is built whatever the request went through: a field that cannot be
-        built (a plugin left a value of the wrong type where it is read) is
-        null, and ``entry_error`` names it and why.  A request is never lost
-        from the log for the sake of one field."""
-        entry: dict[str, Any] = {}
-        problems = []
-        for name, build in ENTRY_FIELDS:
-            try:
-                entry[name] = build(self, status)
-            except Exception as exc:  # noqa: BLE001 - the entry must be written; the problem goes in it
-                entry[name] = None
-                problems.append(f"{name}: {exc!r}")
-        entry["entry_error"] = "; ".join(problems) or None
-        return entry
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
-
-
-# The log entry's fields, in order, each built on its own (``log_entry``).
-ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestContext, int], Any]], ...] = (
-    ("ts_ms", lambda ctx, status: int(time.time() * 1000)),
-    ("id", lambda ctx, status: ctx.id),
-    ("endpoint", lambda ctx, status: ctx.endpoint),
-    ("provider", lambda ctx, status: ctx.target.provider.name if ctx.target else ("plugin" if ctx.response else None)),
-    ("requested_model", lambda ctx, status: ctx.requested_model),
-    ("sent_model", lambda ctx, status: ctx.target.model if ctx.target else (ctx.request.model if ctx.request else None)),
-    ("duration_ms", lambda ctx, status: _ms(time.perf_counter() - ctx.started)),
-    ("tags", lambda ctx, status: list(ctx.request.tags) if ctx.request else []),
-    ("plugins", lambda ctx, status: ctx.active_plugins),
-    ("system", lambda ctx, status: ctx.request.system_text() or None if ctx.request else None),
-    ("messages", lambda ctx, status: [m.to_json() for m in ctx.request.messages] if ctx.request else []),
-    ("response", lambda ctx, status: ctx.response.to_json() if ctx.response else None),
-    ("error", lambda ctx, status: ctx.error),
-    ("status", lambda ctx, status: status),
-    ("stream", lambda ctx, status: bool(ctx.request and ctx.request.stream)),
-    ("usage", lambda ctx, status: ctx.response.usage.to_json() if ctx.response else None),
-    ("ttft_ms", lambda ctx, status: _ms(ctx.first_byte_at - ctx.started) if ctx.first_byte_at else None),
-    ("routing", lambda ctx, status: {
-        "tags": dict(ctx.request.tags) if ctx.request else {}, **(ctx.decision.to_json() if ctx.decision else {}),
-    }),
-    ("lossy", lambda ctx, status: ctx.lossy),
-    ("cancelled", lambda ctx, status: ctx.cancelled),
-    ("attempts", lambda ctx, status: ctx.attempts),
-    ("key", lambda ctx, status: ctx.key_name),
-    ("cost_usd", lambda ctx, status: ctx.cost_usd),
-    ("continued", lambda ctx, status: ctx.continued),
-)

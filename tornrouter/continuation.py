@@ -35,11 +35,11 @@ from .canonical import (
     BlockDelta, BlockStart, BlockStop, ChatRequest, Message, MessageDelta, MessageStart, MessageStop, StreamError,
     StreamEvent, Text,
 )
-from .errors import RouterError, UpstreamError
+from .errors import RouterError
 from .providers.streaming import EventStream, Piece
 
 if TYPE_CHECKING:
-    from .context import RequestContext
+    from .context import RequestRecord
     from .dispatch import Dispatcher
 
 log = logging.getLogger("tornrouter")
@@ -47,11 +47,12 @@ PREFILL_KINDS = frozenset({"anthropic"})  # provider kinds whose API continues a
 
 
 class ContinuingStream(EventStream):
-    relayable = False  # a continuation's bytes are another stream's: everything is re-encoded
+    """Its ``format`` is None: a continuation's bytes are another stream's, so
+    everything is re-encoded."""
 
-    def __init__(self, stream: EventStream, ctx: RequestContext, dispatcher: Dispatcher) -> None:
+    def __init__(self, stream: EventStream, record: RequestRecord, dispatcher: Dispatcher) -> None:
         self.stream = stream
-        self.ctx = ctx
+        self.record = record
         self.dispatcher = dispatcher
         self.text: list[str] = []  # the assistant text passed on so far
         self.blocks = 0  # blocks started so far (the next block's index)
@@ -67,24 +68,15 @@ class ContinuingStream(EventStream):
 
     async def next_batch(self) -> list[Piece] | None:
         while True:
-            try:
-                batch = await self.stream.next_batch()
-            except UpstreamError as error:
-                if await self._continue(error):
-                    continue
-                raise
+            batch = await self.stream.next_batch()
             if batch is None:
                 if self.stopping or self._cancelled:
                     return None
-                error = UpstreamError(self.ctx.target.provider.name, "stream ended before it finished")
-                if await self._continue(error):
-                    continue
-                raise error
+                message = f"provider '{self.record.target.provider.name}': stream ended before it finished"
+                batch = [(None, [StreamError(502, message)])]
             pieces, failure = self._take(batch)
-            if failure is not None:
-                failed = UpstreamError(self.ctx.target.provider.name, failure.message, upstream_status=failure.status)
-                if not await self._continue(failed):
-                    return [*pieces, (None, [failure])]  # the client gets the error, as without continuation
+            if failure is not None and not await self._continue(failure):
+                return [*pieces, (None, [failure])]  # the client gets the error, as without continuation
             if pieces:
                 return pieces
 
@@ -149,15 +141,15 @@ class ContinuingStream(EventStream):
             self.stopping = True
         return event
 
-    async def _continue(self, error: UpstreamError) -> bool:
+    async def _continue(self, error: StreamError) -> bool:
         """Take the stream over on a later target; False (noted in the log) when none can."""
-        ctx = self.ctx
-        if self._cancelled or ctx.cancelled:
+        record = self.record
+        if self._cancelled or record.cancelled:
             return False
-        failed = ctx.target
+        failed = record.target
         note = {"from": f"{failed.provider.name}/{failed.model}", "to": None, "after_chars": len("".join(self.text)),
                 "error": error.message}
-        later = list(ctx.decision.candidates)
+        later = list(record.decision.candidates)
         later = later[later.index(failed) + 1 :] if failed in later else []
         usable = [c for c in later if c.provider.kind in PREFILL_KINDS]
         text = "".join(self.text)
@@ -173,9 +165,9 @@ class ContinuingStream(EventStream):
             reason = f"no later target takes a prefill{': ' + passed if passed else ''}"
         if reason is None:
             self.stream.close()  # stops the failed transfer, gives its slot back
-            request, self.trim = prefill(ctx.request, text)
-            counted = len(ctx.attempts)
-            self._opening = asyncio.ensure_future(self.dispatcher.open_stream(ctx, request, usable))
+            request, self.trim = prefill(record.request, text)
+            counted = len(record.attempts)
+            self._opening = asyncio.ensure_future(self.dispatcher.open_stream(record, request, usable))
             try:
                 stream = await self._opening
             except RouterError as exc:
@@ -186,16 +178,16 @@ class ContinuingStream(EventStream):
                 return False
             finally:
                 self._opening = None
-                for attempt in ctx.attempts[counted:]:
+                for attempt in record.attempts[counted:]:
                     attempt["continuation"] = True
         if reason is not None:
-            ctx.target = failed  # the log names the target whose stream failed
-            ctx.continued = {**note, "reason": reason}
-            log.warning("%s %s: could not continue the stream: %s", ctx.endpoint, ctx.id, reason)
+            record.target = failed  # the log names the target whose stream failed
+            record.continued = {**note, "reason": reason}
+            log.warning("%s %s: could not continue the stream: %s", record.endpoint, record.id, reason)
             return False
         self.stream, self.continuing, self.base = stream, True, None
-        ctx.continued = {**note, "to": f"{ctx.target.provider.name}/{ctx.target.model}"}
-        log.warning("%s %s: stream continued on %s after: %s", ctx.endpoint, ctx.id, ctx.continued["to"], error.message)
+        record.continued = {**note, "to": f"{record.target.provider.name}/{record.target.model}"}
+        log.warning("%s %s: stream continued on %s after: %s", record.endpoint, record.id, record.continued["to"], error.message)
         return True
 
     def cancel(self) -> None:

@@ -8,7 +8,7 @@ next candidate); send; on a failure worth another try (no response, a timeout,
 exponential backoff and jitter, honouring ``Retry-After`` up to a cap, then fall
 back to the next candidate.  A failure that is the client's or the config's
 (400, 401, 403, 404, 413, 422) ends the request at once: another provider would
-refuse it too.  Every attempt is recorded in ``ctx.attempts`` for the log.
+refuse it too.  Every attempt is recorded in ``record.attempts`` for the log.
 
 A stream commits when the upstream produces its first real content (a text,
 tool call or thinking delta): until then nothing has been sent to the client,
@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from .canonical import BlockDelta, BlockStart, ChatRequest, ChatResponse, MessageStop, Opaque, StreamError, StreamEvent, ToolCall
 from .config import ProviderConfig
-from .context import RequestContext
+from .context import RequestRecord
 from .errors import Overloaded, RouterError, UpstreamError
 from .providers.streaming import EventStream, Piece
 from .router import Candidate
@@ -49,28 +49,28 @@ class Dispatcher:
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng or random.Random()
 
-    async def send(self, ctx: RequestContext) -> ChatResponse:
+    async def send(self, record: RequestRecord) -> ChatResponse:
         """The answer of the first candidate that gives one (non-streamed)."""
 
         async def call(candidate: Candidate) -> ChatResponse:
             provider = candidate.provider
             await provider.limit.acquire()
             try:
-                response, lossy = await provider.send(ctx.request)
+                response, lossy = await provider.send(record.request)
             finally:
                 provider.limit.release()
-            ctx.add_lossy(lossy)
+            record.add_lossy(lossy)
             return response
 
-        return await self._attempts(ctx, call)
+        return await self._attempts(record, call)
 
     async def open_stream(
-        self, ctx: RequestContext, request: ChatRequest | None = None, candidates: Sequence[Candidate] | None = None
+        self, record: RequestRecord, request: ChatRequest | None = None, candidates: Sequence[Candidate] | None = None
     ) -> EventStream:
         """A stream past its commit point, from the first candidate that gets there.
-        ``request`` and ``candidates`` default to the context's (a continuation
+        ``request`` and ``candidates`` default to the record's (a continuation
         sends its own request to the candidates it has left)."""
-        request = request or ctx.request
+        request = request or record.request
 
         async def call(candidate: Candidate) -> EventStream:
             provider = candidate.provider
@@ -86,29 +86,29 @@ class Dispatcher:
             except BaseException:
                 committed.close()
                 raise
-            ctx.add_lossy(lossy)
+            record.add_lossy(lossy)
             return committed
 
-        return await self._attempts(ctx, call, request, candidates)
+        return await self._attempts(record, call, request, candidates)
 
     async def _attempts(
         self,
-        ctx: RequestContext,
+        record: RequestRecord,
         call: Callable[[Candidate], Awaitable[T]],
         request: ChatRequest | None = None,
         candidates: Sequence[Candidate] | None = None,
     ) -> T:
-        request = request or ctx.request
+        request = request or record.request
         last_error: RouterError | None = None
-        for candidate in ctx.decision.candidates if candidates is None else candidates:
+        for candidate in record.decision.candidates if candidates is None else candidates:
             provider, config = candidate.provider, candidate.provider.config
             breaker = provider.breaker
             for attempt in range(config.retries + 1):
                 if breaker is not None and not breaker.allow():
-                    ctx.record_attempt(candidate, None, "skipped: circuit open", 0.0)
+                    record.record_attempt(candidate, None, "skipped: circuit open", 0.0)
                     last_error = last_error or Overloaded(f"provider '{provider.name}' is unavailable (circuit open)")
                     break
-                ctx.target = candidate
+                record.target = candidate
                 request.model = candidate.model
                 started = time.perf_counter()
                 judged = False  # the breaker heard how the attempt went
@@ -117,7 +117,7 @@ class Dispatcher:
                 except RouterError as error:
                     status = error.upstream_status if isinstance(error, UpstreamError) else error.status
                     body = error.body if isinstance(error, UpstreamError) else None
-                    ctx.record_attempt(candidate, status, error.message, time.perf_counter() - started, body=body)
+                    record.record_attempt(candidate, status, error.message, time.perf_counter() - started, body=body)
                     retry = worth_retrying(error)
                     if breaker is not None and not isinstance(error, Overloaded):  # a full queue says nothing of its health
                         breaker.failure() if retry else breaker.success()
@@ -129,7 +129,7 @@ class Dispatcher:
                         break
                     await asyncio.sleep(self.backoff(config, attempt, getattr(error, "retry_after", None)))
                 else:
-                    ctx.record_attempt(candidate, 200, None, time.perf_counter() - started)
+                    record.record_attempt(candidate, 200, None, time.perf_counter() - started)
                     if breaker is not None:
                         breaker.success()
                         judged = True
@@ -178,12 +178,13 @@ class CommittedStream(EventStream):
 
     def __init__(self, stream: EventStream, release: Callable[[], None]) -> None:
         self.stream = stream
-        self.relayable = stream.relayable
+        self.format = stream.format
         self._ahead: list[list[Piece]] = []
         self._release: Callable[[], None] | None = release
 
     async def wait_for_content(self, provider: str) -> None:
-        """Read ahead until the commit point; raises ``UpstreamError`` for a failure before it."""
+        """Read ahead until the commit point; raises the ``UpstreamError`` of a
+        failure before it (nothing has reached the client: it may be retried)."""
         while True:
             batch = await self.stream.next_batch()
             if batch is None:
@@ -192,7 +193,7 @@ class CommittedStream(EventStream):
             for _, events in batch:
                 for event in events:
                     if isinstance(event, StreamError) and not committed:
-                        raise UpstreamError(provider, event.message, upstream_status=event.status)
+                        raise self.stream.failure or UpstreamError(provider, event.message, upstream_status=event.status)
                     committed = committed or _is_content(event)
             self._ahead.append(batch)
             if committed:

@@ -15,33 +15,33 @@ import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .context import RequestContext
+    from .context import RequestRecord
 
 
 class InFlight:
     def __init__(self) -> None:
-        self._live: set[RequestContext] = set()
-        self._abandoned: set[RequestContext] = set()
+        self._live: set[RequestRecord] = set()
+        self._abandoned: set[RequestRecord] = set()
         self._idle: asyncio.Event | None = None  # made on first wait: a runtime may be built before the loop runs
 
     def __len__(self) -> int:
         return len(self._live)
 
-    def start(self, ctx: RequestContext) -> None:
-        self._live.add(ctx)
+    def start(self, record: RequestRecord) -> None:
+        self._live.add(record)
         if self._idle is not None:
             self._idle.clear()
 
-    def end(self, ctx: RequestContext) -> bool:
+    def end(self, record: RequestRecord) -> bool:
         """The request is done; False if it was abandoned (and so already recorded)."""
-        if ctx in self._abandoned:
+        if record in self._abandoned:
             return False
-        self._live.discard(ctx)
+        self._live.discard(record)
         if not self._live and self._idle is not None:
             self._idle.set()
         return True
 
-    def abandon(self) -> list[RequestContext]:
+    def abandon(self) -> list[RequestRecord]:
         """Give up on every request still running: the caller records them."""
         abandoned, self._live = list(self._live), set()
         self._abandoned.update(abandoned)

@@ -3,7 +3,7 @@
 Each ``Runtime`` has its own ``Metrics`` in its own ``CollectorRegistry`` (not
 the library's global one), so several routers in one process (the tests) do
 not collide.  Everything is observed once per request, in
-``APIHandler.on_finish``, from the request context; the circuit breakers'
+``APIHandler.on_finish``, from the request's record; the circuit breakers'
 states and the state backend's health are read when scraped.
 
 Several processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (to an empty
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 if TYPE_CHECKING:
-    from .context import RequestContext
+    from .context import RequestRecord
     from .errors import RateLimited
     from .providers.base import Provider
 
@@ -99,33 +99,32 @@ class Metrics:
     def started(self, endpoint: str) -> None:
         self._child(self.in_flight, endpoint).inc()
 
-    def finished(self, ctx: RequestContext, status: int, key: str) -> None:
+    def finished(self, record: RequestRecord, status: int, key: str) -> None:
         """Everything one handled request contributes; called once, from ``on_finish``."""
-        self._child(self.in_flight, ctx.endpoint).dec()
-        target = ctx.target
-        provider = target.provider.name if target else ("plugin" if ctx.response is not None else NONE)
-        model = target.model if target else NONE
-        duration = time.perf_counter() - ctx.started
-        self._child(self.requests, ctx.endpoint, provider, model, str(status)).inc()
-        self._child(self.duration, ctx.endpoint, provider, model).observe(duration)
-        if ctx.first_byte_at is not None:
-            self._child(self.ttft, ctx.endpoint, provider, model).observe(ctx.first_byte_at - ctx.started)
+        self._child(self.in_flight, record.endpoint).dec()
+        provider = record.served_by or NONE
+        model = record.target.model if record.target else NONE
+        duration = time.perf_counter() - record.started
+        self._child(self.requests, record.endpoint, provider, model, str(status)).inc()
+        self._child(self.duration, record.endpoint, provider, model).observe(duration)
+        if record.first_byte_at is not None:
+            self._child(self.ttft, record.endpoint, provider, model).observe(record.first_byte_at - record.started)
         upstream_s = 0.0
-        for attempt in ctx.attempts:
+        for attempt in record.attempts:
             seconds = (attempt.get("duration_ms") or 0.0) / 1000
             upstream_s += seconds
             status_label = str(attempt["status"]) if attempt.get("status") is not None else NONE
             self._child(self.upstream, attempt["provider"], attempt["model"], status_label).observe(seconds)
-        if ctx.attempts and not (ctx.request is not None and ctx.request.stream):
-            self._child(self.overhead, ctx.endpoint).observe(max(0.0, duration - upstream_s))
-        if ctx.response is not None:
-            usage = ctx.response.usage
+        if record.attempts and not (record.request is not None and record.request.stream):
+            self._child(self.overhead, record.endpoint).observe(max(0.0, duration - upstream_s))
+        if record.usage is not None:
+            usage = record.usage
             counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_creation_tokens)
             for kind, count in zip(TOKEN_TYPES, counts):
                 if count:
                     self._child(self.tokens, provider, model, key, kind).inc(count)
-        if ctx.cost_usd:
-            self._child(self.cost, provider, model, key).inc(ctx.cost_usd)
+        if record.cost_usd:
+            self._child(self.cost, provider, model, key).inc(record.cost_usd)
         if self.multiprocess:
             self.refresh()  # a scrape reaches one process: each keeps its own states current
 

@@ -1,4 +1,6 @@
-"""The JSONL request log, written by a thread so the event loop never waits on disk.
+"""The JSONL request log: each entry built from the request's record
+(``log_entry``), made a line (``entry_line``), and written by a thread so the
+event loop never waits on disk.
 
 The loop only serializes the entry and adds the line to a batch; every
 ``HAND_OFF_S`` the batch goes to the writer thread as one string, which it
@@ -15,13 +17,72 @@ import logging
 import os
 import queue
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from .context import RequestRecord
 
 log = logging.getLogger("tornrouter")
 
 HAND_OFF_S = 0.05
+
+
+def log_entry(record: RequestRecord, status: int) -> dict[str, Any]:
+    """The request log entry: the seed's fields, then what an operator needs more.
+
+    It is built whatever the request went through: a field that cannot be
+    built (a plugin left a value of the wrong type where it is read) is null,
+    and ``entry_error`` names it and why.  A request is never lost from the
+    log for the sake of one field."""
+    entry: dict[str, Any] = {}
+    problems = []
+    for name, build in ENTRY_FIELDS:
+        try:
+            entry[name] = build(record, status)
+        except Exception as exc:  # noqa: BLE001 - the entry must be written; the problem goes in it
+            entry[name] = None
+            problems.append(f"{name}: {exc!r}")
+    entry["entry_error"] = "; ".join(problems) or None
+    return entry
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+# The log entry's fields, in order, each built on its own (``log_entry``).
+ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord, int], Any]], ...] = (
+    ("ts_ms", lambda r, status: int(time.time() * 1000)),
+    ("id", lambda r, status: r.id),
+    ("endpoint", lambda r, status: r.endpoint),
+    ("provider", lambda r, status: r.served_by),
+    ("requested_model", lambda r, status: r.requested_model),
+    ("sent_model", lambda r, status: r.target.model if r.target else (r.request.model if r.request else None)),
+    ("duration_ms", lambda r, status: _ms(time.perf_counter() - r.started)),
+    ("tags", lambda r, status: list(r.request.tags) if r.request else []),
+    ("plugins", lambda r, status: r.active_plugins),
+    ("system", lambda r, status: r.request.system_text() or None if r.request else None),
+    ("messages", lambda r, status: [m.to_json() for m in r.request.messages] if r.request else []),
+    ("response", lambda r, status: r.response.to_json() if r.response else None),
+    ("error", lambda r, status: r.error),
+    ("status", lambda r, status: status),
+    ("stream", lambda r, status: bool(r.request and r.request.stream)),
+    ("usage", lambda r, status: r.usage.to_json() if r.usage else None),
+    ("ttft_ms", lambda r, status: _ms(r.first_byte_at - r.started) if r.first_byte_at else None),
+    ("routing", lambda r, status: {
+        "tags": dict(r.request.tags) if r.request else {}, **(r.decision.to_json() if r.decision else {}),
+    }),
+    ("lossy", lambda r, status: r.lossy),
+    ("cancelled", lambda r, status: r.cancelled),
+    ("attempts", lambda r, status: r.attempts),
+    ("key", lambda r, status: r.key_name),
+    ("cost_usd", lambda r, status: r.cost_usd),
+    ("continued", lambda r, status: r.continued),
+)
 
 
 def entry_line(entry: dict[str, Any]) -> str:

@@ -47,7 +47,7 @@ from .prices import PriceTable
 from .state import CAP, METRICS, SLOTS, WINDOW, WINDOW_S, BackendUnavailable, Check, MemoryBackend, Settlement, StateBackend, UsageRecord
 
 if TYPE_CHECKING:
-    from ..context import RequestContext
+    from ..context import RequestRecord
 
 log = logging.getLogger("tornrouter.access")
 
@@ -193,23 +193,23 @@ class AccessControl:
 
     # --- admission -------------------------------------------------------------
 
-    async def admit(self, ctx: RequestContext, key: ClientKey | None) -> Admission:
+    async def admit(self, record: RequestRecord, key: ClientKey | None) -> Admission:
         """Let the parsed request in, or raise ``Forbidden``, ``RateLimited`` or
         ``StateUnavailable``.  The ticket goes to ``settle`` when the request ends."""
-        model = ctx.request.model
-        ctx.requested_model = model  # as the pipeline will set it: the log names it even when refused here
+        model = record.request.model
+        record.requested_model = model  # as the pipeline will set it: the log names it even when refused here
         if key is not None and not key.may_use(model):
             raise Forbidden(f"key '{key.name}' may not use model '{model}'", param="model")
         now = self.clock()
-        estimate = estimate_input_tokens(ctx.request)
+        estimate = estimate_input_tokens(record.request)
         checks, limits = self._checks(key, model, estimate, now)
-        admission = Admission(key.name if key else ANONYMOUS, ctx.id, int(now), estimate)
+        admission = Admission(key.name if key else ANONYMOUS, record.id, int(now), estimate)
         if not checks:
             return admission
         if not self.outage.worth_trying():
             return self._unchecked(admission)
         try:
-            refusal = await self.backend.admit(checks, ctx.id, now, self.lease_s)
+            refusal = await self.backend.admit(checks, record.id, now, self.lease_s)
         except BackendUnavailable as exc:
             self.outage.failed(exc)
             return self._unchecked(admission)
@@ -260,22 +260,22 @@ class AccessControl:
 
     # --- the end of a request --------------------------------------------------------
 
-    def settle(self, ctx: RequestContext, admission: Admission | None) -> None:
-        """Price the answer (``ctx.cost_usd``, for the log), and, once per
+    def settle(self, record: RequestRecord, admission: Admission | None) -> None:
+        """Price the answer (``record.cost_usd``, for the log), and, once per
         admitted request, hand its usage, spend and slot back to the backend.
         Synchronous for ``on_finish``; the backend is written in a task."""
-        served = served_by(ctx)
-        usage = ctx.response.usage if ctx.response is not None else Usage()
+        target = record.target
+        usage = record.usage or Usage()
         cost = None
-        if served is not None and ctx.response is not None:
-            cost = self.prices.cost(served[0], served[1], served[2], usage)
-        ctx.cost_usd = None if cost is None else round(cost, 8)
+        if target is not None and record.usage is not None:
+            cost = self.prices.cost(target.provider.name, target.provider.kind, target.model, usage)
+        record.cost_usd = None if cost is None else round(cost, 8)
         if admission is None or admission.settled:
             return
         admission.settled = True
         now = self.clock()
         # Totals are kept per model as sent upstream; a plugin's answer, or none, under the requested name.
-        model = f"{served[0]}/{served[2]}" if served else f"{'plugin' if ctx.response else '-'}/{ctx.requested_model}"
+        model = f"{record.served_by or '-'}/{target.model if target else record.requested_model}"
         counts: dict[str, float] = {
             "requests": 1,
             "input_tokens": usage.input_tokens,
@@ -359,15 +359,6 @@ def _budget(key: ClientKey, period: str) -> float | None:
 
 def _spend_counter(key: str, period: str, now: float) -> str:
     return f"key:{key}:spend:{period}:{bucket_of(period, now)}"
-
-
-def served_by(ctx: RequestContext) -> tuple[str, str, str] | None:
-    """(provider name, provider kind, model) of the provider that answered, or
-    was tried last; None when none was (a plugin answered, or nothing did)."""
-    target = ctx.target
-    if target is None:
-        return None
-    return target.provider.name, target.provider.kind, target.model
 
 
 def make_backend(config: Config) -> StateBackend:

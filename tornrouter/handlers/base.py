@@ -9,7 +9,6 @@ traceback; every request that reached the handler is recorded once, in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -21,12 +20,11 @@ from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from ..access import ANONYMOUS, Admission, ClientKey
-from ..accumulate import StreamOrderError, replay
-from ..context import RequestContext
-from ..continuation import ContinuingStream
+from ..canonical import StreamError
+from ..context import RequestRecord
 from ..errors import BodyTooLarge, Overloaded, RouterError, UpstreamError
 from ..formats.base import Codec
-from ..providers.streaming import EventStream, ReplayStream
+from ..providers.streaming import EventStream
 from .streaming import ClientStream
 
 if TYPE_CHECKING:
@@ -55,14 +53,13 @@ class APIHandler(RequestHandler):
 
     def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.ctx = RequestContext(secrets.token_hex(8), self.endpoint, runtime.http)
-        runtime.in_flight.start(self.ctx)  # lifecycle: in flight until record() in on_finish
+        self.record = RequestRecord(secrets.token_hex(8), self.endpoint, runtime.http)
+        runtime.in_flight.start(self.record)  # lifecycle: in flight until record() in on_finish
         runtime.metrics.started(self.endpoint)  # metrics and access: until on_finish too
         self.client_key: ClientKey | None = None
         self.admission: Admission | None = None
         self._chunks: list[bytes] = []
         self.source: EventStream | None = None
-        self._opening: asyncio.Future[EventStream] | None = None
         self._reading_body = False  # from the end of prepare until post
 
     def prepare(self) -> None:
@@ -73,7 +70,7 @@ class APIHandler(RequestHandler):
             raise Overloaded(f"the router is at its limit of {cap} requests in flight")
         # Who is calling (tornrouter/access): a 401 must not wait for the body.
         self.client_key = self.runtime.access.authenticate(self.request.headers)
-        self.ctx.key_name = self.client_key.name if self.client_key is not None else None
+        self.record.key_name = self.client_key.name if self.client_key is not None else None
         # Refuse an oversized body before reading it (bodies without a length
         # are bounded by the server's max_body_size, the same limit).
         length = self.request.headers.get("Content-Length", "")
@@ -89,106 +86,70 @@ class APIHandler(RequestHandler):
 
     async def post(self) -> None:
         self._reading_body = False
-        ctx = self.ctx
-        ctx.request = self.codec.parse_request(self.body())
-        self.admission = await self.runtime.access.admit(ctx, self.client_key)  # 403, 429, 503
-        if ctx.request.stream:
+        record = self.record
+        record.ctx.request = self.codec.parse_request(self.body())
+        self.admission = await self.runtime.access.admit(record, self.client_key)  # 403, 429, 503
+        if record.request.stream:
             await self.stream()
             return
-        await self.runtime.pipeline.run(ctx)
-        body, lossy = self.codec.encode_response(ctx.response, ctx.request)
-        ctx.add_lossy(lossy)
+        await self.runtime.pipeline.run(record)
+        body, lossy = self.codec.encode_response(record.response, record.request)
+        record.add_lossy(lossy)
         self.set_routing_headers()
         self.set_header("Content-Type", "application/json")
         self.finish(dumps(body))
 
     async def stream(self) -> None:
-        """A streamed request: the pipeline up to routing, the stream, then the
-        PostResponse and End stages over the assembled response.
+        """A streamed request: the pipeline opens the stream, this writes it as it
+        comes, then the pipeline's late stages see the assembled answer.
 
         Until the stream commits (the dispatcher's first real content) nothing is
         sent, so a failure there is retried or failed over, and in the end an
         ordinary HTTP error; after it, a failure ends the stream with the client
         API's own error event, never a truncated "success"."""
-        ctx, pipeline = self.ctx, self.runtime.pipeline
-        plugins = await pipeline.prepare(ctx)
-        late_stages_ran = False
-        if ctx.decision is None:
-            if ctx.response is None:
-                await pipeline.finish(ctx, plugins)  # NoResponse, unless a late hook answers
-                late_stages_ran = True
-            self.source, source_format = ReplayStream(replay(ctx.response)), None
-        elif ctx.cancelled:  # the client left during the plugins: open nothing
+        record, pipeline = self.record, self.runtime.pipeline
+        self.source = await pipeline.open_stream(record)
+        if self.source is None:  # the client went away first: nothing failed, nothing to answer
             return
-        else:
-            # A task, so that a client who leaves meanwhile can cancel it (on_connection_close).
-            self._opening = asyncio.ensure_future(pipeline.dispatcher.open_stream(ctx))
-            try:
-                self.source = await self._opening
-            except asyncio.CancelledError:
-                if not ctx.cancelled:
-                    raise
-                return  # the client went away first: nothing failed, nothing to answer
-            finally:
-                self._opening = None
-            source_format = ctx.target.provider.kind if self.source.relayable else None
-            if ctx.decision.continue_on_failure:  # a later target may take over mid-stream (continuation.py)
-                self.source = ContinuingStream(self.source, ctx, pipeline.dispatcher)
-        relay = self.source.relayable and source_format == self.codec.name
-        out = ClientStream(self.codec, ctx.request, source_format, relay=relay)
-        batch = await self.source.next_batch()
+        out = ClientStream(self.codec, record.request, self.source.format, record.served_by or "plugin")
+        self.start_event_stream()
+        try:
+            while not out.finished:
+                batch = await self.source.next_batch()
+                if record.cancelled:
+                    break
+                await self._send(out.feed(batch) if batch is not None else out.end())
+        except StreamClosedError:
+            self.on_connection_close()
+        except Exception:  # the 200 is out: whatever went wrong, the stream must end with an error
+            log.exception("%s %s: stream failed", self.endpoint, record.id)
+            out.error = StreamError(500, "internal error")
+            await self._write_quietly(self.codec.stream_encoder(record.request, source=None).finish_with_error("internal error", 500))
+        finally:
+            self.source.close()  # stops a transfer still running, gives back the provider's slot
+        if out.error is not None:
+            record.error, record.failed_status = out.error.message, out.error.status
+            log.warning("%s %s: %s", self.endpoint, record.id, out.error.message)
+        record.add_lossy(out.lossy())
+        await pipeline.finish_stream(record, out.response())
+        if not record.cancelled:
+            self.finish()
+
+    def start_event_stream(self) -> None:
         self.set_routing_headers()
         self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
         # Tornado leaves Nagle's algorithm on until finish(): each event would wait
         # for the previous one's ACK, adding tens of milliseconds to every token.
         self.request.connection.stream.set_nodelay(True)
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Accel-Buffering", "no")
-        try:
-            while batch is not None and not ctx.cancelled:
-                data = out.feed(batch)
-                if data:
-                    if ctx.first_byte_at is None:
-                        ctx.first_byte_at = time.perf_counter()
-                    self.write(data)
-                    await self.flush()
-                if out.finished:
-                    break
-                batch = await self.source.next_batch()
-            else:
-                if not ctx.cancelled:
-                    raise UpstreamError(self._source_name(), "stream ended before it finished")
-            if out.error is not None:  # the upstream's own error event, or one it implied
-                ctx.error = f"provider '{self._source_name()}': {out.error.message}"
-                ctx.failed_status = out.error.status
-        except (UpstreamError, StreamOrderError) as exc:
-            error = exc if isinstance(exc, UpstreamError) else UpstreamError(self._source_name(), f"broken stream: {exc}")
-            ctx.error, ctx.failed_status = error.message, error.status
-            log.warning("%s %s: %s", self.endpoint, ctx.id, error.message)
-            await self._write_quietly(out.fail(error.message, error.status))
-        except StreamClosedError:
-            self.on_connection_close()
-        except Exception as exc:
-            # The 200 is out: whatever went wrong, the client must see the stream
-            # end with an error, not a truncated "success".
-            log.exception("%s %s: stream failed", self.endpoint, ctx.id)
-            ctx.error, ctx.failed_status = f"internal error: {exc!r}", 500
-            await self._write_quietly(self.codec.stream_encoder(ctx.request, source=None).finish_with_error("internal error", 500))
-        finally:
-            self.source.close()  # stops a transfer still running, gives back the provider's slot
-        ctx.add_lossy(out.lossy())
-        ctx.response = out.response()
-        if ctx.response is not None and not late_stages_ran:
-            try:
-                await pipeline.finish(ctx, plugins)
-            except RouterError as exc:  # the stream is sent: the failure is the log's to tell
-                log.warning("%s %s: after the stream: %s", self.endpoint, ctx.id, exc.message)
-                ctx.error = exc.message
-        if not ctx.cancelled:
-            self.finish()
 
-    def _source_name(self) -> str:
-        return self.ctx.target.provider.name if self.ctx.target is not None else "plugin"
+    async def _send(self, data: bytes) -> None:
+        if data:
+            if self.record.first_byte_at is None:
+                self.record.first_byte_at = time.perf_counter()
+            self.write(data)
+            await self.flush()
 
     async def _write_quietly(self, data: bytes) -> None:
         try:
@@ -202,33 +163,30 @@ class APIHandler(RequestHandler):
         too slow (``server.body_timeout_s``): stop the upstream transfer, log the
         request as cancelled."""
         super().on_connection_close()  # fails a body upload still awaited, rather than waiting forever
-        self.ctx.cancelled = True
-        if self._opening is not None:
-            self._opening.cancel()
+        self.record.cancel()
         if self.source is not None:
             self.source.cancel()
         if self._reading_body:
             # Tornado drops a request whose body never came whole: it calls
             # neither ``post`` nor ``on_finish``, so the request ends here.
             self._reading_body = False
-            self.ctx.error = ("the connection closed before the whole body arrived "
+            self.record.error = ("the connection closed before the whole body arrived "
                               "(client gone, or slower than server.body_timeout_s)")
             self.on_finish()
 
     def set_routing_headers(self) -> None:
-        ctx = self.ctx
-        self.set_header("x-request-id", ctx.id)
-        if ctx.target is not None:  # the candidate that answered, or was tried last
-            self.set_header("x-tornrouter-provider", ctx.target.provider.name)
-            self.set_header("x-tornrouter-model", header_safe(ctx.target.model))
-        elif ctx.response is not None:
-            self.set_header("x-tornrouter-provider", "plugin")
-        if ctx.lossy:
-            self.set_header("x-tornrouter-lossy", header_safe(", ".join(ctx.lossy)))
+        record = self.record
+        self.set_header("x-request-id", record.id)
+        if record.served_by is not None:  # the provider that answered (or was tried last), or "plugin"
+            self.set_header("x-tornrouter-provider", record.served_by)
+        if record.target is not None:
+            self.set_header("x-tornrouter-model", header_safe(record.target.model))
+        if record.lossy:
+            self.set_header("x-tornrouter-lossy", header_safe(", ".join(record.lossy)))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = _as_router_error(status_code, kwargs.get("exc_info"))
-        self.ctx.error = error.message
+        self.record.error = error.message
         self.set_status(error.status)
         for name, value in error.headers.items():
             self.set_header(name, header_safe(value))
@@ -238,9 +196,9 @@ class APIHandler(RequestHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, UpstreamError):
-            log.warning("%s %s: %s", self.endpoint, self.ctx.id, value.message)
+            log.warning("%s %s: %s", self.endpoint, self.record.id, value.message)
         elif isinstance(value, RouterError):
-            log.info("%s %s: %s %s", self.endpoint, self.ctx.id, value.status, value.message)
+            log.info("%s %s: %s %s", self.endpoint, self.record.id, value.status, value.message)
         else:
             super().log_exception(typ, value, tb)
 
@@ -248,17 +206,17 @@ class APIHandler(RequestHandler):
         """Settle, record and count the request once.  Each step stands alone:
         one that fails (on data a plugin left in a shape it cannot read) is
         logged and costs neither the others nor the request's log entry."""
-        ctx, runtime = self.ctx, self.runtime
-        status = CLIENT_CLOSED if ctx.cancelled else ctx.failed_status or self.get_status()
+        record, runtime = self.record, self.runtime
+        status = CLIENT_CLOSED if record.cancelled else record.failed_status or self.get_status()
         for step, args in (
-            (runtime.access.settle, (ctx, self.admission)),  # cost for the log; usage, spend, slots back
-            (runtime.record, (ctx, status)),
-            (runtime.metrics.finished, (ctx, status, ctx.key_name or ANONYMOUS)),
+            (runtime.access.settle, (record, self.admission)),  # cost for the log; usage, spend, slots back
+            (runtime.record, (record, status)),
+            (runtime.metrics.finished, (record, status, record.key_name or ANONYMOUS)),
         ):
             try:
                 step(*args)
             except Exception:  # noqa: BLE001 - the request has ended: nothing may escape into Tornado
-                log.exception("%s %s: %s failed", self.endpoint, ctx.id, step.__qualname__)
+                log.exception("%s %s: %s failed", self.endpoint, record.id, step.__qualname__)
 
 
 def _as_router_error(status_code: int, exc_info: Any) -> RouterError:

@@ -6,6 +6,10 @@ re-encoded by the client API's stream encoder, a state machine that cannot
 emit an ill-formed stream.  Either way every event goes through one
 ``Accumulator``, which checks the order and builds the response the request log
 and the PostResponse/End plugins see.
+
+Every way a stream can fail ends it here, with the client API's error event: a
+``StreamError`` from upstream (relayed as sent, or encoded), an order the
+grammar does not allow, or an end without the terminal event.
 """
 
 from __future__ import annotations
@@ -17,27 +21,34 @@ from ..providers.streaming import Piece
 
 
 class ClientStream:
-    def __init__(self, codec: Codec, request: ChatRequest, source: Format | None, relay: bool) -> None:
+    """``source`` is the API of the stream's raw bytes (None: nothing to relay);
+    ``name`` who sends it, for the errors this makes."""
+
+    def __init__(self, codec: Codec, request: ChatRequest, source: Format | None, name: str) -> None:
         self.codec = codec
         self.request = request
-        self.relay = relay
-        self.encoder = None if relay else codec.stream_encoder(request, source=source)
+        self.name = name
+        self.encoder = None if source == codec.name else codec.stream_encoder(request, source=source)
         self.accumulator = Accumulator(source)
-        self._owed = b""  # a failed batch's bytes from before its offending event
+        self._error: StreamError | None = None  # one this made: the accumulator keeps the upstream's
 
     @property
     def finished(self) -> bool:
         """The stream has its terminal event (end of message, or error)."""
-        return self.accumulator.finished
+        return self._error is not None or self.accumulator.finished
 
     @property
     def error(self) -> StreamError | None:
-        return self.accumulator.error
+        """What ended the stream, if it failed."""
+        return self._error or self.accumulator.error
+
+    @error.setter
+    def error(self, error: StreamError) -> None:
+        self._error = error
 
     def feed(self, batch: list[Piece]) -> bytes:
-        """The client's bytes for one batch.  Raises ``StreamOrderError`` when the
-        upstream's events break the stream grammar; the bytes of the pieces before
-        the offending one then go out with ``fail``."""
+        """The client's bytes for one batch; when the upstream's events break
+        the stream grammar, those before the offending one and the error event."""
         out: list[bytes] = []
         try:
             for raw, events in batch:
@@ -49,10 +60,13 @@ class ClientStream:
                     out.append(raw)
                 else:
                     out.extend(self._implied(events))
-        except StreamOrderError:
-            self._owed = b"".join(out)
-            raise
+        except StreamOrderError as exc:
+            out.append(self.fail(f"provider '{self.name}': broken stream: {exc}"))
         return b"".join(out)
+
+    def end(self) -> bytes:
+        """The source has no more: the error event if the stream did not finish."""
+        return b"" if self.finished else self.fail(f"provider '{self.name}': stream ended before it finished")
 
     def _implied(self, events: list) -> list[bytes]:
         """In a relay, events the upstream implied without sending them: its error
@@ -65,11 +79,11 @@ class ClientStream:
         return []
 
     def fail(self, message: str, status: int = 502) -> bytes:
-        """The client API's own error event, ending the stream (after what a failed
-        batch still owes the client)."""
+        """The client API's own error event, ending the stream."""
+        if self._error is None and self.accumulator.error is None:
+            self._error = StreamError(status, message)
         encoder = self.encoder or self.codec.stream_encoder(self.request, source=None)
-        owed, self._owed = self._owed, b""
-        return owed + encoder.finish_with_error(message, status)
+        return encoder.finish_with_error(message, status)
 
     def lossy(self) -> list[str]:
         return list(self.encoder.lossy) if self.encoder is not None else []

@@ -31,7 +31,7 @@ import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from ..context import RequestContext
+    from ..context import PluginContext
 
 HOOKS = ("on_start", "pre_request", "post_response", "on_end")
 
@@ -71,18 +71,18 @@ class BasePlugin:
                 # The pipeline awaits every hook: a plain def would fail each request with a 500.
                 raise TypeError(f"{cls.__qualname__}.{name} must be a coroutine function: write 'async def {name}(self, ctx)'")
 
-    async def on_start(self, ctx: RequestContext) -> Flow:
+    async def on_start(self, ctx: PluginContext) -> Flow:
         """Start stage: before the classifiers."""
         return Flow.CONTINUE
 
-    async def pre_request(self, ctx: RequestContext) -> Flow:
+    async def pre_request(self, ctx: PluginContext) -> Flow:
         """PreRouting stage: tags are known, the provider is not chosen yet."""
         return Flow.CONTINUE
 
-    async def post_response(self, ctx: RequestContext) -> Flow:
+    async def post_response(self, ctx: PluginContext) -> Flow:
         """PostResponse stage: ``ctx.response`` holds the answer."""
         return Flow.CONTINUE
 
-    async def on_end(self, ctx: RequestContext) -> Flow:
+    async def on_end(self, ctx: PluginContext) -> Flow:
         """End stage: skipped when a PostResponse hook returned ``STOP``."""
         return Flow.CONTINUE

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from ..canonical import Text, ToolResult
+from ..context import PluginContext
 from ..patterns import Patterns
 from .base import BasePlugin, Flow
 
@@ -29,7 +30,7 @@ class Redact(BasePlugin):
         self._patterns = settings["patterns"]
         self._replacement = settings["replacement"]
 
-    async def pre_request(self, ctx: Any) -> Flow:
+    async def pre_request(self, ctx: PluginContext) -> Flow:
         changed = False
         for message in ctx.request.messages:
             if message.role != "user":
@@ -64,7 +65,7 @@ class SystemPrompt(BasePlugin):
         text = fields.String(required=True)
         position = fields.String(load_default="append", validate=validate.OneOf(("prepend", "append")))
 
-    async def pre_request(self, ctx: Any) -> Flow:
+    async def pre_request(self, ctx: PluginContext) -> Flow:
         block = Text(self.settings["text"])
         if self.settings["position"] == "prepend":
             ctx.request.system.insert(0, block)

@@ -5,13 +5,16 @@
     Start -> classifiers -> PreRouting -> router -> provider -> PostResponse -> End
 
 ``prepare`` runs everything up to the routing decision, ``finish`` the stages
-after the answer; ``run`` is both around a non-streamed provider call.  A
-streamed request calls ``prepare``, streams, then ``finish`` with the assembled
-response, so both kinds of request share one definition of the stages.
+after the answer.  A non-streamed request is ``run``: both around the provider
+call.  A streamed one is ``open_stream`` (``prepare``, then the stream to send)
+and, once it is sent, ``finish_stream`` (``finish`` over the assembled answer),
+so both kinds of request share one definition of the stages, and the late
+stages run once whichever way the answer came.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from fnmatch import translate
@@ -19,9 +22,13 @@ from functools import lru_cache
 
 from ..check import check_request, check_response
 from ..classifiers import Classifiers
-from ..context import RequestContext
+from ..accumulate import replay
+from ..canonical import ChatResponse
+from ..context import RequestRecord
+from ..continuation import ContinuingStream
 from ..dispatch import Dispatcher
-from ..errors import NoResponse, PluginFailed
+from ..errors import NoResponse, PluginFailed, RouterError
+from ..providers.streaming import EventStream, ReplayStream
 from ..router import ModelRouter, split_forced
 from .base import BasePlugin, Flow
 
@@ -48,42 +55,86 @@ class Pipeline:
     def _plugins_for(self, model: str) -> tuple[BasePlugin, ...]:
         return tuple(plugin for plugin, pattern in self._plugins if pattern.match(model))
 
-    async def run(self, ctx: RequestContext) -> None:
+    async def run(self, record: RequestRecord) -> None:
         """The whole pipeline for a non-streamed request; leaves the answer in
-        ``ctx.response`` or raises a ``RouterError``."""
-        plugins = await self.prepare(ctx)
-        if ctx.decision is not None:
-            ctx.response = await self.dispatcher.send(ctx)
-        await self.finish(ctx, plugins)
+        ``record.response`` or raises a ``RouterError``."""
+        await self.prepare(record)
+        if record.decision is not None:
+            record.ctx.response = await self.dispatcher.send(record)
+        await self.finish(record)
 
-    async def prepare(self, ctx: RequestContext) -> tuple[BasePlugin, ...]:
+    async def open_stream(self, record: RequestRecord) -> EventStream | None:
+        """The pipeline up to the stream the client is to get: a plugin's answer
+        replayed, or an upstream's past its commit point (continued on a later
+        target if it fails, where the route says so).  Raises a ``RouterError``
+        while nothing is sent; None if the client left before it opened."""
+        await self.prepare(record)
+        if record.decision is None:
+            if record.response is None:
+                await self.finish(record)  # NoResponse, unless a late hook answers
+            return ReplayStream(replay(record.response))
+        if record.cancelled:  # the client left during the plugins: open nothing
+            return None
+        # A task, so that a client who leaves meanwhile can cancel it (``RequestRecord.cancel``).
+        record.opening = asyncio.ensure_future(self.dispatcher.open_stream(record))
+        try:
+            stream = await record.opening
+        except asyncio.CancelledError:
+            if not record.cancelled:
+                raise
+            return None
+        finally:
+            record.opening = None
+        if record.decision.continue_on_failure:
+            stream = ContinuingStream(stream, record, self.dispatcher)
+        return stream
+
+    async def finish_stream(self, record: RequestRecord, response: ChatResponse | None) -> None:
+        """After a stream: PostResponse and End over the answer it assembled,
+        unless they have run (on a plugin's answer).  The stream is sent by
+        then, so what fails here is the log's to tell, not the client's."""
+        if record.late_stages_ran or response is None:
+            return
+        record.ctx.response = response
+        try:
+            await self.finish(record)
+        except RouterError as exc:
+            log.warning("%s %s: after the stream: %s", record.endpoint, record.id, exc.message)
+            record.error = exc.message
+
+    async def prepare(self, record: RequestRecord) -> None:
         """Start, classifiers, PreRouting, routing.  Afterwards either
-        ``ctx.decision`` says where to send the request, or a plugin stopped the
-        pipeline (``ctx.decision`` is None; ``ctx.response`` may hold its answer)."""
-        request = ctx.request
-        ctx.requested_model = request.model
+        ``record.decision`` says where to send the request, or a plugin stopped the
+        pipeline (``record.decision`` is None; the response may hold its answer)."""
+        request = record.request
+        record.requested_model = request.model
         forced, model = split_forced(request.model)
         if forced is not None:
             request.forced_provider, request.model = forced, model
-        plugins = self.plugins_for(ctx.requested_model)
+        record.plugins = self.plugins_for(record.requested_model)
 
-        if await self._stage(plugins, START, ctx) is Flow.STOP:
-            return plugins
+        if await self._stage(record, START) is Flow.STOP:
+            return
+        request = record.request  # a Start hook may have replaced it
         request.tags = await self.classifiers.classify(request)
-        if await self._stage(plugins, PRE_ROUTING, ctx) is Flow.STOP or ctx.response is not None:
-            return plugins
-        ctx.decision = self.router.resolve(request.model, request.tags, request.forced_provider)
-        return plugins
+        if await self._stage(record, PRE_ROUTING) is Flow.STOP or record.response is not None:
+            return
+        request = record.request
+        record.decision = self.router.resolve(request.model, request.tags, request.forced_provider)
 
-    async def finish(self, ctx: RequestContext, plugins: tuple[BasePlugin, ...]) -> None:
+    async def finish(self, record: RequestRecord) -> None:
         """PostResponse, then End unless a PostResponse hook stopped; then
-        ``NoResponse`` if there is still nothing to answer with."""
-        if await self._stage(plugins, POST_RESPONSE, ctx) is not Flow.STOP:
-            await self._stage(plugins, END, ctx)
-        if ctx.response is None:
+        ``NoResponse`` if there is still nothing to answer with.  The usage is
+        taken before: what the answer cost is not a plugin's to change."""
+        record.late_stages_ran = True
+        if record.usage is None and record.response is not None:
+            record.usage = record.response.usage
+        if await self._stage(record, POST_RESPONSE) is not Flow.STOP:
+            await self._stage(record, END)
+        if record.response is None:
             raise NoResponse()
 
-    async def _stage(self, plugins: tuple[BasePlugin, ...], hook: str, ctx: RequestContext) -> Flow:
+    async def _stage(self, record: RequestRecord, hook: str) -> Flow:
         """Runs ``hook`` of each plugin until one returns ``STOP``.
 
         After each Start and PreRouting hook the request is checked (and a
@@ -98,7 +149,8 @@ class Pipeline:
         Each is a walk over the fields, about 3 µs plus 1 µs per message, and
         is skipped for plugins that do not override the hook."""
         early = hook in (START, PRE_ROUTING)
-        for plugin in plugins:
+        ctx = record.ctx
+        for plugin in record.plugins:
             if getattr(type(plugin), hook) is getattr(BasePlugin, hook):
                 continue  # not overridden: nothing runs, nothing to check
             ctx.settings = plugin.settings
@@ -119,8 +171,8 @@ class Pipeline:
                     raise PluginFailed(plugin.id, exc) from exc
             if flow is Flow.CONTINUE or flow is None:
                 continue
-            if plugin.id not in ctx.active_plugins:
-                ctx.active_plugins.append(plugin.id)
+            if plugin.id not in record.active_plugins:
+                record.active_plugins.append(plugin.id)
             if flow is Flow.STOP:
                 return Flow.STOP
         return Flow.CONTINUE

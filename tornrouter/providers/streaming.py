@@ -8,6 +8,13 @@ before taking the next.  A batch is a list of pieces ``(raw, events)``: the
 event's bytes as the upstream sent them (relayed unchanged to a client of the
 same API) and the canonical events it means (for translation and the log).
 
+A failure has one representation on its way to the client: a ``StreamError``
+event, the stream's last.  An error event of the upstream's own, an event that
+cannot be read, a timeout and a broken transfer all end the stream so, with the
+provider named in its message; the ``UpstreamError`` behind it is kept in
+``failure`` for the dispatcher, which retries or fails over a stream that fails
+before its commit point.
+
 Tornado cannot cancel a fetch in flight (tornado issues 157, 3289), so every
 transfer gets libcurl's progress callback, which aborts it once the stream is
 stopped: by ``cancel`` (the client went away), a timeout, or an event that
@@ -34,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import pycurl
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 
-from ..canonical import ChatRequest, MessageStop, StreamError, StreamEvent
+from ..canonical import ChatRequest, Format, MessageStop, StreamError, StreamEvent
 from ..errors import UpstreamError, UpstreamTimeout
 from ..sse import SSEDecoder, encode_event
 from .error_body import READ_LIMIT
@@ -49,12 +56,13 @@ TRAILING_S = 5.0  # how long a finished stream's transfer may take to end by its
 class EventStream(ABC):
     """What a provider's ``open_stream`` returns: batches of pieces, then None."""
 
-    relayable = False  # True when the raw bytes are the upstream API's own stream
+    format: Format | None = None  # the API whose stream the raw bytes are (None: no bytes to relay)
+    failure: UpstreamError | None = None  # what its StreamError, if it ended with one, stands for
 
     @abstractmethod
     async def next_batch(self) -> list[Piece] | None:
-        """The next batch, or None after the last.  Raises ``UpstreamError`` when the
-        upstream fails (before its first batch: the request failed as a whole)."""
+        """The next batch, or None after the last.  Never raises: a failure is a
+        ``StreamError`` event, the last one."""
 
     def cancel(self) -> None:
         """Stop the transfer (the client went away); later calls do nothing."""
@@ -75,15 +83,15 @@ class ReplayStream(EventStream):
 
 
 class UpstreamStream(EventStream):
-    relayable = True
-
     def __init__(self, provider: HTTPProvider, request: ChatRequest, http_request: HTTPRequest, decoder: Any) -> None:
+        self.format = provider.kind
         self.provider = provider
         self.request = request
         self.sse = SSEDecoder()
         self.decoder = decoder  # the provider API's stream decoder: feed_sse(sse), close()
         self.status = 0
         self.received_any = False
+        self.failure: UpstreamError | None = None
         self._batches: deque[list[Piece]] = deque()
         self._early: list[bytes] | None = []  # chunks that came before the status (None once the transfer ended)
         self._error_body = bytearray()
@@ -138,14 +146,14 @@ class UpstreamStream(EventStream):
         pieces: list[Piece] = []
         try:
             for sse in self.sse.feed(chunk):
-                events = self.decoder.feed_sse(sse)
+                events = self._named(self.decoder.feed_sse(sse))
                 if events and isinstance(events[-1], (MessageStop, StreamError)):
                     self._terminal = True
                 pieces.append((encode_event(sse.data, sse.event), events))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # Malformed JSON, or an event whose fields are not what the API says:
             # the upstream's bytes are untrusted input, read here and nowhere else.
-            pieces.append((None, [StreamError(502, f"malformed stream event: {exc}")]))
+            pieces.append((None, self._named([StreamError(502, f"malformed stream event: {exc}")])))
             self._stop()  # the error ends the stream: read no further
         if pieces:
             self.received_any = True
@@ -167,12 +175,21 @@ class UpstreamStream(EventStream):
             if response.code >= 300:
                 end = self.provider.status_error(response.code, bytes(self._error_body), response.headers, self.request)
             elif not self._stopping:
-                tail = self.decoder.close()
+                tail = self._named(self.decoder.close())
                 if tail:
                     self._batches.append([(None, tail)])
         if self._end is False:
             self._end = end
         self._wake()
+
+    def _named(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        """``events``, with a final ``StreamError`` naming this provider, and
+        kept in ``failure`` as the ``UpstreamError`` it means."""
+        if events and isinstance(events[-1], StreamError):
+            error = events[-1]
+            self.failure = UpstreamError(self.provider.name, error.message, upstream_status=error.status)
+            events[-1] = StreamError(error.status, self.failure.message)
+        return events
 
     def _stop(self) -> None:
         """Abort the transfer at libcurl's next progress call; batches already queued stay."""
@@ -191,9 +208,10 @@ class UpstreamStream(EventStream):
                 return self._batches.popleft()
             if self._end is not False:
                 end, self._end = self._end, None
-                if end is not None:
-                    raise end
-                return None
+                if end is None:
+                    return None
+                self.failure = end
+                return [(None, [StreamError(end.status, end.message)])]
             timeout = self._idle_timeout if self.received_any else self._first_byte_timeout
             if await self._wait(timeout) or self._end is not False or self._batches:
                 continue
