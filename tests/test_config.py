@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from marshmallow import Schema, fields
 
-from tornrouter.config import Target, Targets, load_config, parse_config
+from tornrouter.config import ProviderConfig, ServerConfig, StateConfig, Target, Targets, load_config, parse_config
+from tornrouter.config.schemas import defaults_from
 from tornrouter.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +53,23 @@ def test_every_problem_is_reported_with_its_path():
     assert any(line.startswith("providers.b.kind: Must be one of") for line in lines)
     assert "providers.c.base_url: required for this kind" in lines
     assert "router.routes.0.to: Missing data for required field." in lines
+
+
+def test_an_unset_key_takes_the_dataclass_default_written_there_only():
+    config = parse_config({"providers": {"p": {"kind": "echo"}}, "state": {}}, environ={})
+    assert config.server == ServerConfig() and config.state == StateConfig()
+    assert config.providers["p"] == ProviderConfig(name="p", kind="echo")
+    with pytest.raises(TypeError, match="its default is written on ServerConfig"):
+
+        @defaults_from(ServerConfig)
+        class Twice(Schema):
+            port = fields.Integer(load_default=8080)
+
+    with pytest.raises(TypeError, match="needs allow_none=True"):
+
+        @defaults_from(ServerConfig)
+        class NoNull(Schema):
+            max_in_flight = fields.Integer()
 
 
 def test_references_and_components_are_checked():

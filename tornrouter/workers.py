@@ -43,64 +43,80 @@ MIN_UPTIME_S = 1.0
 def run_workers(count: int, sockets: list[socket.socket], work: Callable[[int], int]) -> int:
     """Run ``work(worker_id)`` in ``count`` forked processes (ids 0 to count-1)
     and watch them; returns the parent's exit status."""
-    children: dict[int, tuple[int, float]] = {}  # pid -> (worker id, start time)
-    state = {"stopping": False, "status": 0}
+    return _Parent(sockets, work).run(count)
 
-    def stop_all(sig: int) -> None:
-        for pid in children:
+
+class _Parent:
+    """The parent's bookkeeping: its live children, whether it is stopping, and
+    the exit status it will return.  Its signal handler and its wait loop both
+    change it, on the one thread."""
+
+    def __init__(self, sockets: list[socket.socket], work: Callable[[int], int]) -> None:
+        self.sockets = sockets
+        self.work = work
+        self.children: dict[int, tuple[int, float]] = {}  # pid -> (worker id, start time)
+        self.stopping = False
+        self.status = 0
+
+    def run(self, count: int) -> int:
+        for signum in SIGNALS:
+            signal.signal(signum, self.on_signal)
+        for worker in range(count):
+            self.spawn(worker)
+        log.info("%d workers started", count)
+        while self.children:
+            pid, wait_status = os.waitpid(-1, 0)
+            if pid in self.children:
+                self.reap(pid, os.waitstatus_to_exitcode(wait_status))
+        return self.status
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        if signum == signal.SIGHUP:
+            self.send(signal.SIGHUP)
+            return
+        if not self.stopping:
+            log.info("stopping %d worker(s)", len(self.children))
+        self.stopping = True
+        for sock in self.sockets:
+            sock.close()
+        self.send(signal.SIGTERM)
+
+    def send(self, sig: int) -> None:
+        for pid in self.children:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:  # exited, not yet reaped
                 pass
 
-    def on_signal(signum: int, _frame: object) -> None:
-        if signum == signal.SIGHUP:
-            stop_all(signal.SIGHUP)
-            return
-        if not state["stopping"]:
-            log.info("stopping %d worker(s)", len(children))
-        state["stopping"] = True
-        for sock in sockets:
-            sock.close()
-        stop_all(signal.SIGTERM)
-
-    def spawn(worker: int) -> None:
+    def spawn(self, worker: int) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         pid = os.fork()
         if pid == 0:
             for signum in SIGNALS:  # the worker's loop installs its own (signals stay blocked until then)
                 signal.signal(signum, signal.SIG_DFL)
-            os._exit(_run_child(work, worker))
-        children[pid] = (worker, time.monotonic())
+            os._exit(_run_child(self.work, worker))
+        self.children[pid] = (worker, time.monotonic())
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
-    for signum in SIGNALS:
-        signal.signal(signum, on_signal)
-    for worker in range(count):
-        spawn(worker)
-    log.info("%d workers started", count)
-    while children:
-        pid, wait_status = os.waitpid(-1, 0)
-        if pid not in children:
-            continue
-        worker, started = children.pop(pid)
+    def reap(self, pid: int, code: int) -> None:
+        """Child ``pid`` exited with ``code`` (negative: killed by that signal):
+        log it, and start it again, stop the others, or let it be."""
+        worker, started = self.children.pop(pid)
         process_exited(pid)  # its live metrics gauges stop counting (multiprocess mode)
-        code = os.waitstatus_to_exitcode(wait_status)
         what = f"exit status {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
-        if state["stopping"]:
+        if self.stopping:
             log.info("worker %d (pid %d) stopped (%s)", worker, pid, what)
             if code != 0:
-                state["status"] = 1
+                self.status = 1
         elif code == 0:
             log.info("worker %d (pid %d) exited (%s); not restarted", worker, pid, what)
         elif time.monotonic() - started < MIN_UPTIME_S:
             log.error("worker %d (pid %d) failed at start (%s): stopping", worker, pid, what)
-            state["status"] = 1
-            on_signal(signal.SIGTERM, None)
+            self.status = 1
+            self.on_signal(signal.SIGTERM, None)
         else:
             log.warning("worker %d (pid %d) died (%s): starting it again", worker, pid, what)
-            spawn(worker)
-    return state["status"]
+            self.spawn(worker)
 
 
 def _run_child(work: Callable[[int], int], worker: int) -> int:

@@ -263,7 +263,8 @@ class AccessControl:
     def settle(self, record: RequestRecord, admission: Admission | None) -> None:
         """Price the answer (``record.cost_usd``, for the log), and, once per
         admitted request, hand its usage, spend and slot back to the backend.
-        Synchronous for ``on_finish``; the backend is written in a task."""
+        Synchronous for ``on_finish``: a backend that cannot settle at once
+        (``StateBackend.settle_now``) is written in a task."""
         target = record.target
         usage = record.usage or Usage()
         cost = None
@@ -297,8 +298,7 @@ class AccessControl:
             settlement.spend = tuple((_spend_counter(admission.key, p, now), cost, seconds_left(p, now) + 86400) for p in admission.budgets)
         if not self.outage.worth_trying():
             return  # lost with the outage: its slot expires with its lease
-        if isinstance(self.backend, MemoryBackend):
-            self.backend.settle_now(settlement, now)
+        if self.backend.settle_now(settlement, now):
             return
         task = asyncio.ensure_future(self._write(settlement, now))
         self._pending.add(task)

@@ -102,6 +102,13 @@ class StateBackend(ABC):
     async def settle(self, settlement: Settlement, now: float) -> None:
         """Leave the slots, correct the windows, add spend and usage."""
 
+    def settle_now(self, settlement: Settlement, now: float) -> bool:
+        """``settle`` without waiting, when this backend can (it does no I/O);
+        returns whether it did.  Settling happens once per request, in
+        ``on_finish``: a backend that says False is settled in a task, one
+        that says True saves the router that task.  The default: False."""
+        return False
+
     @abstractmethod
     async def usage(self, period: str, bucket: str, key: str | None) -> Totals:
         """The usage totals of one period's bucket: of ``key``, or of every key."""
@@ -160,9 +167,7 @@ class MemoryBackend(StateBackend):
     async def settle(self, settlement: Settlement, now: float) -> None:
         self.settle_now(settlement, now)
 
-    def settle_now(self, settlement: Settlement, now: float) -> None:
-        """``settle`` without a coroutine: nothing here waits, so the caller
-        need not make a task per request."""
+    def settle_now(self, settlement: Settlement, now: float) -> bool:
         for counter in settlement.slots:
             self.slots.get(counter, {}).pop(settlement.member, None)
         for counter, second, delta in settlement.corrections:
@@ -184,6 +189,7 @@ class MemoryBackend(StateBackend):
                 counts[name] = counts.get(name, 0) + value
         if now >= self.next_prune:
             self._prune(now)
+        return True
 
     def _prune(self, now: float) -> None:
         """Drop the caps and totals of periods past their time to live."""

@@ -1,4 +1,6 @@
-"""The configuration as the rest of the router sees it: frozen dataclasses."""
+"""The configuration as the rest of the router sees it: frozen dataclasses.
+Their defaults are also those of a key the YAML file leaves out
+(``schemas.defaults_from``), so each is written here and nowhere else."""
 
 from __future__ import annotations
 

@@ -1,18 +1,53 @@
 """The marshmallow schemas of the YAML file.  They reject unknown keys
 (``unknown = RAISE``): a human typed this file, and a misspelt key must be an
-error, not a silently ignored setting."""
+error, not a silently ignored setting.
+
+A default is written once, on the dataclass of ``objects`` that the rest of
+the router reads; ``defaults_from`` hands it to the schema field of the same
+name, so a loaded section is complete all the same."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 
-from .objects import BreakerConfig, KeyConfig, ModelLimit, Price, ServerConfig, StateConfig, Target
+from .objects import (
+    BreakerConfig, ComponentEntry, Config, KeyConfig, ModelLimit, Price, ProviderConfig,
+    Route, RouterConfig, ServerConfig, StateConfig, Target, Targets,
+)
 
 PROVIDER_KINDS = ("openai", "anthropic", "echo")
+
+
+S = TypeVar("S", bound=type[Schema])
+
+
+def defaults_from(config_cls: type) -> Callable[[S], S]:
+    """Give every optional field of the decorated schema the default of the
+    ``config_cls`` field of the same name, as its ``load_default``.  A required
+    field keeps none (the key must be written).  Refused, at import: a field
+    with a ``load_default`` of its own (the default written twice), and a field
+    defaulting to None without ``allow_none=True`` (marshmallow accepts null
+    unasked only when ``load_default=None`` is passed to the field itself)."""
+
+    def decorate(schema: S) -> S:
+        for spec in dataclasses.fields(config_cls):
+            field = schema._declared_fields.get(spec.name)
+            if field is None or field.required or spec.default is spec.default_factory is dataclasses.MISSING:
+                continue
+            default = spec.default_factory if spec.default is dataclasses.MISSING else spec.default
+            if field.load_default is not missing:
+                raise TypeError(f"{schema.__name__}.{spec.name}: its default is written on {config_cls.__name__}")
+            if default is None and not field.allow_none:
+                raise TypeError(f"{schema.__name__}.{spec.name}: defaults to None, so needs allow_none=True")
+            field.load_default = default
+        return schema
+
+    return decorate
 
 
 class _Strict(Schema):
@@ -20,17 +55,17 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+@defaults_from(ServerConfig)
 class ServerSchema(_Strict):
-    host = fields.String(load_default="127.0.0.1")
-    port = fields.Integer(load_default=8080, validate=validate.Range(0, 65535))
-    dashboard = fields.Boolean(load_default=True)
-    max_body_bytes = fields.Integer(load_default=20 * 1024 * 1024, validate=validate.Range(min=1024))
-    max_clients = fields.Integer(load_default=100, validate=validate.Range(min=1))
-    max_response_bytes = fields.Integer(load_default=64 * 1024 * 1024, validate=validate.Range(min=1024))
-    max_in_flight = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
-    drain_s = fields.Float(load_default=30.0, validate=validate.Range(min=0))
-    admin_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, error="must not be empty"))
-    # Defaults: ServerConfig's, written there only.
+    host = fields.String()
+    port = fields.Integer(validate=validate.Range(0, 65535))
+    dashboard = fields.Boolean()
+    max_body_bytes = fields.Integer(validate=validate.Range(min=1024))
+    max_clients = fields.Integer(validate=validate.Range(min=1))
+    max_response_bytes = fields.Integer(validate=validate.Range(min=1024))
+    max_in_flight = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    drain_s = fields.Float(validate=validate.Range(min=0))
+    admin_key = fields.String(allow_none=True, validate=validate.Length(min=1, error="must not be empty"))
     header_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     body_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     idle_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
@@ -44,10 +79,11 @@ class ServerSchema(_Strict):
 _POSITIVE = validate.Range(min=0, min_inclusive=False)
 
 
+@defaults_from(BreakerConfig)
 class BreakerSchema(_Strict):
-    failures = fields.Integer(load_default=5, validate=validate.Range(min=1))
-    window_s = fields.Float(load_default=30.0, validate=_POSITIVE)
-    cooldown_s = fields.Float(load_default=30.0, validate=_POSITIVE)
+    failures = fields.Integer(validate=validate.Range(min=1))
+    window_s = fields.Float(validate=_POSITIVE)
+    cooldown_s = fields.Float(validate=_POSITIVE)
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> BreakerConfig:
@@ -55,28 +91,29 @@ class BreakerSchema(_Strict):
 
 
 class LogSchema(_Strict):
-    requests = fields.String(load_default=None, allow_none=True)
+    requests = fields.String(allow_none=True)
 
 
+@defaults_from(ProviderConfig)
 class ProviderSchema(_Strict):
     kind = fields.String(required=True, validate=validate.OneOf(PROVIDER_KINDS))
     base_url = fields.Url(require_tld=False, schemes={"http", "https"})
-    api_key = fields.String(load_default=None, allow_none=True)
-    timeout_s = fields.Float(load_default=600.0, validate=validate.Range(min=0, min_inclusive=False))
-    connect_timeout_s = fields.Float(load_default=10.0, validate=validate.Range(min=0, min_inclusive=False))
-    first_byte_timeout_s = fields.Float(load_default=120.0, validate=validate.Range(min=0, min_inclusive=False))
-    idle_timeout_s = fields.Float(load_default=120.0, validate=validate.Range(min=0, min_inclusive=False))
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    default_max_tokens = fields.Integer(load_default=4096, validate=validate.Range(min=1))
-    anthropic_version = fields.String(load_default="2023-06-01")
-    models = fields.List(fields.String(), load_default=list)
-    retries = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
-    retry_backoff_s = fields.Float(load_default=0.5, validate=validate.Range(min=0))
-    retry_backoff_max_s = fields.Float(load_default=8.0, validate=validate.Range(min=0))
-    retry_after_max_s = fields.Float(load_default=30.0, validate=validate.Range(min=0))
-    breaker = fields.Nested(BreakerSchema, load_default=None, allow_none=True)
-    max_concurrent = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
-    max_queue = fields.Integer(load_default=100, validate=validate.Range(min=0))
+    api_key = fields.String(allow_none=True)
+    timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    connect_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    first_byte_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    idle_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    headers = fields.Dict(keys=fields.String(), values=fields.String())
+    default_max_tokens = fields.Integer(validate=validate.Range(min=1))
+    anthropic_version = fields.String()
+    models = fields.List(fields.String())
+    retries = fields.Integer(validate=validate.Range(min=0, max=10))
+    retry_backoff_s = fields.Float(validate=validate.Range(min=0))
+    retry_backoff_max_s = fields.Float(validate=validate.Range(min=0))
+    retry_after_max_s = fields.Float(validate=validate.Range(min=0))
+    breaker = fields.Nested(BreakerSchema, allow_none=True)
+    max_concurrent = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    max_queue = fields.Integer(validate=validate.Range(min=0))
 
     @validates_schema
     def needs_url(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -113,15 +150,17 @@ class TargetsField(fields.Field):
         return Target.parse(item, float(weight))
 
 
+@defaults_from(Targets)
 class TargetsSchema(_Strict):
     to = TargetsField(required=True)
-    strategy = fields.String(load_default="fallback", validate=validate.OneOf(STRATEGIES))
-    continue_on_failure = fields.Boolean(load_default=False)
+    strategy = fields.String(validate=validate.OneOf(STRATEGIES))
+    continue_on_failure = fields.Boolean()
 
 
+@defaults_from(Route)
 class RouteSchema(TargetsSchema):
-    model = fields.String(load_default="*")
-    tags = fields.List(fields.String(), load_default=list)
+    model = fields.String()
+    tags = fields.List(fields.String())
 
 
 class DefaultField(fields.Field):
@@ -131,9 +170,10 @@ class DefaultField(fields.Field):
         return TargetsSchema().load(value if isinstance(value, dict) else {"to": value})
 
 
+@defaults_from(RouterConfig)
 class RouterSchema(_Strict):
-    default = DefaultField(load_default=None, allow_none=True)
-    routes = fields.List(fields.Nested(RouteSchema), load_default=list)
+    default = DefaultField(allow_none=True)
+    routes = fields.List(fields.Nested(RouteSchema))
 
 
 class ClassifierEntrySchema(Schema):
@@ -145,9 +185,10 @@ class ClassifierEntrySchema(Schema):
     use = fields.String(required=True)
 
 
+@defaults_from(ComponentEntry)
 class PluginEntrySchema(_Strict):
     use = fields.String(required=True)
-    models = fields.List(fields.String(), load_default=lambda: ["*"])
+    models = fields.List(fields.String())
     settings = fields.Dict(keys=fields.String(), load_default=dict)
 
 
@@ -157,18 +198,19 @@ _COUNT = validate.Range(min=1)
 _NAME = validate.Regexp(r"^[A-Za-z0-9_.@-]+$", error="use letters, digits and _ . @ - only")
 
 
+@defaults_from(KeyConfig)
 class KeySchema(_Strict):
     name = fields.String(required=True, validate=_NAME)
     key = fields.String(load_default=None, validate=validate.Length(min=1, error="must not be empty"))
     key_sha256 = fields.String(
         load_default=None, validate=validate.Regexp(r"^[0-9a-fA-F]{64}$", error="expected 64 hex digits (sha256sum of the key)")
     )
-    models = fields.List(fields.String(), load_default=lambda: ["*"], validate=validate.Length(min=1, error="list at least one model glob ('*' for all)"))
-    rpm = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
-    tpm = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
-    concurrency = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
-    budget_usd_per_day = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
-    budget_usd_per_month = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    models = fields.List(fields.String(), validate=validate.Length(min=1, error="list at least one model glob ('*' for all)"))
+    rpm = fields.Integer(allow_none=True, validate=_COUNT)
+    tpm = fields.Integer(allow_none=True, validate=_COUNT)
+    concurrency = fields.Integer(allow_none=True, validate=_COUNT)
+    budget_usd_per_day = fields.Float(allow_none=True, validate=validate.Range(min=0))
+    budget_usd_per_month = fields.Float(allow_none=True, validate=validate.Range(min=0))
 
     @validates_schema
     def one_secret(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -182,22 +224,24 @@ class KeySchema(_Strict):
         return KeyConfig(sha256=digest, **{**data, "models": tuple(data["models"])})
 
 
+@defaults_from(ModelLimit)
 class ModelLimitSchema(_Strict):
     model = fields.String(required=True)
-    rpm = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
-    tpm = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
-    concurrency = fields.Integer(load_default=None, allow_none=True, validate=_COUNT)
+    rpm = fields.Integer(allow_none=True, validate=_COUNT)
+    tpm = fields.Integer(allow_none=True, validate=_COUNT)
+    concurrency = fields.Integer(allow_none=True, validate=_COUNT)
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> ModelLimit:
         return ModelLimit(**data)
 
 
+@defaults_from(Price)
 class PriceSchema(_Strict):
     input = fields.Float(required=True, validate=validate.Range(min=0))
     output = fields.Float(required=True, validate=validate.Range(min=0))
-    cache_read = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
-    cache_write = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    cache_read = fields.Float(allow_none=True, validate=validate.Range(min=0))
+    cache_write = fields.Float(allow_none=True, validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> Price:
@@ -207,13 +251,14 @@ class PriceSchema(_Strict):
 STATE_BACKENDS = ("memory", "redis")
 
 
+@defaults_from(StateConfig)
 class StateSchema(_Strict):
-    backend = fields.String(load_default="memory", validate=validate.OneOf(STATE_BACKENDS))
-    url = fields.String(load_default=None, allow_none=True)
-    on_error = fields.String(load_default="fail_open", validate=validate.OneOf(("fail_open", "fail_closed")))
-    timeout_s = fields.Float(load_default=0.5, validate=_POSITIVE)
-    prefix = fields.String(load_default="tornrouter:")
-    lease_s = fields.Float(load_default=900.0, validate=_POSITIVE)
+    backend = fields.String(validate=validate.OneOf(STATE_BACKENDS))
+    url = fields.String(allow_none=True)
+    on_error = fields.String(validate=validate.OneOf(("fail_open", "fail_closed")))
+    timeout_s = fields.Float(validate=_POSITIVE)
+    prefix = fields.String()
+    lease_s = fields.Float(validate=_POSITIVE)
 
     @validates_schema
     def url_for_redis(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -230,18 +275,18 @@ class StateSchema(_Strict):
         return StateConfig(**data)
 
 
+@defaults_from(Config)
 class ConfigSchema(_Strict):
     server = fields.Nested(ServerSchema, load_default=lambda: ServerConfig())
     log = fields.Nested(LogSchema, load_default=dict)
     providers = fields.Dict(keys=fields.String(), values=fields.Nested(ProviderSchema), required=True)
     router = fields.Nested(RouterSchema, load_default=dict)
-    classifiers = fields.List(fields.Nested(ClassifierEntrySchema), load_default=list)
-    plugins = fields.List(fields.Nested(PluginEntrySchema), load_default=list)
-    keys = fields.List(fields.Nested(KeySchema), load_default=list)
-    model_limits = fields.List(fields.Nested(ModelLimitSchema), load_default=list)
+    classifiers = fields.List(fields.Nested(ClassifierEntrySchema))
+    plugins = fields.List(fields.Nested(PluginEntrySchema))
+    keys = fields.List(fields.Nested(KeySchema))
+    model_limits = fields.List(fields.Nested(ModelLimitSchema))
     prices = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^[^/\s]+/\S+$", error="expected 'provider/model'")),
         values=fields.Nested(PriceSchema),
-        load_default=dict,
     )
-    state = fields.Nested(StateSchema, load_default=lambda: StateConfig())
+    state = fields.Nested(StateSchema)
