@@ -47,15 +47,6 @@ class Decision:
     pattern: str | None = None
     continue_on_failure: bool = False
 
-    @property
-    def provider(self) -> Provider:
-        """The first choice."""
-        return self.candidates[0].provider
-
-    @property
-    def model(self) -> str:
-        return self.candidates[0].model
-
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"matched": self.matched}
         if self.index is not None:
