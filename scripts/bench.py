@@ -18,13 +18,16 @@ generator and the upstream on the second, so the server under test has a core
 to itself.  Every process started here is in its own process group and is
 killed with it on the way out, Ctrl-C and SIGTERM included.
 
-    python scripts/bench.py [--duration 5] [--concurrency 1,8,64] [--stream] [--plugins N] [--json out.json]
+    python scripts/bench.py [--duration 5] [--concurrency 1,8,64] [--stream [--paced]] [--plugins N] [--json out.json]
 
-``--stream`` sends ``"stream": true`` and reports streams/s and time to first
-token (the first text delta on the wire) instead.  The upstream answers at once
-by default, which measures the cost per stream; ``--token-delay-ms 10`` spaces
-its events as a real model would, which shows whether tokens are relayed as
-they come (time to first token well below the stream's total time).
+``--stream`` sends ``"stream": true`` and reports, for answers of 16, 60 and
+500 text deltas (``--stream-tokens``), streams/s, time to first token (the
+first text delta on the wire) and the server's CPU time per text delta, and
+sums up what the router adds to the relay's: CPU microseconds per event and
+time to first token.  The upstream answers at once by default, which measures
+the cost per stream; ``--paced`` makes it answer as a model does (first token
+after 50 ms, then one event every 5 ms) with the streams of a round started
+together, which shows how long events wait for each other.
 ``--plugins 4`` puts four ``system_prompt`` plugins in the router's pipeline,
 which shows what the plugin stages cost per request.
 """
@@ -74,7 +77,7 @@ class Endpoint:
     def same_format(self) -> bool:
         return "->" not in self.name
 
-    def body(self, stream: bool) -> bytes:
+    def body(self, stream: bool, tokens: int) -> bytes:
         if self.path == OPENAI_PATH:
             request: dict[str, object] = {
                 "model": self.model,
@@ -82,13 +85,13 @@ class Endpoint:
                     {"role": "system", "content": "You are a terse assistant."},
                     {"role": "user", "content": "Say hello in one short sentence."},
                 ],
-                "max_tokens": 64,
+                "max_tokens": tokens,  # the benchmark upstream streams this many text deltas
                 "temperature": 0.2,
             }
         else:
             request = {
                 "model": self.model,
-                "max_tokens": 64,
+                "max_tokens": tokens,
                 "system": "You are a terse assistant.",
                 "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
                 "temperature": 0.2,
@@ -97,7 +100,7 @@ class Endpoint:
             request["stream"] = True
         return json.dumps(request, separators=(",", ":")).encode()
 
-    def target(self, port: int, stream: bool) -> Target:
+    def target(self, port: int, stream: bool, tokens: int = 64) -> Target:
         openai = self.path == OPENAI_PATH
         if openai:
             headers = (("Authorization", "Bearer x"),)
@@ -107,7 +110,7 @@ class Endpoint:
             headers = (("x-api-key", "x"), ("anthropic-version", "2023-06-01"))
             expect = b"message_stop" if stream else b"end_turn"
             first_token = re.compile(rb"text_delta") if stream else None
-        return Target(HOST, port, self.path, self.body(stream), headers, expect, first_token)
+        return Target(HOST, port, self.path, self.body(stream, tokens), headers, expect, first_token)
 
 
 ENDPOINTS = (
@@ -122,6 +125,7 @@ ENDPOINTS = (
 class Row:
     target: str
     endpoint: str
+    stream_tokens: int | None  # text deltas per streamed answer
     concurrency: int
     rate: float  # requests (or streams) per second
     p50_ms: float | None
@@ -131,6 +135,7 @@ class Row:
     requests: int
     errors: int
     error_samples: list[str]
+    cpu_us_per_event: float | None = None  # the server's CPU time per text delta (streams)
     vs_baseline: float | None = None
 
 
@@ -138,10 +143,11 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else value * 1000
 
 
-def make_row(target: str, endpoint: Endpoint, concurrency: int, result: CellResult) -> Row:
+def make_row(target: str, endpoint: Endpoint, tokens: int | None, concurrency: int, result: CellResult) -> Row:
     return Row(
         target=target,
         endpoint=endpoint.name,
+        stream_tokens=tokens,
         concurrency=concurrency,
         rate=result.rate,
         p50_ms=_ms(percentile(result.latencies, 50)),
@@ -211,6 +217,12 @@ class Service:
                 raise RuntimeError(f"{self.name} not healthy after {timeout:g} s:\n{self.output_tail()}")
             time.sleep(0.1)
 
+    def cpu_seconds(self) -> float:
+        """User and system time of the process, all its threads, so far (Linux)."""
+        with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def output_tail(self, lines: int = 30) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return "".join(f.readlines()[-lines:])
@@ -269,7 +281,7 @@ def services(targets: tuple[str, ...], workdir: str, args: argparse.Namespace) -
         start(
             "upstream",
             [py, os.path.join(SCRIPTS, "bench_upstream.py"), "--port", str(up),
-             "--stream-tokens", str(args.stream_tokens), "--token-delay-ms", str(args.token_delay_ms)],
+             "--first-token-ms", str(args.first_token_ms), "--token-delay-ms", str(args.token_delay_ms)],
             client_cpus,
             up,
         )
@@ -300,25 +312,46 @@ async def measure(
     services_by_name: dict[str, Service], targets: tuple[str, ...], endpoints: list[Endpoint], args: argparse.Namespace
 ) -> list[Row]:
     rows: list[Row] = []
+    sizes = args.stream_tokens if args.stream else [None]
     for endpoint in endpoints:
-        for concurrency in args.concurrency:
-            for name in targets:
-                if name != "router" and not endpoint.same_format:
-                    continue  # only the router translates
-                target = endpoint.target(services_by_name[name].port, args.stream)
-                result = await run_cell(target, concurrency, args.duration, args.warmup)
-                row = make_row(name, endpoint, concurrency, result)
-                rows.append(row)
-                progress = f"  {name:<9} {endpoint.name:<18} c={concurrency:<3} {row.rate:9.0f}/s  errors {row.errors}"
-                print(progress, file=sys.stderr, flush=True)
-    baseline = {(r.endpoint, r.concurrency): r.rate for r in rows if r.target == "baseline"}
+        for tokens in sizes:
+            for concurrency in args.concurrency:
+                for name in targets:
+                    if name != "router" and not endpoint.same_format:
+                        continue  # only the router translates
+                    rows.append(await measure_cell(services_by_name[name], name, endpoint, tokens, concurrency, args))
+    baseline = {(r.endpoint, r.stream_tokens, r.concurrency): r.rate for r in rows if r.target == "baseline"}
     path_of = {e.name: e.path for e in ENDPOINTS}
     same_format_name = {e.path: e.name for e in ENDPOINTS if e.same_format}
     for row in rows:
-        base = baseline.get((same_format_name[path_of[row.endpoint]], row.concurrency))
+        base = baseline.get((same_format_name[path_of[row.endpoint]], row.stream_tokens, row.concurrency))
         if row.target == "router" and base:
             row.vs_baseline = row.rate / base
     return rows
+
+
+async def measure_cell(
+    service: Service, name: str, endpoint: Endpoint, tokens: int | None, concurrency: int, args: argparse.Namespace
+) -> Row:
+    """One cell, with the server's CPU time over the measured window (streams)."""
+    target = endpoint.target(service.port, args.stream, tokens or 64)
+
+    async def cpu_in_window() -> float:
+        await asyncio.sleep(args.warmup)
+        start = service.cpu_seconds()
+        await asyncio.sleep(args.duration)
+        return service.cpu_seconds() - start
+
+    cpu = asyncio.ensure_future(cpu_in_window())
+    result = await run_cell(target, concurrency, args.duration, args.warmup, synchronized=args.paced)
+    row = make_row(name, endpoint, tokens, concurrency, result)
+    cpu_s = await cpu
+    if tokens and result.requests and name != "upstream":
+        row.cpu_us_per_event = cpu_s / (result.requests * tokens) * 1e6
+    size = f" {tokens} tokens" if tokens else ""
+    print(f"  {name:<9} {endpoint.name:<18}{size} c={concurrency:<3} {row.rate:9.0f}/s  errors {row.errors}",
+          file=sys.stderr, flush=True)
+    return row
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -327,15 +360,15 @@ def _cell(value: float | None, fmt: str) -> str:
 
 def format_table(rows: list[Row], stream: bool) -> str:
     rate = "streams/s" if stream else "requests/s"
-    header = ["target", "endpoint", "conc", rate]
+    header = ["target", "endpoint"] + (["tokens"] if stream else []) + ["conc", rate]
     if stream:
-        header += ["ttft p50 ms", "ttft p99 ms"]
+        header += ["ttft p50 ms", "ttft p99 ms", "cpu us/event"]
     header += ["p50 ms", "p99 ms", "errors", "vs baseline"]
     table = [header]
     for r in rows:
-        line = [r.target, r.endpoint, str(r.concurrency), f"{r.rate:.0f}"]
+        line = [r.target, r.endpoint] + ([str(r.stream_tokens)] if stream else []) + [str(r.concurrency), f"{r.rate:.0f}"]
         if stream:
-            line += [_cell(r.ttft_p50_ms, ".2f"), _cell(r.ttft_p99_ms, ".2f")]
+            line += [_cell(r.ttft_p50_ms, ".2f"), _cell(r.ttft_p99_ms, ".2f"), _cell(r.cpu_us_per_event, ".1f")]
         ratio = "-"
         if r.vs_baseline is not None:
             # Truncated, not rounded: 59.8% must not print as a passing "60%".
@@ -362,9 +395,34 @@ def summary(rows: list[Row]) -> list[str]:
             f"router vs baseline: {len(ratios) - len(low)}/{len(ratios)} rows at >= {RATIO_GOAL:.0%}; "
             f"lowest {int(worst.vs_baseline * 100)}% ({worst.endpoint}, c={worst.concurrency})"
         )
+    lines += added_by_router(rows)
     for r in rows:
         for sample in r.error_samples:
             lines.append(f"error sample [{r.target} {r.endpoint} c={r.concurrency}]: {sample}")
+    return lines
+
+
+def added_by_router(rows: list[Row]) -> list[str]:
+    """For streams: what the router adds to the relay for the same client API,
+    size and concurrency (CPU per event, time to first token at p50 and p99)."""
+    path_of = {e.name: e.path for e in ENDPOINTS}
+    same_format_name = {e.path: e.name for e in ENDPOINTS if e.same_format}
+    relay = {(r.endpoint, r.stream_tokens, r.concurrency): r for r in rows if r.target == "baseline"}
+    lines = []
+    for r in rows:
+        base = relay.get((same_format_name[path_of[r.endpoint]], r.stream_tokens, r.concurrency))
+        if r.target != "router" or base is None or r.stream_tokens is None:
+            continue
+        parts = []
+        if r.cpu_us_per_event is not None and base.cpu_us_per_event is not None:
+            parts.append(f"cpu {r.cpu_us_per_event - base.cpu_us_per_event:+.1f} us/event "
+                         f"({r.cpu_us_per_event / base.cpu_us_per_event:.2f}x)")
+        for q in ("p50", "p99"):
+            mine, theirs = getattr(r, f"ttft_{q}_ms"), getattr(base, f"ttft_{q}_ms")
+            if mine is not None and theirs is not None:
+                parts.append(f"ttft {q} {mine - theirs:+.2f} ms")
+        if parts:
+            lines.append(f"router adds [{r.endpoint} {r.stream_tokens} tokens c={r.concurrency}]: {', '.join(parts)}")
     return lines
 
 
@@ -415,14 +473,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stream", action="store_true", help='send "stream": true; report streams/s and time to first token'
     )
-    parser.add_argument("--stream-tokens", type=int, default=16, help="text deltas per streamed answer (default 16)")
-    parser.add_argument("--token-delay-ms", type=float, default=0.0, help="upstream pause before each streamed event")
+    parser.add_argument("--stream-tokens", type=_int_list, default=[16, 60, 500],
+                        help="text deltas per streamed answer, comma-separated (default 16,60,500)")
+    parser.add_argument("--paced", action="store_true",
+                        help="the upstream paces its events (first after 50 ms, then every 5 ms) and the "
+                             "streams of a round start together")
+    parser.add_argument("--first-token-ms", type=float, default=None, help="upstream pause before a stream's first event")
+    parser.add_argument("--token-delay-ms", type=float, default=None, help="upstream pause before each later event")
     parser.add_argument(
         "--plugins", type=int, default=0, help="system_prompt plugin entries in the router's pipeline (default 0)"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, process output, request log)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    paced = (50.0, 5.0) if args.paced else (0.0, 0.0)
+    args.first_token_ms = paced[0] if args.first_token_ms is None else args.first_token_ms
+    args.token_delay_ms = paced[1] if args.token_delay_ms is None else args.token_delay_ms
+    return args
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -7,6 +7,12 @@ format (OpenAI ``chat.completion.chunk`` lines ending in ``data: [DONE]``, with 
 usage chunk when ``stream_options.include_usage`` is set; Anthropic's
 ``message_start`` ... ``message_stop`` events).  ``GET /health`` answers ``ok``.
 
+A streamed answer has ``--stream-tokens`` text deltas, or as many as the
+request's ``max_tokens`` (or ``max_completion_tokens``) asks for (so one upstream serves
+streams of every size); each size is serialized once, on first use.  Paced,
+the first event waits ``--first-token-ms`` and every later one
+``--token-delay-ms``, as a model's would.
+
 It shares a core with the load generator, so every microsecond it spends is one
 the router under test does not get measured against.  That is why it sits on
 Tornado's connection-level interface (``HTTPServerConnectionDelegate``) rather
@@ -15,7 +21,7 @@ the JSON body is parsed only when it may ask for a stream.  It records nothing
 and checks nothing; the test suite's ``tests/fake_upstream.py`` is the one that
 does.
 
-    python scripts/bench_upstream.py --port 9001 [--stream-tokens 16] [--token-delay-ms 0]
+    python scripts/bench_upstream.py --port 9001 [--stream-tokens 16] [--first-token-ms 0] [--token-delay-ms 0]
 
 ``--port 0`` picks a free port; the first line on stdout is ``listening <port>``.
 """
@@ -93,16 +99,13 @@ def anthropic_message() -> bytes:
     )
 
 
+WORDS = TEXT.split()
+
+
 def _pieces(tokens: int) -> list[str]:
-    """``TEXT`` cut into ``tokens`` deltas (at least one character each)."""
-    tokens = max(1, min(tokens, len(TEXT)))
-    step, extra = divmod(len(TEXT), tokens)
-    out, pos = [], 0
-    for i in range(tokens):
-        size = step + (1 if i < extra else 0)
-        out.append(TEXT[pos : pos + size])
-        pos += size
-    return out
+    """``tokens`` deltas of a word each, as a model streams them (the first one
+    ``Hello!``, which the load generator's first-token marker looks for)."""
+    return [("" if i == 0 else " ") + WORDS[i % len(WORDS)] for i in range(max(1, tokens))]
 
 
 def openai_stream(tokens: int, include_usage: bool) -> list[bytes]:
@@ -172,15 +175,24 @@ def anthropic_stream(tokens: int) -> list[bytes]:
 
 
 class Canned:
-    """Every answer, serialized once at start."""
+    """Every answer, serialized once: the whole ones at start, each stream on its first use."""
 
-    def __init__(self, stream_tokens: int, token_delay: float) -> None:
+    def __init__(self, stream_tokens: int, first_token_delay: float, token_delay: float) -> None:
         self.openai = openai_completion()
         self.anthropic = anthropic_message()
-        self.openai_stream = openai_stream(stream_tokens, include_usage=False)
-        self.openai_stream_usage = openai_stream(stream_tokens, include_usage=True)
-        self.anthropic_stream = anthropic_stream(stream_tokens)
+        self.stream_tokens = stream_tokens
+        self.first_token_delay = first_token_delay
         self.token_delay = token_delay
+        self._streams: dict[tuple[str, int, bool], list[bytes]] = {}
+
+    def stream(self, openai: bool, request: dict[str, Any]) -> list[bytes]:
+        tokens = request.get("max_tokens") or request.get("max_completion_tokens")
+        tokens = tokens if isinstance(tokens, int) and tokens > 0 else self.stream_tokens
+        usage = openai and bool((request.get("stream_options") or {}).get("include_usage"))
+        key = ("openai" if openai else "anthropic", tokens, usage)
+        if key not in self._streams:
+            self._streams[key] = openai_stream(tokens, usage) if openai else anthropic_stream(tokens)
+        return self._streams[key]
 
 
 _JSON_HEADERS = (("Content-Type", "application/json"),)
@@ -220,11 +232,7 @@ class _Exchange(httputil.HTTPMessageDelegate):
             if request is None:
                 self.reply(200, self.canned.openai if openai else self.canned.anthropic, _JSON_HEADERS)
             else:
-                if openai:
-                    usage = bool((request.get("stream_options") or {}).get("include_usage"))
-                    events = self.canned.openai_stream_usage if usage else self.canned.openai_stream
-                else:
-                    events = self.canned.anthropic_stream
+                events = self.canned.stream(openai, request)
                 self.streaming = asyncio.ensure_future(self.stream(events))  # held: the loop keeps only weak refs
 
     @staticmethod
@@ -251,15 +259,16 @@ class _Exchange(httputil.HTTPMessageDelegate):
         # chunk per event, as a real provider's server does.  Tornado leaves
         # Nagle's algorithm on until finish(): small events would then wait for
         # the client's delayed ACK (up to 40 ms each), so turn it off first.
-        delay = self.canned.token_delay
+        first, delay = self.canned.first_token_delay, self.canned.token_delay
         try:
             self.connection.stream.set_nodelay(True)
             await self.connection.write_headers(
                 httputil.ResponseStartLine("HTTP/1.1", 200, "OK"), httputil.HTTPHeaders(_SSE_HEADERS)
             )
-            for event in events:
-                if delay:
-                    await asyncio.sleep(delay)
+            for number, event in enumerate(events):
+                pause = first if number == 0 else delay
+                if pause:
+                    await asyncio.sleep(pause)
                 await self.connection.write(event)
             self.connection.finish()
         except StreamClosedError:
@@ -293,10 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fast fake OpenAI + Anthropic upstream for benchmarks.")
     parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback only by default)")
     parser.add_argument("--port", type=int, default=0, help="listen port (0: any free port)")
-    parser.add_argument("--stream-tokens", type=int, default=16, help="text deltas per streamed answer")
-    parser.add_argument("--token-delay-ms", type=float, default=0.0, help="pause before each streamed event")
+    parser.add_argument("--stream-tokens", type=int, default=16,
+                        help="text deltas per streamed answer whose request sets no max_tokens")
+    parser.add_argument("--first-token-ms", type=float, default=0.0, help="pause before a stream's first event")
+    parser.add_argument("--token-delay-ms", type=float, default=0.0, help="pause before each later streamed event")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, Canned(args.stream_tokens, args.token_delay_ms / 1000)))
+    canned = Canned(args.stream_tokens, args.first_token_ms / 1000, args.token_delay_ms / 1000)
+    asyncio.run(serve(args.host, args.port, canned))
     return 0
 
 

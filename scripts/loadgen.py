@@ -15,6 +15,11 @@ divide by the window's length.  A worker still waiting ``grace`` seconds after
 the end is cancelled and its request counted as an error (a hung server must
 not hang the benchmark).
 
+With ``synchronized``, the workers send each request together (a barrier
+before every round), so that a paced upstream's first tokens arrive together
+too: the case where a server that handles events one after another adds the
+most to time to first token.
+
 The generator's own ceiling is whatever it reaches against the benchmark
 upstream directly: ``bench.py`` measures that in the same run.
 """
@@ -198,11 +203,18 @@ async def _connect(target: Target) -> _Connection:
     return protocol
 
 
-async def _worker(target: Target, payload: bytes, measure_from: float, end: float, result: CellResult) -> None:
+async def _worker(
+    target: Target, payload: bytes, measure_from: float, end: float, result: CellResult, barrier: asyncio.Barrier | None
+) -> None:
     conn: _Connection | None = None
     clock = time.perf_counter
     try:
         while True:
+            if barrier is not None:
+                try:
+                    await barrier.wait()
+                except asyncio.BrokenBarrierError:  # another worker is done: so is the round
+                    return
             started = clock()
             if started >= end:
                 return
@@ -230,19 +242,25 @@ async def _worker(target: Target, payload: bytes, measure_from: float, end: floa
                 else:
                     result.ttfts.append(response.first_token_at - started)
     finally:
+        if barrier is not None:
+            await barrier.abort()  # nobody waits for a worker that has stopped
         if conn is not None:
             conn.close()
 
 
 async def run_cell(
-    target: Target, concurrency: int, duration: float, warmup: float = 0.0, grace: float = 10.0
+    target: Target, concurrency: int, duration: float, warmup: float = 0.0, grace: float = 10.0,
+    synchronized: bool = False,
 ) -> CellResult:
     """Drive ``target`` with ``concurrency`` closed-loop workers; see the module docstring."""
     payload = target.request_bytes()
     result = CellResult()
     measure_from = time.perf_counter() + warmup
     end = measure_from + duration
-    tasks = [asyncio.create_task(_worker(target, payload, measure_from, end, result)) for _ in range(concurrency)]
+    barrier = asyncio.Barrier(concurrency) if synchronized and concurrency > 1 else None
+    tasks = [
+        asyncio.create_task(_worker(target, payload, measure_from, end, result, barrier)) for _ in range(concurrency)
+    ]
     _, pending = await asyncio.wait(tasks, timeout=end + grace - time.perf_counter())
     for task in pending:
         task.cancel()

@@ -59,9 +59,24 @@ def test_bench_prints_its_table(tmp_path):
 def test_streaming_mode_reports_time_to_first_token(tmp_path):
     stdout, results = run_bench(tmp_path, "--stream")
 
-    assert "streams/s" in stdout and "ttft p50 ms" in stdout
-    for row in check_rows(stdout, results):
+    assert "streams/s" in stdout and "ttft p50 ms" in stdout and "cpu us/event" in stdout
+    rows = check_rows(stdout, results)
+    assert {row["stream_tokens"] for row in rows} == {16, 60, 500}
+    for row in rows:
         assert row["ttft_p50_ms"] is not None, row
+        assert (row["cpu_us_per_event"] is not None) == (row["target"] != "upstream"), row
+    assert "router adds [openai 500 tokens c=2]: cpu " in stdout  # what the router costs over the relay
+
+
+def test_paced_mode_waits_for_the_first_token(tmp_path):
+    stdout, results = run_bench(tmp_path, "--stream", "--paced", "--stream-tokens", "4", "--concurrency", "2",
+                                "--targets", "baseline,router", "--endpoints", "openai")
+    rows = results["rows"]
+    assert {(r["target"], r["stream_tokens"]) for r in rows} == {("baseline", 4), ("router", 4)}
+    for row in rows:
+        assert row["errors"] == 0 and row["requests"] > 0, row
+        assert row["ttft_p50_ms"] >= 50, row  # the upstream's first token comes after 50 ms, to both
+    assert "router adds [openai 4 tokens c=2]" in stdout
 
 
 # --- scripts/soak.py ----------------------------------------------------------------
