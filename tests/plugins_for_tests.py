@@ -168,53 +168,45 @@ _SERIAL = itertools.count(1)
 
 class Journaling:
     """Appends ``<event> <name> <serial> <pid>`` to the file settings['journal']
-    for each event (``serial`` tells the instances of one process apart).
-    settings['fail'] names an event that raises instead, settings['hang'] one
-    that never ends."""
+    for ``setup``, ``close`` and the events its subclass adds (``serial`` tells
+    the instances of one process apart).  settings['fail'] names an event that
+    raises instead, settings['hang'] one that never ends."""
 
     def __init__(self, settings):
         super().__init__(settings)
         self.serial = next(_SERIAL)
 
-    def _journal(self, event: str, name: str) -> None:
-        with open(self.settings["journal"], "a", encoding="utf-8") as f:
-            f.write(f"{event} {name} {self.serial} {os.getpid()}\n")
+    async def setup(self):
+        await self._event("setup")
 
-    async def _event(self, event: str, name: str) -> None:
+    async def close(self):
+        await self._event("close")
+
+    async def _event(self, event: str) -> None:
         if self.settings.get("hang") == event:
             await asyncio.Event().wait()
         if self.settings.get("fail") == event:
             raise RuntimeError(f"no {event} today")
-        self._journal(event, name)
+        name = self.id if isinstance(self, BasePlugin) else self.name
+        with open(self.settings["journal"], "a", encoding="utf-8") as f:
+            f.write(f"{event} {name} {self.serial} {os.getpid()}\n")
 
 
 class Journal(Journaling, BasePlugin):
     """Journals ``setup``, ``close``, and ``start``/``end`` (its Start and End hooks)."""
 
-    async def setup(self):
-        await self._event("setup", self.id)
-
-    async def close(self):
-        await self._event("close", self.id)
-
     async def on_start(self, ctx):
-        await self._event("start", self.id)
+        await self._event("start")
         return Flow.CONTINUE
 
     async def on_end(self, ctx):
-        await self._event("end", self.id)
+        await self._event("end")
         return Flow.CONTINUE
 
 
 class JournalClassifier(Journaling, BaseClassifier):
     """Journals ``setup``, ``close`` and ``classify``; adds no tag."""
 
-    async def setup(self):
-        await self._event("setup", self.name)
-
-    async def close(self):
-        await self._event("close", self.name)
-
     async def classify(self, request):
-        await self._event("classify", self.name)
+        await self._event("classify")
         return ()
