@@ -271,3 +271,17 @@ async def test_each_worker_sets_up_and_closes_its_own(spawn, tmp_path):
             per_pid[instance.split("/")[0]].append(name)
     # In each worker: the classifier and the plugin, at start and again at the reload.
     assert list(per_pid.values()) == [["JournalClassifier", "journal"] * 2] * 2
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_stop_during_a_reload_closes_what_the_reload_set_up(spawn, tmp_path):
+    journal, log_path = tmp_path / "journal", tmp_path / "requests.jsonl"
+    conf = write_conf(tmp_path / "router.yaml", log_path, plugins=[journal_plugin(journal)])
+    router = await spawn(conf).start()
+    write_conf(conf, log_path, plugins=[journal_plugin(journal), journal_plugin(journal, hang="setup")])
+    router.send(signal.SIGHUP)
+    await poll(lambda: len(read_journal(journal)) == 2, "the reload to set its first plugin up")
+    router.send(signal.SIGTERM)
+    assert await router.exit_code() == 0
+    assert "config reloaded" not in router.output()
+    assert list(lifetimes(read_journal(journal)).values()) == [["setup", "close"]] * 2

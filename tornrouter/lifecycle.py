@@ -9,22 +9,24 @@ Signals, handled on the event loop:
   changes.  Otherwise new requests go to the new runtime at once, while
   requests in flight finish on the runtime they started with, which is closed
   (its plugins' ``close`` included) when its last one is done.  Reloads run
-  one at a time; a stop cancels one under way, closing what it had set up.  The swap is one assignment:
-  ``AppSwitch`` is the HTTP server's delegate and hands each request to the
-  current application, and a handler holds the runtime it was made with.  Open
-  dashboard feeds carry on, on the event bus the new runtime inherits.  The
-  listening address cannot change: a reload that changes ``server.host`` or
-  ``server.port`` says so in the log and keeps listening where it was.  The
-  client timeouts and ``server.max_connections`` apply to the requests and
-  connections that start after the reload.
+  one at a time; a stop cancels one under way, closing what it had set up.
+  The swap is one assignment: ``AppSwitch`` is the HTTP server's delegate and
+  hands each request to the current application, and a handler holds the
+  runtime it was made with.  Open dashboard feeds carry on, on the event bus
+  the new runtime inherits.  The listening address cannot change: a reload
+  that changes ``server.host`` or ``server.port`` says so in the log and
+  keeps listening where it was.  The client timeouts and
+  ``server.max_connections`` apply to the requests and connections that
+  start after the reload.
 - ``SIGTERM`` and ``SIGINT`` stop: no new connections, then up to
   ``server.drain_s`` for the requests in flight (streams included) to finish,
   then every connection still open is closed (idle keep-alives, dashboard
   feeds, requests cut off), the runtimes are closed (plugins' ``close``, then
-  the request log is written out) and ``run`` returns.  A request cut off that cannot be interrupted (a
-  non-streamed one waiting on its upstream: Tornado cannot cancel a fetch) is
-  recorded as abandoned, so the log still has every request once.  A second
-  ``SIGINT`` (Ctrl-C twice) skips what is left of the wait.
+  the request log is written out) and ``run`` returns.  A request cut off
+  that cannot be interrupted (a non-streamed one waiting on its upstream:
+  Tornado cannot cancel a fetch) is recorded as abandoned, so the log still
+  has every request once.  A second ``SIGINT`` (Ctrl-C twice) skips what is
+  left of the wait.
 """
 
 from __future__ import annotations
@@ -118,14 +120,14 @@ class Service:
     # --- reload ---------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Start a reload (``reload_now``) in a task: the new plugins' ``setup``
+        """Start a reload (``_reload``) in a task: the new plugins' ``setup``
         may take a while, and requests go on meanwhile."""
         if self.stopping.is_set():
             log.warning("reload ignored: stopping")
             return
-        _keep(self.reloads, asyncio.ensure_future(self.reload_now()))
+        _keep(self.reloads, asyncio.ensure_future(self._reload()))
 
-    async def reload_now(self) -> bool:
+    async def _reload(self) -> bool:
         """Serve new requests with the config file as it is now; False (and the old
         config goes on serving) if it is refused.  Reloads run one at a time,
         each reading the file when its turn comes."""
