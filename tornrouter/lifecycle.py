@@ -97,7 +97,7 @@ class Service:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.interrupt)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self.on_sighup)
         # The command line blocked them before binding the port (a worker inherits
         # that), so one sent as soon as the port accepts waits for now.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
@@ -119,15 +119,15 @@ class Service:
 
     # --- reload ---------------------------------------------------------------------
 
-    def reload(self) -> None:
-        """Start a reload (``_reload``) in a task: the new plugins' ``setup``
-        may take a while, and requests go on meanwhile."""
+    def on_sighup(self) -> None:
+        """Start a ``reload`` in a task: the new plugins' ``setup`` may take a
+        while, and requests go on meanwhile."""
         if self.stopping.is_set():
             log.warning("reload ignored: stopping")
             return
-        _keep(self.reloads, asyncio.ensure_future(self._reload()))
+        _keep(self.reloads, asyncio.ensure_future(self.reload()))
 
-    async def _reload(self) -> bool:
+    async def reload(self) -> bool:
         """Serve new requests with the config file as it is now; False (and the old
         config goes on serving) if it is refused.  Reloads run one at a time,
         each reading the file when its turn comes."""
