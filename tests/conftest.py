@@ -37,7 +37,11 @@ class RunningRouter:
     async def serve(self, sock: socket.socket) -> None:
         """As a real start does: set the plugins and classifiers up, then accept
         (a connection that comes before waits in the listen backlog)."""
-        await self.runtime.components.setup()
+        try:
+            await self.runtime.components.setup()
+        except BaseException:
+            sock.close()
+            raise
         self.server.add_socket(sock)
 
     @property
