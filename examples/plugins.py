@@ -1,4 +1,4 @@
-"""A complete example of a plugin and a classifier (see the README).
+"""Complete examples of plugins and a classifier (see the README).
 
 Use them from a config with::
 
@@ -11,9 +11,14 @@ Use them from a config with::
       - use: examples.plugins.Footer
         models: ["claude-*"]
         settings: {text: "\n-- via tornrouter"}
+      - use: examples.plugins.AuditTrail
+        settings: {path: logs/audit.jsonl}
 """
 
 from __future__ import annotations
+
+import json
+import time
 
 from marshmallow import RAISE, Schema, fields
 
@@ -52,6 +57,44 @@ class Footer(BasePlugin):
             return Flow.CONTINUE
         blocks[-1].text += self.settings.get("text", "")
         return Flow.MODIFIED
+
+
+class AuditTrail(BasePlugin):
+    """Appends one JSON line per answered request to the file ``path``: when,
+    the model that answered, the tags, the tokens.
+
+    The file is held open for all the instance's requests: opened in ``setup``
+    (a path that cannot be opened refuses the start or the reload, naming this
+    entry) and closed in ``close``, after the instance's last request.  Lines
+    are written whole (line buffering, append mode), so the instances of
+    ``--processes`` workers, or of a reload and the config it replaces, may
+    share the file."""
+
+    id = "audit"
+
+    class Settings(Schema):
+        class Meta:
+            unknown = RAISE
+
+        path = fields.String(required=True)
+
+    async def setup(self) -> None:
+        self._file = open(self.settings["path"], "a", buffering=1, encoding="utf-8")
+
+    async def on_end(self, ctx) -> Flow:
+        usage = ctx.response.usage
+        # One short line to a local file: quick enough for the event loop (the
+        # request log, whose lines hold whole conversations, has a thread).
+        self._file.write(json.dumps({
+            "ts": round(time.time(), 3),
+            "model": ctx.response.model,
+            "tags": sorted(ctx.request.tags),
+            "tokens": {"input": usage.input_tokens, "output": usage.output_tokens},
+        }) + "\n")
+        return Flow.CONTINUE  # a side effect: the request is unchanged
+
+    async def close(self) -> None:
+        self._file.close()
 
 
 class Shouting(BaseClassifier):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -30,6 +32,17 @@ class RunningRouter:
         self.port = port
         self.log_path = log_path
         self.client = AsyncHTTPClient(force_instance=True)
+        self.ready: asyncio.Future[None] | None = None  # ``serve``, which requests wait for
+
+    async def serve(self, sock: socket.socket) -> None:
+        """As a real start does: set the plugins and classifiers up, then accept
+        (a connection that comes before waits in the listen backlog)."""
+        try:
+            await self.runtime.components.setup()
+        except BaseException:
+            sock.close()
+            raise
+        self.server.add_socket(sock)
 
     @property
     def url(self) -> str:
@@ -37,12 +50,14 @@ class RunningRouter:
 
     async def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> HTTPResponse:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        await self.ready
         return await self.client.fetch(
             self.url + path, method="POST", body=data, raise_error=False,
             headers={"Content-Type": "application/json", **(headers or {})}, request_timeout=20,
         )
 
     async def get(self, path: str) -> HTTPResponse:
+        await self.ready
         return await self.client.fetch(self.url + path, raise_error=False, request_timeout=20)
 
     def log_entries(self) -> list[dict[str, Any]]:
@@ -53,8 +68,11 @@ class RunningRouter:
 
     async def stop(self) -> None:
         self.client.close()
+        self.ready.cancel()  # a setup still running closes what it set up
+        await asyncio.gather(self.ready, return_exceptions=True)
         self.server.stop()
         await self.server.close_all_connections()
+        await self.runtime.components.close()
         self.runtime.close()
 
 
@@ -113,8 +131,8 @@ def start_router(io_loop, upstream, tmp_path):
         runtime = Runtime(parse_config(raw, environ=dict(os.environ)))
         sock, port = bind_unused_port()
         server = GatewayServer(make_app(runtime), runtime.config.server)
-        server.add_socket(sock)
         router = RunningRouter(runtime, server, port, runtime.config.request_log or log_path)
+        router.ready = io_loop.asyncio_loop.create_task(router.serve(sock))
         started.append(router)
         return router
 

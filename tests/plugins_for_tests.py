@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
+
 from tornrouter.canonical import ChatResponse, ToolCall
 from tornrouter.classifiers import BaseClassifier
 from tornrouter.plugins import BasePlugin, Flow
@@ -157,3 +161,52 @@ class Corrupt(BasePlugin):
 class FailingClassifier(BaseClassifier):
     async def classify(self, request):
         raise RuntimeError("cannot tell")
+
+
+_SERIAL = itertools.count(1)
+
+
+class Journaling:
+    """Appends ``<event> <name> <serial> <pid>`` to the file settings['journal']
+    for ``setup``, ``close`` and the events its subclass adds (``serial`` tells
+    the instances of one process apart).  settings['fail'] names an event that
+    raises instead, settings['hang'] one that never ends."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.serial = next(_SERIAL)
+
+    async def setup(self):
+        await self._event("setup")
+
+    async def close(self):
+        await self._event("close")
+
+    async def _event(self, event: str) -> None:
+        if self.settings.get("hang") == event:
+            await asyncio.Event().wait()
+        if self.settings.get("fail") == event:
+            raise RuntimeError(f"no {event} today")
+        name = self.id if isinstance(self, BasePlugin) else self.name
+        with open(self.settings["journal"], "a", encoding="utf-8") as f:
+            f.write(f"{event} {name} {self.serial} {os.getpid()}\n")
+
+
+class Journal(Journaling, BasePlugin):
+    """Journals ``setup``, ``close``, and ``start``/``end`` (its Start and End hooks)."""
+
+    async def on_start(self, ctx):
+        await self._event("start")
+        return Flow.CONTINUE
+
+    async def on_end(self, ctx):
+        await self._event("end")
+        return Flow.CONTINUE
+
+
+class JournalClassifier(Journaling, BaseClassifier):
+    """Journals ``setup``, ``close`` and ``classify``; adds no tag."""
+
+    async def classify(self, request):
+        await self._event("classify")
+        return ()

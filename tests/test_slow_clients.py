@@ -25,6 +25,7 @@ import pytest
 from tornado.testing import bind_unused_port
 
 from tests.access_support import poll
+from tornrouter.app import Runtime
 from tornrouter.config import ServerConfig, parse_config
 from tornrouter.errors import ConfigError
 from tornrouter.lifecycle import Service
@@ -186,11 +187,11 @@ async def test_a_reload_applies_the_settings_to_new_connections():
         return parse_config({**ECHO_ONLY, "server": server}, environ={})
 
     sock, port = bind_unused_port()
-    service = Service(config(100), lambda: config(1), [sock])
+    service = Service(await Runtime.start(config(100)), lambda: config(1), [sock])
     try:
         held = await SlowClient.open(port, b"")
         await poll(lambda: service.server.open_connections == 1, "the connection to be open")
-        assert service.reload()
+        assert await service.reload()
         over = await SlowClient.open(port, b"")
         assert await over.closed_after() is not None
         held.writer.close()

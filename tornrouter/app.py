@@ -3,57 +3,39 @@ and ``make_app`` (the Tornado application over it)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import tornado.web
 from tornado.curl_httpclient import CurlAsyncHTTPClient
 
 from .access import AccessControl, make_backend
-from .classifiers import BaseClassifier, Classifiers
-from .config import ComponentEntry, Config
+from .classifiers import Classifiers
+from .components import Components
+from .config import Config
 from .context import RequestRecord
 from .dispatch import Dispatcher
-from .errors import ConfigError
 from .events import EventBus
 from .handlers import routes
 from .handlers.base import CLIENT_CLOSED
 from .handlers.api import models_list
 from .inflight import InFlight
 from .metrics import Metrics
-from .plugins import BasePlugin
 from .plugins.pipeline import Pipeline
 from .providers import make_provider
 from .request_log import RequestLog, entry_line, log_entry
 from .router import ModelRouter
 
 
-def build_components(config: Config) -> tuple[list[BaseClassifier], list[tuple[BasePlugin, tuple[str, ...]]]]:
-    """Instantiate the configured classifiers and plugins; a constructor that
-    fails is a config problem, reported with the entry's path."""
-    problems: list[str] = []
-
-    def make(entry: ComponentEntry, path: str) -> Any:
-        try:
-            return entry.cls(entry.settings)
-        except Exception as exc:
-            problems.append(f"{path}: {entry.use}: {exc}")
-            return None
-
-    classifiers = [make(e, f"classifiers.{i}") for i, e in enumerate(config.classifiers)]
-    plugins = [(make(e, f"plugins.{i}"), e.models) for i, e in enumerate(config.plugins)]
-    if problems:
-        raise ConfigError(problems)
-    return classifiers, plugins
-
-
 class Runtime:
     """The shared parts of one router process: the upstream HTTP client, the
     providers, the pipeline, the request log and the dashboard's event bus.
-    Handlers get it through ``initialize``; nothing lives in module globals."""
+    Handlers get it through ``initialize``; nothing lives in module globals.
 
-    def __init__(self, config: Config, previous: Runtime | None = None) -> None:
+    A server gets one from ``await Runtime.start(config)`` and closes it with
+    ``await runtime.aclose()``.  ``Runtime(config)`` alone builds one whose
+    plugins and classifiers are not set up."""
+
+    def __init__(self, config: Config, previous: Runtime | None = None, components: Components | None = None) -> None:
         self.config = config
-        classifiers, plugins = build_components(config)
+        self.components = components if components is not None else Components(config)
         self.in_flight = InFlight()  # the API requests being served (reload, graceful stop)
         self._owns_log = True  # False once a reloaded successor took the request log over
         # One client for every upstream; force_instance keeps it out of
@@ -64,7 +46,7 @@ class Runtime:
         )
         self.providers = {name: make_provider(p, self.http) for name, p in config.providers.items()}
         self.router = ModelRouter(config.router, self.providers)
-        self.pipeline = Pipeline(plugins, Classifiers(classifiers), self.router, Dispatcher())
+        self.pipeline = Pipeline(self.components.plugins, Classifiers(self.components.classifiers), self.router, Dispatcher())
         inherited = _inherited_log(config, previous)
         self.request_log = inherited or (RequestLog(config.request_log) if config.request_log else None)
         self.events = previous.events if previous is not None else EventBus()
@@ -81,6 +63,30 @@ class Runtime:
             previous._owns_backend = False
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
+
+    @classmethod
+    async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+        """A runtime ready to serve: its plugins and classifiers are built and
+        set up (``Components.setup``) before the rest, so that ``previous`` (the
+        runtime a reload replaces) hands nothing over to a runtime that will
+        not serve.  Raises ``ConfigError`` (a constructor or a ``setup`` that
+        failed, named) or what building the rest raises, having closed what
+        was set up."""
+        components = Components(config)
+        await components.setup()
+        try:
+            return cls(config, previous, components)
+        except BaseException:
+            await components.close()
+            raise
+
+    async def aclose(self) -> None:
+        """Close it all, once its requests are done or given up on: the plugins
+        and classifiers (their ``close``), the access state, then the client
+        and the request log."""
+        await self.components.close()
+        await self.close_access()
+        self.close()
 
     def record(self, record: RequestRecord, status: int) -> None:
         """Write one handled request to the request log and the dashboard, once:

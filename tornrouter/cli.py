@@ -18,13 +18,14 @@ from typing import Callable
 from tornado.netutil import bind_sockets
 
 from . import __version__
-from .app import build_components
+from .app import Runtime
+from .components import Components
 from .config import Config, load_config
 from .errors import ConfigError
 from .lifecycle import SIGNALS, Service
 from .server import fit_open_files_limit
 from .starter import AlreadyThere, write_examples
-from .workers import run_workers
+from .workers import REFUSED, run_workers
 
 log = logging.getLogger("tornrouter")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -61,11 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = read_config(args)
-        build_components(config)
+        if args.check:
+            Components(config)  # built, not set up: a check opens no connection
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{args.conf}: {problem}", file=sys.stderr)
-        return 2
+        return REFUSED
     if args.check:
         print(f"{args.conf}: ok")
         return 0
@@ -77,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sockets[0].getsockname()[:2]
     log.info("tornrouter listening on http://%s:%d (%s)", host, port, config.source)
     if args.processes == 1:
-        asyncio.run(serve(config, lambda: read_config(args), sockets))
-        return 0
+        return asyncio.run(serve(config, lambda: read_config(args), sockets))
     return run_workers(args.processes, sockets, lambda worker: work(args, worker, sockets))
 
 
@@ -113,9 +114,18 @@ def work(args: argparse.Namespace, worker: int, sockets: list) -> int:
         handler.setFormatter(logging.Formatter(LOG_FORMAT.replace("%(name)s", f"%(name)s[{worker}:{os.getpid()}]")))
     config = read_config(args, worker)
     log.info("worker %d starting (request log: %s)", worker, config.request_log or "off")
-    asyncio.run(serve(config, lambda: read_config(args, worker), sockets))
+    return asyncio.run(serve(config, lambda: read_config(args, worker), sockets))
+
+
+async def serve(config: Config, load_config: Callable[[], Config], sockets: list) -> int:
+    """Start a runtime from ``config`` (its plugins and classifiers built and
+    set up) and serve ``sockets`` with it until stopped: 0, or ``REFUSED`` if
+    a plugin or a classifier could not be built or set up."""
+    try:
+        runtime = await Runtime.start(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("start refused: %s: %s", config.source, problem)
+        return REFUSED
+    await Service(runtime, load_config, sockets).run()
     return 0
-
-
-async def serve(config: Config, load_config: Callable[[], Config], sockets: list) -> None:
-    await Service(config, load_config, sockets).run()

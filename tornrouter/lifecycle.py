@@ -2,26 +2,31 @@
 
 Signals, handled on the event loop:
 
-- ``SIGHUP`` reloads the config file.  A new ``Runtime`` is built from it; if
-  the file is refused (one error line per problem) or cannot be built, the old
-  one goes on serving and nothing changes.  Otherwise new requests go to the new
-  runtime at once, while requests in flight finish on the runtime they started
-  with, which is closed when its last one is done.  The swap is one assignment:
-  ``AppSwitch`` is the HTTP server's delegate and hands each request to the
-  current application, and a handler holds the runtime it was made with.  Open
-  dashboard feeds carry on, on the event bus the new runtime inherits.  The
-  listening address cannot change: a reload that changes ``server.host`` or
-  ``server.port`` says so in the log and keeps listening where it was.  The
-  client timeouts and ``server.max_connections`` apply to the requests and
-  connections that start after the reload.
+- ``SIGHUP`` reloads the config file.  A new ``Runtime`` is built from it and
+  its plugins and classifiers are set up (``Runtime.start``) while the old one
+  serves; if the file is refused (one error line per problem), a ``setup``
+  fails or it cannot be built, the old one goes on serving and nothing
+  changes.  Otherwise new requests go to the new runtime at once, while
+  requests in flight finish on the runtime they started with, which is closed
+  (its plugins' ``close`` included) when its last one is done.  Reloads run
+  one at a time; a stop cancels one under way, closing what it had set up.
+  The swap is one assignment: ``AppSwitch`` is the HTTP server's delegate and
+  hands each request to the current application, and a handler holds the
+  runtime it was made with.  Open dashboard feeds carry on, on the event bus
+  the new runtime inherits.  The listening address cannot change: a reload
+  that changes ``server.host`` or ``server.port`` says so in the log and
+  keeps listening where it was.  The client timeouts and
+  ``server.max_connections`` apply to the requests and connections that
+  start after the reload.
 - ``SIGTERM`` and ``SIGINT`` stop: no new connections, then up to
   ``server.drain_s`` for the requests in flight (streams included) to finish,
   then every connection still open is closed (idle keep-alives, dashboard
-  feeds, requests cut off), the runtimes are closed (the request log is written
-  out) and ``run`` returns.  A request cut off that cannot be interrupted (a
-  non-streamed one waiting on its upstream: Tornado cannot cancel a fetch) is
-  recorded as abandoned, so the log still has every request once.  A second
-  ``SIGINT`` (Ctrl-C twice) skips what is left of the wait.
+  feeds, requests cut off), the runtimes are closed (plugins' ``close``, then
+  the request log is written out) and ``run`` returns.  A request cut off
+  that cannot be interrupted (a non-streamed one waiting on its upstream:
+  Tornado cannot cancel a fetch) is recorded as abandoned, so the log still
+  has every request once.  A second ``SIGINT`` (Ctrl-C twice) skips what is
+  left of the wait.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import asyncio
 import logging
 import signal
 import socket
-from typing import Callable
+from typing import Any, Callable
 
 from tornado import httputil
 
@@ -66,12 +71,14 @@ class AppSwitch(httputil.HTTPServerConnectionDelegate):
 
 
 class Service:
-    """Serves ``sockets`` (already bound) with a runtime built from ``config``;
-    ``load_config()`` reads the config file again for a reload."""
+    """Serves ``sockets`` (already bound) with ``runtime`` (started:
+    ``Runtime.start``); ``load_config()`` reads the config file again for a
+    reload."""
 
-    def __init__(self, config: Config, load_config: Callable[[], Config], sockets: list[socket.socket]) -> None:
+    def __init__(self, runtime: Runtime, load_config: Callable[[], Config], sockets: list[socket.socket]) -> None:
+        config = runtime.config
         self.load_config = load_config
-        self.runtime = Runtime(config)
+        self.runtime = runtime
         self.address = (config.server.host, config.server.port)  # as configured (the port may be 0)
         self.bound = sockets[0].getsockname()[:2]
         self.switch = AppSwitch(make_app(self.runtime), config.server.max_body_bytes)
@@ -79,6 +86,10 @@ class Service:
         self.server.add_sockets(sockets)
         # Runtimes replaced by a reload, each closed by its task once its requests are done.
         self.retiring: dict[Runtime, asyncio.Task[None]] = {}
+        # What a stop must not leave half done: reloads (cancelled), closes of retired runtimes (awaited).
+        self.reloads: set[asyncio.Task[bool]] = set()
+        self.closing: set[asyncio.Task[None]] = set()
+        self.reload_lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.hurry = asyncio.Event()
 
@@ -86,7 +97,7 @@ class Service:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.interrupt)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self.on_sighup)
         # The command line blocked them before binding the port (a worker inherits
         # that), so one sent as soon as the port accepts waits for now.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
@@ -108,25 +119,43 @@ class Service:
 
     # --- reload ---------------------------------------------------------------------
 
-    def reload(self) -> bool:
-        """Serve new requests with the config file as it is now; False (and the old
-        config goes on serving) if it is refused."""
+    def on_sighup(self) -> None:
+        """Start a ``reload`` in a task: the new plugins' ``setup`` may take a
+        while, and requests go on meanwhile."""
         if self.stopping.is_set():
             log.warning("reload ignored: stopping")
-            return False
-        previous = self.runtime
+            return
+        _keep(self.reloads, asyncio.ensure_future(self.reload()))
+
+    async def reload(self) -> bool:
+        """Serve new requests with the config file as it is now; False (and the old
+        config goes on serving) if it is refused.  Reloads run one at a time,
+        each reading the file when its turn comes."""
+        async with self.reload_lock:
+            previous = self.runtime
+            runtime = await self._start_reloaded(previous)
+            if runtime is None:
+                return False
+            self._swap(previous, runtime)
+            return True
+
+    async def _start_reloaded(self, previous: Runtime) -> Runtime | None:
+        """The runtime for the config file as it is now, started; None, with the
+        reasons logged, if the file is refused or a plugin's ``setup`` failed."""
         source = previous.config.source
         try:
-            config = self.load_config()
-            runtime = Runtime(config, previous)
+            return await Runtime.start(self.load_config(), previous)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused: %s: %s", source, problem)
             log.error("reload refused: still serving the config loaded before (%d problem(s))", len(exc.problems))
-            return False
         except OSError as exc:  # the file cannot be read, the request log cannot be opened
             log.error("reload refused: %s; still serving the config loaded before", exc)
-            return False
+        return None
+
+    def _swap(self, previous: Runtime, runtime: Runtime) -> None:
+        """New requests go to ``runtime``; ``previous`` is closed after its last one."""
+        config = runtime.config
         address = (config.server.host, config.server.port)
         if address != self.address:
             log.warning(
@@ -138,20 +167,22 @@ class Service:
         self.switch.max_body_bytes = config.server.max_body_bytes
         self.server.apply(config.server)
         self.retiring[previous] = asyncio.ensure_future(self._close_when_idle(previous))
-        log.info("config reloaded from %s (%d request(s) in flight finish on the old one)", source, len(previous.in_flight))
-        return True
+        log.info("config reloaded from %s (%d request(s) in flight finish on the old one)",
+                 config.source, len(previous.in_flight))
 
     async def _close_when_idle(self, runtime: Runtime) -> None:
         await runtime.in_flight.wait_idle()
         # The transfers of streams whose clients left stop within about a second.
         await self._settle([runtime], runtime.config.server.drain_s)
-        del self.retiring[runtime]
-        await runtime.close_access()
-        runtime.close()
+        del self.retiring[runtime]  # from here on a stop waits for this close instead of doing it
+        _keep(self.closing, asyncio.ensure_future(runtime.aclose()))
 
     # --- stop -----------------------------------------------------------------------
 
     async def drain(self) -> None:
+        for reload in self.reloads:
+            reload.cancel()  # a new runtime set up for nothing: closed as it is cancelled
+        await asyncio.gather(*self.reloads, return_exceptions=True)
         runtimes = [self.runtime, *self.retiring]
         for task in self.retiring.values():
             task.cancel()  # closed below with the current one
@@ -170,8 +201,8 @@ class Service:
         if abandoned:
             log.warning("stopping: %d request(s) abandoned, recorded as cancelled", abandoned)
         for runtime in runtimes:
-            await runtime.close_access()
-            runtime.close()
+            await runtime.aclose()
+        await asyncio.gather(*self.closing)
         log.info("stopped")
 
     async def _wait_idle(self, runtimes: list[Runtime], timeout: float) -> bool:
@@ -201,6 +232,12 @@ class Service:
         while any(r.in_flight or r.upstream_busy() for r in runtimes) and loop.time() < deadline \
                 and not self.hurry.is_set():
             await asyncio.sleep(0.05)
+
+
+def _keep(tasks: set[asyncio.Task[Any]], task: asyncio.Task[Any]) -> None:
+    """Hold ``task`` in ``tasks`` until it is done (the loop keeps only a weak reference)."""
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 async def _all_idle(runtimes: list[Runtime]) -> None:

@@ -14,7 +14,10 @@ builds none of it; it only watches its workers:
 - ``SIGHUP`` is passed on: each worker reloads the config itself.
 - A worker that dies otherwise is started again under the same id, unless it
   died within ``MIN_UPTIME_S`` of its start (a worker that cannot start would
-  only die again): then the others are stopped and the parent exits 1.
+  only die again): then the others are stopped and the parent exits 1.  A
+  worker that exits ``REFUSED`` (a plugin's or a classifier's ``setup`` failed,
+  however long it took) is not started again either: the others are stopped
+  and the parent exits ``REFUSED`` too, as a single process would.
 
 This is ``fork_processes`` with the one thing it lacks: the parent knows its
 children, so it can pass signals on (and it does not restart a worker that was
@@ -38,6 +41,7 @@ from .metrics import process_exited
 
 log = logging.getLogger("tornrouter")
 MIN_UPTIME_S = 1.0
+REFUSED = 2  # the exit status of a refused start: a config, or a plugin that could not be set up
 
 
 def run_workers(count: int, sockets: list[socket.socket], work: Callable[[int], int]) -> int:
@@ -107,12 +111,12 @@ class _Parent:
         if self.stopping:
             log.info("worker %d (pid %d) stopped (%s)", worker, pid, what)
             if code != 0:
-                self.status = 1
+                self.status = self.status or 1
         elif code == 0:
             log.info("worker %d (pid %d) exited (%s); not restarted", worker, pid, what)
-        elif time.monotonic() - started < MIN_UPTIME_S:
+        elif code == REFUSED or time.monotonic() - started < MIN_UPTIME_S:
             log.error("worker %d (pid %d) failed at start (%s): stopping", worker, pid, what)
-            self.status = 1
+            self.status = REFUSED if code == REFUSED else 1
             self.on_signal(signal.SIGTERM, None)
         else:
             log.warning("worker %d (pid %d) died (%s): starting it again", worker, pid, what)

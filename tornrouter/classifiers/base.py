@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from marshmallow import RAISE, Schema, fields
 
 from ..canonical import ChatRequest
+from ..components import Component
 
 
 class ClassifierSettings(Schema):
@@ -22,14 +23,17 @@ class ClassifierSettings(Schema):
     tag = fields.String()
 
 
-class BaseClassifier:
+class BaseClassifier(Component):
     """Subclass this, override ``classify``, and name the class in the config.
 
     ``settings`` is the config entry without ``use`` (validated by the class's
     ``Settings`` schema when it has one).  ``self.tag`` is the tag to add: the
     entry's ``tag:`` if given, else ``default_tag``.  One instance serves every
-    request, so ``classify`` must not keep per-request state on ``self``.
-    A ``classify`` that is not ``async def`` is refused when the class is defined.
+    request, so ``classify`` must not keep per-request state on ``self``;
+    what it holds for all of them is opened in ``setup`` and released in
+    ``close``, as for plugins (``tornrouter.components``).  A ``classify``,
+    ``setup`` or ``close`` that is not ``async def`` is refused when the class
+    is defined.
     """
 
     default_tag: ClassVar[str] = ""

@@ -22,6 +22,10 @@ as a warning and counts as ``CONTINUE``, since an answer exists by then.
 
 For a streamed request, ``post_response`` and ``on_end`` run after the stream
 has ended and see the assembled response: what they change is logged, not re-sent.
+
+Around the requests, ``setup`` (before an instance's first request) and
+``close`` (after its last) open and release what it holds for all of them:
+see ``tornrouter.components``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from __future__ import annotations
 import enum
 import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..components import Component
 
 if TYPE_CHECKING:
     from ..context import PluginContext
@@ -42,19 +48,23 @@ class Flow(enum.Enum):
     STOP = "stop"
 
 
-class BasePlugin:
+class BasePlugin(Component):
     """Subclass this, override the hooks you need, and name the class in the config.
 
     One instance is made per config entry and serves every request: keep
     per-request state on ``ctx`` (``ctx.state`` is a dict for that), not on
-    ``self``.  ``self.settings`` (also ``ctx.settings`` during a hook) is the
-    entry's ``settings:`` mapping, validated by the class's ``Settings`` schema
-    when it has one.  A public method whose name looks like a hook but is not
-    one (``pre_requests``), and a hook that is not ``async def``, are refused
-    when the class is defined.
+    ``self``; what it holds for all of them (a client, a file) is opened in
+    ``setup`` and released in ``close``.  ``self.settings`` (also
+    ``ctx.settings`` during a hook) is the entry's ``settings:`` mapping,
+    validated by the class's ``Settings`` schema when it has one.  ``self.id``
+    names the instance in the log and in errors: the class's ``id`` (by
+    default its name in lower case), then ``<id>#2``, ``<id>#3``... for later
+    entries with the same id.  A public method whose name looks like a hook
+    but is not one (``pre_requests``), and a hook, ``setup`` or ``close`` that
+    is not ``async def``, are refused when the class is defined.
     """
 
-    id: ClassVar[str] = ""
+    id: str = ""
     Settings: ClassVar[Any] = None
 
     def __init__(self, settings: dict[str, Any]) -> None:
