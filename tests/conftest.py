@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.log_guard import LogGuard  # noqa: E402
-from tornrouter.app import Runtime, make_app  # noqa: E402
+from tornrouter.runtime import Runtime, make_app  # noqa: E402
 from tornrouter.config import parse_config  # noqa: E402
 from tornrouter.server import GatewayServer  # noqa: E402
 

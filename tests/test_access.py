@@ -20,7 +20,7 @@ from tests.access_support import (
 )
 from tests.fake_upstream import Reply
 from tornrouter.access import AccessControl, KeyRing, PriceTable
-from tornrouter.access.limits import seconds_left
+from tornrouter.access.control import seconds_left
 from tornrouter.access.state import SLOTS, WINDOW, BackendUnavailable, Check, MemoryBackend
 from tornrouter.canonical import ChatResponse, Usage
 from tornrouter.config import Price, parse_config
@@ -498,7 +498,7 @@ async def test_fail_closed_answers_503_in_the_apis_shape(start_router, path):
 
 @pytest.mark.gen_test
 async def test_a_reload_keeps_the_state_and_metrics_when_the_state_section_is_unchanged():
-    from tornrouter.app import Runtime
+    from tornrouter.runtime import Runtime
 
     environ = {"TEAM_A_KEY": TEAM_A}
     first = Runtime(parse_config(minimal(keys=keys(rpm=1)), environ=environ))

@@ -18,7 +18,7 @@ from tornado.testing import bind_unused_port
 
 from tests.browser import Browser, find_chromium
 from tests.conftest import base_config
-from tornrouter.app import make_app
+from tornrouter.runtime import make_app
 from tornrouter.events import EventBus
 from tornrouter.handlers import routes
 from tornrouter.handlers.dashboard import DashboardEventsHandler

@@ -25,7 +25,7 @@ import pytest
 from tornado.testing import bind_unused_port
 
 from tests.access_support import poll
-from tornrouter.app import Runtime
+from tornrouter.runtime import Runtime
 from tornrouter.config import ServerConfig, parse_config
 from tornrouter.errors import ConfigError
 from tornrouter.lifecycle import Service

@@ -18,7 +18,7 @@ from typing import Callable
 from tornado.netutil import bind_sockets
 
 from . import __version__
-from .app import Runtime
+from .runtime import Runtime
 from .components import Components
 from .config import Config, load_config
 from .errors import ConfigError

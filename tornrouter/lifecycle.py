@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from tornado import httputil
 
-from .app import Runtime, make_app
+from .runtime import Runtime, make_app
 from .config import Config
 from .errors import ConfigError
 from .server import GatewayServer

@@ -9,7 +9,7 @@ from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ModelsH
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..runtime import Runtime
 
 
 def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:

@@ -21,7 +21,7 @@ from ..errors import Forbidden, RouterError, Unauthorized
 from ..formats import codec_for
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..runtime import Runtime
 
 _QUERY_KEY = re.compile(r"([?&]key=)[^&]*")
 _OPENAI = codec_for("openai")

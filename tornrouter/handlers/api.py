@@ -12,7 +12,7 @@ from .admin import finish_with_error
 from .base import APIHandler, dumps
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..runtime import Runtime
 
 
 class ChatCompletionsHandler(APIHandler):

@@ -28,7 +28,7 @@ from ..providers.streaming import EventStream
 from .streaming import ClientStream
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..runtime import Runtime
 
 log = logging.getLogger("tornrouter")
 _UNSAFE_IN_HEADER = re.compile(r"[^\x20-\x7e]")

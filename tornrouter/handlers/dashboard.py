@@ -11,7 +11,7 @@ from ..access import AdminKey
 from .admin import AdminOnly
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..runtime import Runtime
     from ..events import Subscriber
 
 KEEPALIVE_S = 15.0

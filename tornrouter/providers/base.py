@@ -32,7 +32,7 @@ from ..config import ProviderConfig
 from ..errors import UpstreamError, UpstreamTimeout
 from ..formats import codec_for
 from ..formats.base import short
-from ..limits import ConcurrencyLimit
+from ..concurrency import ConcurrencyLimit
 from .error_body import describe, logged
 from .streaming import EventStream, ReplayStream, UpstreamStream
 
