@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from ...canonical import ChatRequest, ChatResponse, Format
 from ...errors import RouterError
 from ..base import Codec, load_request
@@ -62,16 +60,3 @@ class AnthropicCodec(Codec):
     def error_body(self, error: RouterError) -> dict[str, Any]:
         error_type = error.error_type or error_type_for(error.status)
         return {"type": "error", "error": {"type": error_type, "message": error.message}}
-
-    def parse_error(self, body: bytes) -> tuple[str | None, str] | None:
-        try:
-            data = orjson.loads(body)
-        except ValueError:  # orjson's: bad JSON, bad UTF-8, nesting too deep
-            data = None
-        error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            error_type = error.get("type")
-            return (error_type if isinstance(error_type, str) else None), error["message"]
-        if isinstance(error, str):
-            return None, error
-        return None

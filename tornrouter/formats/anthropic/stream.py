@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ...accumulate import EVENT_EXTRA, StreamOrder, StreamOrderError
+from ...accumulate import EVENT_EXTRA, StreamOrder
 from ...canonical import (
     BlockDelta,
     BlockStart,
@@ -71,7 +71,6 @@ _MESSAGE_KEYS = frozenset({"id", "type", "role", "content", "model", "stop_reaso
 _DELTA_EVENT_KEYS = frozenset({"type", "index", "delta"})
 _STOP_KEYS = frozenset({"stop_reason", "stop_sequence"})
 _MESSAGE_DELTA_KEYS = frozenset({"type", "delta", "usage"})
-_PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
 
@@ -177,12 +176,6 @@ class AnthropicStreamEncoder:
     def terminated(self) -> bool:
         """True once ``message_stop`` or ``error`` has been written: nothing may follow."""
         return self._order.terminated
-
-    def ping(self) -> bytes:
-        """A keep-alive event, for a quiet upstream."""
-        if self.terminated:
-            raise StreamOrderError("ping after the end of the stream")
-        return _PING
 
     def finish_with_error(self, message: str, status: int = 502) -> bytes:
         """End the stream with an ``error`` event, e.g. when the upstream fails mid-stream."""

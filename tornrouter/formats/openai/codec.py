@@ -43,8 +43,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from ...canonical import ChatRequest, ChatResponse, Format
 from ...errors import RouterError
 from ..base import Codec, load_request
@@ -66,24 +64,11 @@ def error_to_wire(error: RouterError) -> dict[str, Any]:
     }
 
 
-def error_from_wire(body: bytes) -> tuple[str | None, str] | None:
-    try:
-        data = orjson.loads(body)
-    except ValueError:  # orjson's: bad JSON, bad UTF-8, nesting too deep
-        return None
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        kind = error.get("type") or error.get("code")
-        return (kind if isinstance(kind, str) else None), error["message"]
-    if isinstance(error, str):  # some compatible servers: {"error": "..."}
-        return None, error
-    return None
-
-
 class OpenAICodec(Codec):
     """The OpenAI chat-completions API; see the module docstring for where its own fields go."""
 
     name = "openai"
+    error_type_keys = ("type", "code")
 
     def parse_request(self, body: bytes) -> ChatRequest:
         return request_from_wire(load_request(body, REQUEST_SCHEMA))
@@ -113,6 +98,3 @@ class OpenAICodec(Codec):
 
     def error_body(self, error: RouterError) -> dict[str, Any]:
         return error_to_wire(error)
-
-    def parse_error(self, body: bytes) -> tuple[str | None, str] | None:
-        return error_from_wire(body)
