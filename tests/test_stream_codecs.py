@@ -341,7 +341,7 @@ def test_anthropic_error_event_ends_the_stream() -> None:
     assert acc.finished and acc.error == StreamError(529, "Overloaded")
     assert acc.response().content == [Text("Hel")]  # what arrived, for the request log
     with pytest.raises(StreamOrderError):
-        encoder.ping()
+        encoder.encode(MessageStop())
 
 
 def test_openai_error_line_ends_the_stream() -> None:

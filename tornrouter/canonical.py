@@ -261,14 +261,6 @@ class ChatRequest:
     def system_text(self) -> str:
         return "\n".join(b.text for b in self.system)
 
-    def to_json(self) -> dict[str, Any]:
-        """The request as the request log and dashboard show it."""
-        return {
-            "model": self.model,
-            "system": self.system_text() or None,
-            "messages": [m.to_json() for m in self.messages],
-        }
-
 
 # --- response -----------------------------------------------------------------
 
