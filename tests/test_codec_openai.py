@@ -22,6 +22,7 @@ from tornrouter.canonical import (
     Image,
     Message,
     Opaque,
+    Reasoning,
     StopReason,
     Text,
     Thinking,
@@ -280,9 +281,9 @@ def anthropic_request() -> ChatRequest:
         ],
         tool_choice=ToolChoice("any", parallel=False),
         user="user-42",
+        reasoning=Reasoning(budget_tokens=2048),
         extra={
             "top_k": 40,
-            "thinking": {"type": "enabled", "budget_tokens": 2048},
             "metadata": {"tenant": "acme"},
             "service_tier": None,
         },
@@ -383,7 +384,7 @@ def test_anthropic_request_details(changes: dict[str, Any], expected: dict[str, 
 
 def test_thinking_disabled_loses_nothing() -> None:
     request = ChatRequest("claude-haiku-4-5", "anthropic", [Message("user", [Text("hi")])])
-    request.extra["thinking"] = {"type": "disabled"}
+    request.reasoning = Reasoning("disabled")
     assert codec.encode_request(request) == ({"model": "claude-haiku-4-5", "messages": HI}, [])
 
 
@@ -434,7 +435,7 @@ def test_response_extras_by_level() -> None:
     assert set(response.extra["choice"]) == {"logprobs"}
     assert [c["index"] for c in response.extra["choices"]] == [1]
     refusal = codec.decode_response(fixture("responses", "refusal")).content
-    assert refusal == [Text("I'm sorry, I can't help with that request.", {"refusal": True})]
+    assert refusal == [Text("I'm sorry, I can't help with that request.", refusal=True)]
     legacy = codec.decode_response(fixture("responses", "legacy_function_call")).extra
     assert legacy["choice"] == {"finish_reason": "function_call"}
     assert legacy["message"]["function_call"]["name"] == "get_weather"

@@ -7,6 +7,9 @@ puts them behind the ``Codec`` interface and maps errors.
 Decoding keeps every wire field the canonical model does not name in ``extra``
 at its own level (request, message, block, usage), and a block only this API
 has as an ``Opaque``, so a same-format relay writes back an equivalent body.
+``thinking`` of type ``enabled``, ``disabled`` or ``adaptive`` is
+``ChatRequest.reasoning`` (``mode``, ``budget_tokens``, its other fields in its
+``extra``); another type stays in ``extra`` as it came.
 
 Encoding something that came from OpenAI reshapes it for this API's rules --
 leading instructions in ``system``, strictly alternating turns, tool results

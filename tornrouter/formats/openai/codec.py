@@ -11,7 +11,11 @@ from Anthropic writes what this API can carry and returns the names of the rest
 (``thinking``, ``top_k``, ``text.cache_control``, ``tools.web_search_20250305``...)
 as lossy instead of dropping them silently.
 
-Where the OpenAI-only shape is kept (other code reads ``extra``):
+What both APIs express has canonical fields: ``reasoning_effort`` is
+``ChatRequest.reasoning`` (``mode`` ``disabled`` for ``none``, else
+``enabled``, with the value as ``effort``); an assistant ``refusal`` is a
+``Text`` with ``refusal`` set.  Where the OpenAI-only shape is kept (only this
+codec reads it; ``shapes.FOREIGN`` names it for the other format's encoders):
 
 - ``ChatRequest.extra["max_tokens"] = None``: the client used the legacy
   ``max_tokens`` key, whose value is ``request.max_tokens``; otherwise the
@@ -23,7 +27,6 @@ Where the OpenAI-only shape is kept (other code reads ``extra``):
   ``Text`` of each, except a plain first ``system`` message, carries
   ``extra["message"]``: the message's fields but ``content`` (``role``,
   ``name``...).  It marks where a message starts.
-- ``Text.extra["refusal"] is True``: an assistant ``refusal``.
 - An object with an inner object (image part / ``image_url``, tool and tool call
   / ``function``) keeps the outer object's unknown fields flat in ``extra``, as
   it does ``detail`` and ``strict``; the inner object's unknown fields go under
