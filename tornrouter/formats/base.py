@@ -11,7 +11,7 @@ of *lossy* field names next to the encoded body, never dropped silently.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -127,30 +127,27 @@ class Foreign:
     """How a format's ``extra`` reads to an encoder of the other format.
 
     By default each field is lost under its key after the level's prefix
-    (``text.cache_control``).  A format whose ``extra`` holds more than wire
-    fields somewhere (marks of its codec, an inner object's fields) overrides
-    the level it concerns.
+    (``text.cache_control``), and None and False carry nothing.  A format whose
+    ``extra`` holds more than wire fields somewhere (marks of its codec, an
+    inner object's fields) overrides the level it concerns.
     """
 
-    def names(self, extra: Mapping[str, Any], prefix: str) -> Iterator[str]:
+    def names(self, extra: Mapping[str, Any], prefix: str) -> list[str]:
         """The lossy names of ``extra``, the extras of an object at ``prefix``."""
-        for key, value in extra.items():
-            if value is not None and value is not False:
-                yield prefix + key
+        return [prefix + key for key, value in extra.items() if value is not None and value is not False]
 
-    def request(self, extra: Mapping[str, Any], target: Format) -> Iterator[str]:
+    def request(self, extra: Mapping[str, Any], target: Format) -> list[str]:
         """The lossy names of a request's own extras, for an upstream of ``target``;
         ``InvalidRequest`` for one it cannot serve at all."""
         return self.names(extra, "")
 
-    def response(self, extra: Mapping[str, Any]) -> Iterator[str]:
+    def response(self, extra: Mapping[str, Any]) -> list[str]:
         """The lossy names of a (non-streamed) response's own extras."""
         return self.names(extra, "")
 
-    def delta(self, extra: Mapping[str, Any]) -> Iterator[str]:
+    def delta(self, extra: Mapping[str, Any]) -> list[str]:
         """The lossy names of a stream ``BlockDelta``'s extras."""
         return self.names(extra, "")
-
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:

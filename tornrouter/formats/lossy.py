@@ -8,8 +8,8 @@ None and False carry nothing and are never reported.
 
 How a format's ``extra`` is named when lost is that format's own business, since
 only its codec knows what it put there: each format describes its extras with a
-``formats.base.Foreign`` (in ``openai.shapes``, ``anthropic.shapes``), and an encoder for the
-other format asks it rather than reading the extras itself.
+``formats.base.Foreign`` (``FOREIGN`` in its ``shapes`` module), and an encoder
+for the other format asks it rather than reading the extras itself.
 """
 
 from __future__ import annotations
@@ -32,19 +32,21 @@ class Carry:
     objects came from; ``foreign`` describes the source's extras when they are lost.
     """
 
-    __slots__ = ("keep", "report", "lossy", "foreign")
+    __slots__ = ("keep", "lossy", "foreign")
+    target: Format  # set by each subclass
 
-    def __init__(self, target: Format, source: Format | None) -> None:
-        self.keep = source == target
-        self.report = source is not None and not self.keep
-        self.foreign: Foreign | None = _FOREIGN[source] if self.report else None  # type: ignore[index]
+    def __init__(self, source: Format | None) -> None:
+        self.keep = source == self.target
+        # Set when the extras are to be reported: they came from the other format.
+        self.foreign = None if self.keep or source is None else _FOREIGN[source]
         self.lossy: dict[str, None] = {}  # an ordered set of what could not be carried
 
     def lose(self, name: str) -> None:
         self.lossy[name] = None
 
     def lose_all(self, names: Iterable[str]) -> None:
-        self.lossy.update(dict.fromkeys(names))
+        for name in names:
+            self.lossy[name] = None
 
     def extra(
         self, out: dict[str, Any], extra: Mapping[str, Any], prefix: str, skip: frozenset[str] = frozenset()

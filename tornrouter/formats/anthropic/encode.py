@@ -11,7 +11,6 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
-    Format,
     Image,
     Opaque,
     Reasoning,
@@ -34,14 +33,11 @@ from .shapes import (
 )
 
 class _Writer(Carry):
-    """Canonical -> wire for one request or response, collecting what is lost
-    (``formats.lossy``)."""
+    """Canonical -> wire for one request, collecting what is lost (``formats.lossy``)."""
 
-    __slots__ = ("for_request",)
-
-    def __init__(self, source: Format | None, *, for_request: bool) -> None:
-        super().__init__("anthropic", source)
-        self.for_request = for_request
+    __slots__ = ()
+    target = "anthropic"
+    for_request = True
 
     def tool_id(self, tool_id: str) -> str:
         return tool_id if self.keep or not self.for_request else BAD_TOOL_ID_CHARS.sub("_", tool_id)
@@ -140,6 +136,15 @@ class _Writer(Carry):
         out["input_schema"] = {"type": "object", "properties": {}} if tool.parameters is None else tool.parameters
         self.extra(out, tool.extra, "tools.")
         return out
+
+
+class _ResponseWriter(_Writer):
+    """The same for a response: a ``Message`` holds no images or tool results,
+    and the rules only a request must obey (tool id characters, no empty text,
+    signed thinking) do not apply."""
+
+    __slots__ = ()
+    for_request = False
 
 
 def _compact(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
@@ -249,7 +254,7 @@ def _thinking_from_effort(request: ChatRequest, effort: str, body: dict[str, Any
 
 
 def request_to_wire(request: ChatRequest, default_max_tokens: int | None) -> tuple[dict[str, Any], list[str]]:
-    w = _Writer(request.source, for_request=True)
+    w = _Writer(request.source)
     messages, system = _messages(request, w)
     max_tokens = request.max_tokens
     if max_tokens is None:
@@ -291,7 +296,7 @@ def request_to_wire(request: ChatRequest, default_max_tokens: int | None) -> tup
 def response_to_wire(response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
     """A complete ``Message``.  From OpenAI, token breakdowns (``prompt_tokens_details``...)
     are not reported lossy: the totals they break down are carried."""
-    w = _Writer(response.source, for_request=False)
+    w = _ResponseWriter(response.source)
     body: dict[str, Any] = {
         "id": response.id,
         "type": "message",

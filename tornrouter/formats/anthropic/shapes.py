@@ -5,7 +5,7 @@ usage in both directions, and how this codec's ``extra`` reads to the other."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, get_args
 
@@ -97,8 +97,8 @@ class _Extras(Foreign):
     ``citations_delta``'s citation (``BlockDelta.extra["citation"]``) is lost as
     the block's ``text.citations``."""
 
-    def delta(self, extra: Mapping[str, Any]) -> Iterator[str]:
-        return ("text.citations" if key == "citation" else key for key in extra)
+    def delta(self, extra: Mapping[str, Any]) -> list[str]:
+        return ["text.citations" if key == "citation" else key for key in extra]
 
 
 FOREIGN = _Extras()

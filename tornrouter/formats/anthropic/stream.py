@@ -165,8 +165,10 @@ class AnthropicStreamEncoder(Carry):
     OpenAI ``Opaque``) is left out, the wire indices staying dense.
     """
 
+    target = "anthropic"
+
     def __init__(self, *, source: Format | None = None) -> None:
-        super().__init__("anthropic", source)
+        super().__init__(source)
         self._order = StreamOrder()
         self._wire: dict[int, int] = {}  # canonical block index -> wire index, for the blocks sent
         self._usage = Usage()

@@ -12,7 +12,6 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
-    Format,
     Image,
     Message,
     Opaque,
@@ -42,9 +41,7 @@ class _Writer(Carry):
     the source."""
 
     __slots__ = ()
-
-    def __init__(self, source: Format | None) -> None:
-        super().__init__("openai", source)
+    target = "openai"
 
     def nested(
         self,

@@ -4,8 +4,7 @@ names each level of a body knows, and usage in both directions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from itertools import chain
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -99,25 +98,27 @@ class _Extras(Foreign):
     ``messages.<field>``; a completion's ``choice`` and ``message`` by their own
     fields, its ``created`` silently; ``n`` above 1 cannot be served at all."""
 
-    def names(self, extra: Mapping[str, Any], prefix: str) -> Iterator[str]:
+    def names(self, extra: Mapping[str, Any], prefix: str) -> list[str]:
         if prefix != "text." or "message" not in extra:
             return super().names(extra, prefix)
         message = extra["message"]
         own = others(message, _ROLE_KEY) if isinstance(message, Mapping) else {}
-        return chain(super().names(own, "messages."), super().names(others(extra, TEXT_MARKS), prefix))
+        return super().names(own, "messages.") + super().names(others(extra, TEXT_MARKS), prefix)
 
-    def request(self, extra: Mapping[str, Any], target: Format) -> Iterator[str]:
+    def request(self, extra: Mapping[str, Any], target: Format) -> list[str]:
         n = extra.get("n")
         if n is not None and n != 1:
             raise InvalidRequest("n", f"the {_API_NAMES[target]} API supports only n=1")
-        return self.names(others(extra, _SILENT_REQUEST_KEYS), "")
+        return [k for k, v in extra.items() if k not in _SILENT_REQUEST_KEYS and v is not None and v is not False]
 
-    def response(self, extra: Mapping[str, Any]) -> Iterator[str]:
+    def response(self, extra: Mapping[str, Any]) -> list[str]:
+        lost: list[str] = []
         for key, value in extra.items():
             if key in _NESTED_RESPONSE_KEYS and isinstance(value, Mapping):
-                yield from self.names(value, "")
-            elif key not in _SILENT_RESPONSE_KEYS:
-                yield from self.names({key: value}, "")
+                lost += self.names(value, "")
+            elif key not in _SILENT_RESPONSE_KEYS and value is not None and value is not False:
+                lost.append(key)
+        return lost
 
 
 FOREIGN = _Extras()

@@ -241,10 +241,12 @@ class OpenAIStreamEncoder(Carry):
     ``lossy``.  An event the stream grammar forbids raises ``StreamOrderError``.
     """
 
+    target = "openai"
+
     def __init__(
         self, *, include_usage: bool = False, source: Format | None = None, created: int | None = None
     ) -> None:
-        super().__init__("openai", source)
+        super().__init__(source)
         self._order = StreamOrder()
         self._include_usage = include_usage
         self._created = created
