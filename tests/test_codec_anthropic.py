@@ -494,3 +494,22 @@ def test_usage_helpers() -> None:
     assert usage_to_wire(usage) == {"input_tokens": 3, "cache_creation_input_tokens": 2, "cache_read_input_tokens": 0, "output_tokens": 4}
     assert usage_to_wire(usage, keep_extra=True)["service_tier"] == "priority"
     assert usage_from_wire({"output_tokens": 9}) == Usage(0, 9)
+
+
+@pytest.mark.parametrize(
+    ("thinking", "reasoning"),
+    [
+        ({"type": "enabled", "budget_tokens": 2048, "display": "omitted"},
+         Reasoning("enabled", budget_tokens=2048, extra={"display": "omitted"})),
+        ({"type": "disabled"}, Reasoning("disabled")),
+        ({"type": "adaptive"}, Reasoning("adaptive")),
+        ({"type": "between_tools"}, None),  # a type Reasoning does not name stays in extra
+        (None, None),
+    ],
+)
+def test_thinking_is_the_requests_reasoning(thinking: dict[str, Any] | None, reasoning: Reasoning | None) -> None:
+    body = {"model": "claude-sonnet-5-5", "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}],
+            "thinking": thinking}
+    request = codec.parse_request(json.dumps(body).encode())
+    assert request.reasoning == reasoning
+    assert codec.encode_request(request) == (body, [])

@@ -595,3 +595,15 @@ def test_error_bodies() -> None:
 )
 def test_parse_error(body: bytes, parsed: tuple[str | None, str] | None) -> None:
     assert codec.parse_error(body) == parsed
+
+
+@pytest.mark.parametrize(
+    ("effort", "reasoning"),
+    [("low", Reasoning("enabled", "low")), ("none", Reasoning("disabled", "none")), (None, None)],
+)
+def test_reasoning_effort_is_the_requests_reasoning(effort: str | None, reasoning: Reasoning | None) -> None:
+    body = {"model": "o3", "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": effort}
+    request = codec.parse_request(json.dumps(body).encode())
+    assert request.reasoning == reasoning
+    assert ("reasoning_effort" in request.extra) is (effort is None)  # a null one is relayed as sent
+    assert codec.encode_request(request) == (body, [])
