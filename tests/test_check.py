@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tornrouter.canonical import ChatRequest, Message, Text, Tool, ToolChoice, ToolResult
+from tornrouter.canonical import ChatRequest, Message, Reasoning, Text, Tool, ToolChoice, ToolResult
 from tornrouter.check import check_request
 
 
@@ -38,6 +38,9 @@ BROKEN = {
     "max_tokens: expected an integer or None, got bool": lambda r: setattr(r, "max_tokens", True),
     "temperature: expected a number or None, got str": lambda r: setattr(r, "temperature", "0.5"),
     "stop.0: expected a string, got int": lambda r: setattr(r, "stop", [1]),
+    "reasoning: expected a Reasoning or None, got str": lambda r: setattr(r, "reasoning", "high"),
+    "reasoning.mode: expected one of adaptive, disabled, enabled, got 'on'": lambda r: setattr(r, "reasoning", Reasoning("on")),
+    "reasoning.budget_tokens: expected an integer or None, got str": lambda r: setattr(r, "reasoning", Reasoning(budget_tokens="4k")),
     "tools.0.parameters: expected a dict or None, got str": lambda r: r.tools.append(Tool("f", parameters="{}")),
     "tool_choice.mode: expected one of any, auto, none, tool, got 'required'": lambda r: setattr(r, "tool_choice", ToolChoice("required")),
     "tags: expected a dict, got list": lambda r: setattr(r, "tags", ["long_context"]),

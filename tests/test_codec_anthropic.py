@@ -21,6 +21,7 @@ from tornrouter.canonical import (
     Image,
     Message,
     Opaque,
+    Reasoning,
     Text,
     Thinking,
     Tool,
@@ -108,7 +109,7 @@ DECODED: list[tuple[str, Callable[[ChatRequest], Any], Any]] = [
     ("tool_choice_tool", lambda r: [type(b).__name__ for b in r.messages[2].content[0].content], ["Text", "Image"]),
     ("tool_use_empty_result", lambda r: r.tool_choice, ToolChoice("none")),
     ("tool_use_empty_result", lambda r: r.messages[2].content, [ToolResult("toolu_ping"), ToolResult("toolu_ping2", [Text("")])]),
-    ("thinking", lambda r: r.extra, {"thinking": {"type": "enabled", "budget_tokens": 10000}}),
+    ("thinking", lambda r: (r.reasoning, r.extra), (Reasoning("enabled", budget_tokens=10000), {})),
     ("thinking", lambda r: r.messages[1].content[:2], [
         Thinking("The user wants the weather in Paris. I should call get_weather.", "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"),
         Thinking(redacted="EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"),
@@ -118,7 +119,8 @@ DECODED: list[tuple[str, Callable[[ChatRequest], Any], Any]] = [
         ("Text", None), ("Opaque", "anthropic"), ("Opaque", "anthropic"), ("Text", None),
     ]),
     ("web_search", lambda r: r.messages[1].content[3].extra["citations"][0]["type"], "web_search_result_location"),
-    ("future_fields", lambda r: sorted(r.extra), ["container", "context_management", "inference_geo", "mcp_servers", "metadata", "output_config", "service_tier", "thinking"]),
+    ("future_fields", lambda r: sorted(r.extra), ["container", "context_management", "inference_geo", "mcp_servers", "metadata", "output_config", "service_tier"]),
+    ("future_fields", lambda r: r.reasoning, Reasoning("adaptive")),
     ("future_fields", lambda r: (r.user, r.extra["metadata"], r.stream), ("user-42", {"trace": "abc"}, True)),
     ("future_fields", lambda r: r.messages[0].extra, {"future_message_field": "kept"}),
     ("future_fields", lambda r: [b.data["type"] for b in r.messages[0].content if isinstance(b, Opaque)], ["document", "image", "search_result"]),
@@ -271,17 +273,17 @@ CROSS: list[tuple[str, ChatRequest, dict[str, Any], dict[str, Any], list[str]]] 
         "response_format": {"type": "json_object"}, "presence_penalty": 0.5, "frequency_penalty": 0.1,
         "logit_bias": {"50256": -100}, "store": False, "modalities": None,
     }), {}, {}, ["logprobs", "top_logprobs", "seed", "response_format", "presence_penalty", "frequency_penalty", "logit_bias"]),
-    ("reasoning_effort with a client max_tokens", openai_request(USER, max_tokens=10000, extra={"reasoning_effort": "high"}), {},
+    ("reasoning_effort with a client max_tokens", openai_request(USER, max_tokens=10000, reasoning=Reasoning(effort="high")), {},
      {"max_tokens": 10000, "thinking": {"type": "enabled", "budget_tokens": 5000}}, ["reasoning_effort"]),
-    ("reasoning_effort on a default max_tokens", openai_request(USER, extra={"reasoning_effort": "low"}), {"default_max_tokens": 1000},
+    ("reasoning_effort on a default max_tokens", openai_request(USER, reasoning=Reasoning(effort="low")), {"default_max_tokens": 1000},
      {"max_tokens": 3048, "thinking": {"type": "enabled", "budget_tokens": 2048}}, ["reasoning_effort"]),
-    ("reasoning_effort with a temperature cannot think", openai_request(USER, temperature=0.2, extra={"reasoning_effort": "medium"}), {},
+    ("reasoning_effort with a temperature cannot think", openai_request(USER, temperature=0.2, reasoning=Reasoning(effort="medium")), {},
      {"temperature": 0.2}, ["reasoning_effort"]),
-    ("reasoning_effort none", openai_request(USER, extra={"reasoning_effort": "none"}), {}, {}, []),
+    ("reasoning_effort none", openai_request(USER, reasoning=Reasoning("disabled", "none")), {}, {}, []),
     ("message extras of the other format", openai_request(Message("user", [Text("hi")], {"name": "alice"})), {},
      {"messages": [{"role": "user", "content": "hi"}]}, ["messages.name"]),
     ("marks of the OpenAI codec", openai_request(
-        Message("user", [Text("hi")]), Message("assistant", [Text("no", {"refusal": True})]),
+        Message("user", [Text("hi")]), Message("assistant", [Text("no", refusal=True)]),
         system=[Text("a", {"message": {"role": "developer"}}), Text("b", {"message": {"role": "system", "name": "ops"}})]), {},
      {"system": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
       "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "no"}]}, ["messages.name"]),
@@ -402,7 +404,7 @@ RESPONSE_CROSS: list[tuple[str, ChatResponse, list[str], dict[str, Any], list[st
                "choices": [{"index": 1}]}), [],
      {"content": [{"type": "text", "text": "hi"}]},
      ["text.future", "system_fingerprint", "service_tier", "logprobs", "annotations", "choices"]),
-    ("refusal", openai_response(Text("I can't help with that.", {"refusal": True}), stop_reason="end_turn"), [],
+    ("refusal", openai_response(Text("I can't help with that.", refusal=True), stop_reason="end_turn"), [],
      {"content": [{"type": "text", "text": "I can't help with that."}]}, []),
     ("tool calls", openai_response(ToolCall("call_1", "f", {"a": 1}), ToolCall("call_2", "g", raw_arguments="{\"b\": "), stop_reason="tool_use"), [],
      {"content": [{"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}},
@@ -492,3 +494,22 @@ def test_usage_helpers() -> None:
     assert usage_to_wire(usage) == {"input_tokens": 3, "cache_creation_input_tokens": 2, "cache_read_input_tokens": 0, "output_tokens": 4}
     assert usage_to_wire(usage, keep_extra=True)["service_tier"] == "priority"
     assert usage_from_wire({"output_tokens": 9}) == Usage(0, 9)
+
+
+@pytest.mark.parametrize(
+    ("thinking", "reasoning"),
+    [
+        ({"type": "enabled", "budget_tokens": 2048, "display": "omitted"},
+         Reasoning("enabled", budget_tokens=2048, extra={"display": "omitted"})),
+        ({"type": "disabled"}, Reasoning("disabled")),
+        ({"type": "adaptive"}, Reasoning("adaptive")),
+        ({"type": "between_tools"}, None),  # a type Reasoning does not name stays in extra
+        (None, None),
+    ],
+)
+def test_thinking_is_the_requests_reasoning(thinking: dict[str, Any] | None, reasoning: Reasoning | None) -> None:
+    body = {"model": "claude-sonnet-5-5", "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}],
+            "thinking": thinking}
+    request = codec.parse_request(json.dumps(body).encode())
+    assert request.reasoning == reasoning
+    assert codec.encode_request(request) == (body, [])

@@ -22,6 +22,7 @@ from tornrouter.canonical import (
     Image,
     Message,
     Opaque,
+    Reasoning,
     StopReason,
     Text,
     Thinking,
@@ -280,9 +281,9 @@ def anthropic_request() -> ChatRequest:
         ],
         tool_choice=ToolChoice("any", parallel=False),
         user="user-42",
+        reasoning=Reasoning(budget_tokens=2048),
         extra={
             "top_k": 40,
-            "thinking": {"type": "enabled", "budget_tokens": 2048},
             "metadata": {"tenant": "acme"},
             "service_tier": None,
         },
@@ -383,7 +384,7 @@ def test_anthropic_request_details(changes: dict[str, Any], expected: dict[str, 
 
 def test_thinking_disabled_loses_nothing() -> None:
     request = ChatRequest("claude-haiku-4-5", "anthropic", [Message("user", [Text("hi")])])
-    request.extra["thinking"] = {"type": "disabled"}
+    request.reasoning = Reasoning("disabled")
     assert codec.encode_request(request) == ({"model": "claude-haiku-4-5", "messages": HI}, [])
 
 
@@ -434,7 +435,7 @@ def test_response_extras_by_level() -> None:
     assert set(response.extra["choice"]) == {"logprobs"}
     assert [c["index"] for c in response.extra["choices"]] == [1]
     refusal = codec.decode_response(fixture("responses", "refusal")).content
-    assert refusal == [Text("I'm sorry, I can't help with that request.", {"refusal": True})]
+    assert refusal == [Text("I'm sorry, I can't help with that request.", refusal=True)]
     legacy = codec.decode_response(fixture("responses", "legacy_function_call")).extra
     assert legacy["choice"] == {"finish_reason": "function_call"}
     assert legacy["message"]["function_call"]["name"] == "get_weather"
@@ -594,3 +595,15 @@ def test_error_bodies() -> None:
 )
 def test_parse_error(body: bytes, parsed: tuple[str | None, str] | None) -> None:
     assert codec.parse_error(body) == parsed
+
+
+@pytest.mark.parametrize(
+    ("effort", "reasoning"),
+    [("low", Reasoning("enabled", "low")), ("none", Reasoning("disabled", "none")), (None, None)],
+)
+def test_reasoning_effort_is_the_requests_reasoning(effort: str | None, reasoning: Reasoning | None) -> None:
+    body = {"model": "o3", "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": effort}
+    request = codec.parse_request(json.dumps(body).encode())
+    assert request.reasoning == reasoning
+    assert ("reasoning_effort" in request.extra) is (effort is None)  # a null one is relayed as sent
+    assert codec.encode_request(request) == (body, [])

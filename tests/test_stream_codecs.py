@@ -9,6 +9,8 @@ into the same answer.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -341,7 +343,7 @@ def test_anthropic_error_event_ends_the_stream() -> None:
     assert acc.finished and acc.error == StreamError(529, "Overloaded")
     assert acc.response().content == [Text("Hel")]  # what arrived, for the request log
     with pytest.raises(StreamOrderError):
-        encoder.ping()
+        encoder.encode(MessageStop())
 
 
 def test_openai_error_line_ends_the_stream() -> None:
@@ -642,3 +644,9 @@ def test_anthropic_decoder_skips_what_it_does_not_know_and_keeps_citations() -> 
     assert "text.citations" in encoder.lossy
     with pytest.raises(ValueError, match="malformed Anthropic content_block_start"):
         decoder.feed("content_block_start", {"type": "content_block_start", "index": 0})
+
+
+def test_the_serving_path_does_not_import_the_validator() -> None:
+    """``validate_stream`` is test and operator tooling, not part of serving."""
+    code = "import sys, tornrouter.app, tornrouter.cli; sys.exit('tornrouter.validate_stream' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0

@@ -8,7 +8,9 @@ Fidelity rule: every object carries ``extra``, a dict of the wire fields of its
 *source* format that the canonical model does not name (``logprobs``,
 ``cache_control``, fields a provider adds tomorrow...).  An encoder for the same
 format writes them back unchanged; an encoder for the other format cannot, and
-reports their names as lossy instead of dropping them silently.
+reports their names as lossy instead of dropping them silently.  What both APIs
+express has a field of its own (``ChatRequest.reasoning``, ``Text.refusal``), so
+no code but the source format's codec ever reads an ``extra``.
 
 A stream is a sequence of the events at the bottom of this module; the
 non-streamed response is what ``accumulate`` builds from them.
@@ -23,6 +25,7 @@ from typing import Any, Literal, Union
 Format = Literal["openai", "anthropic"]
 Role = Literal["user", "assistant", "system", "developer"]
 ToolChoiceMode = Literal["auto", "any", "none", "tool"]
+ReasoningMode = Literal["enabled", "disabled", "adaptive"]
 StopReason = Literal[
     "end_turn", "max_tokens", "tool_use", "stop_sequence", "content_filter", "refusal", "pause_turn"
 ]
@@ -37,12 +40,19 @@ def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class Text:
+    """Text.  ``refusal`` marks the model's refusal to answer (OpenAI's assistant
+    ``refusal``); an API without a place for one carries it as plain text."""
+
     text: str
     extra: dict[str, Any] = field(default_factory=dict)
+    refusal: bool = False
     type = "text"
 
     def to_json(self) -> dict[str, Any]:
-        return _drop_empty({"type": "text", "text": self.text, "extra": self.extra})
+        out = {"type": "text", "text": self.text, "extra": self.extra}
+        if self.refusal:
+            out["refusal"] = True
+        return _drop_empty(out)
 
 
 @dataclass(slots=True)
@@ -222,6 +232,25 @@ class ToolChoice:
         return _drop_empty({"mode": self.mode, "name": self.name, "parallel": self.parallel})
 
 
+@dataclass(slots=True)
+class Reasoning:
+    """How the model should reason before it answers, whichever API asked.
+
+    ``mode`` is ``enabled``, ``disabled`` (OpenAI ``reasoning_effort: none``,
+    Anthropic ``thinking.type: disabled``) or ``adaptive`` (the model decides,
+    Anthropic ``thinking.type: adaptive``).  ``effort`` is OpenAI's
+    ``reasoning_effort`` as sent (``minimal``, ``low``, ``medium``, ``high``...);
+    ``budget_tokens`` is Anthropic's ``thinking.budget_tokens``, the most tokens
+    the reasoning may take out of ``max_tokens``.  A client sets one or the
+    other; an encoder for the other API translates or reports what it cannot.
+    """
+
+    mode: ReasoningMode = "enabled"
+    effort: str | None = None
+    budget_tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 # --- request ------------------------------------------------------------------
 
 
@@ -230,7 +259,8 @@ class ChatRequest:
     """What a client asked for, in neither API's shape.
 
     ``source`` is the wire format the request arrived in: it says how to read
-    ``extra`` at every level.  ``tags`` is filled by the classifiers
+    ``extra`` at every level.  ``reasoning`` is None when the client did not
+    say how the model should reason.  ``tags`` is filled by the classifiers
     (tag -> name of the classifier that set it); ``forced_provider`` by a
     ``provider,model`` model name.
     """
@@ -247,6 +277,7 @@ class ChatRequest:
     tools: list[Tool] = field(default_factory=list)
     tool_choice: ToolChoice | None = None
     user: str | None = None
+    reasoning: Reasoning | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     forced_provider: str | None = None
@@ -260,14 +291,6 @@ class ChatRequest:
 
     def system_text(self) -> str:
         return "\n".join(b.text for b in self.system)
-
-    def to_json(self) -> dict[str, Any]:
-        """The request as the request log and dashboard show it."""
-        return {
-            "model": self.model,
-            "system": self.system_text() or None,
-            "messages": [m.to_json() for m in self.messages],
-        }
 
 
 # --- response -----------------------------------------------------------------

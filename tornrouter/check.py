@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any, get_args
 
 from .canonical import (
-    Block, ChatRequest, ChatResponse, Format, Image, Message, Opaque, Role, Text, Thinking, Tool, ToolCall,
-    ToolChoice, ToolChoiceMode, ToolResult, Usage,
+    Block, ChatRequest, ChatResponse, Format, Image, Message, Opaque, Reasoning, ReasoningMode, Role, Text, Thinking,
+    Tool, ToolCall, ToolChoice, ToolChoiceMode, ToolResult, Usage,
 )
 
 _NONE = type(None)
@@ -26,7 +26,7 @@ _NUMBER = (float, int, _NONE)
 
 # What each field of each class may hold: its types...
 _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
-    Text: (("text", _STR), ("extra", _DICT)),
+    Text: (("text", _STR), ("extra", _DICT), ("refusal", (bool,))),
     Image: (("url", _OPT_STR), ("media_type", _OPT_STR), ("data", _OPT_STR), ("extra", _DICT)),
     ToolCall: (("id", _STR), ("name", _STR), ("input", _DICT), ("raw_arguments", _OPT_STR), ("extra", _DICT)),
     ToolResult: (("tool_call_id", _STR), ("content", (list, str)), ("is_error", (bool,)), ("extra", _DICT)),
@@ -35,11 +35,12 @@ _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
     Message: (("role", _STR), ("content", (list, str)), ("extra", _DICT)),
     Tool: (("name", _STR), ("description", _OPT_STR), ("parameters", (dict, _NONE)), ("builtin", _OPT_STR), ("extra", _DICT)),
     ToolChoice: (("mode", _STR), ("name", _OPT_STR), ("parallel", (bool, _NONE))),
+    Reasoning: (("mode", _STR), ("effort", _OPT_STR), ("budget_tokens", (int, _NONE)), ("extra", _DICT)),
     ChatRequest: (
         ("model", _STR), ("source", _STR), ("messages", (list,)), ("system", (list, str)), ("max_tokens", (int, _NONE)),
         ("temperature", _NUMBER), ("top_p", _NUMBER), ("stop", (list,)), ("stream", (bool,)), ("tools", (list,)),
-        ("tool_choice", (ToolChoice, _NONE)), ("user", _OPT_STR), ("extra", _DICT), ("tags", _DICT),
-        ("forced_provider", _OPT_STR),
+        ("tool_choice", (ToolChoice, _NONE)), ("user", _OPT_STR), ("reasoning", (Reasoning, _NONE)), ("extra", _DICT),
+        ("tags", _DICT), ("forced_provider", _OPT_STR),
     ),
     Usage: (
         ("input_tokens", (int,)), ("output_tokens", (int,)), ("cache_read_tokens", (int,)),
@@ -55,6 +56,7 @@ _CHOICES: dict[type, tuple[str, frozenset[str]]] = {
     Opaque: ("format", frozenset(get_args(Format))),
     Message: ("role", frozenset(get_args(Role))),
     ToolChoice: ("mode", frozenset(get_args(ToolChoiceMode))),
+    Reasoning: ("mode", frozenset(get_args(ReasoningMode))),
     ChatRequest: ("source", frozenset(get_args(Format))),
 }
 _BLOCKS = (Text, Image, ToolCall, ToolResult, Thinking, Opaque)
@@ -145,6 +147,8 @@ def check_request(request: Any) -> None:
         _at(_check_fields, tool, "tools", i)
     if request.tool_choice is not None:
         _at(_check_fields, request.tool_choice, "tool_choice")
+    if request.reasoning is not None:
+        _at(_check_fields, request.reasoning, "reasoning")
 
 
 def check_usage(usage: Usage) -> Usage:

@@ -7,6 +7,9 @@ ones the stream encoders keep: the event order, block (Anthropic) or tool-call
 (OpenAI) start/delta/stop discipline and dense indices, tool input that parses
 as JSON, and a terminal event (``message_stop`` / ``[DONE]`` / an error).  It
 reads the wire only, so it can judge any server's output, ours or an upstream's.
+
+It is test and operator tooling: the serving path never imports it (a test
+in ``tests/test_stream_codecs.py`` says so).
 """
 
 from __future__ import annotations

@@ -77,15 +77,15 @@ class Tools(TagIf):
 
 
 class ThinkingRequested(TagIf):
-    """``thinking`` when Anthropic ``thinking`` is enabled or OpenAI ``reasoning_effort`` is set."""
+    """``thinking`` when the client asks for reasoning (``ChatRequest.reasoning``):
+    Anthropic ``thinking`` enabled or adaptive, OpenAI ``reasoning_effort`` above ``minimal``."""
 
     default_tag = "thinking"
 
     def matches(self, request: ChatRequest) -> bool:
-        thinking = request.extra.get("thinking")
-        if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
-            return True
-        return request.extra.get("reasoning_effort") not in (None, "none", "minimal")
+        reasoning = request.reasoning
+        # ``minimal`` effort is barely reasoning: not worth a thinking model's route
+        return reasoning is not None and reasoning.mode != "disabled" and reasoning.effort != "minimal"
 
 
 class Background(TagIf):

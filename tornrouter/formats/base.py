@@ -11,22 +11,53 @@ of *lossy* field names next to the encoded body, never dropped silently.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from marshmallow import Schema, ValidationError
 
-from ..canonical import ChatRequest, ChatResponse, Format
+from ..canonical import ChatRequest, ChatResponse, Format, StreamEvent
 from ..errors import InvalidRequest, RouterError
+from ..sse import ServerSentEvent
 from .fields import first_problem
 
 
+class StreamDecoder(Protocol):
+    """Reads one upstream stream of an API, event by event."""
+
+    def feed_sse(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        """The canonical events one SSE event gives; ``ValueError`` on one it cannot read."""
+
+    def close(self) -> list[StreamEvent]:
+        """The events the end of the bytes implies (a ``StreamError`` for a cut stream)."""
+
+
+class StreamEncoder(Protocol):
+    """Writes canonical events as one client's stream of an API.
+
+    ``lossy`` (an ordered set) names what the API could not carry;
+    ``encode`` raises ``StreamOrderError`` on an event the stream grammar forbids.
+    """
+
+    lossy: dict[str, None]
+
+    @property
+    def terminated(self) -> bool:
+        """True once the stream's end or an error has been written."""
+
+    def encode(self, event: StreamEvent) -> bytes: ...
+
+    def finish_with_error(self, message: str, status: int = 502) -> bytes:
+        """End the stream with the API's error event."""
+
+
 class Codec(ABC):
-    """One API's wire format.  Subclasses implement every method."""
+    """One API's wire format.  Subclasses implement every abstract method."""
 
     name: Format
+    # The fields of an error object that may name its type, in order.
+    error_type_keys: tuple[str, ...] = ("type",)
 
     @abstractmethod
     def parse_request(self, body: bytes) -> ChatRequest:
@@ -55,16 +86,13 @@ class Codec(ABC):
         """The client's response body for ``response`` and what it could not carry."""
 
     @abstractmethod
-    def stream_decoder(self) -> Any:
-        """A fresh decoder of this API's stream: ``feed_sse(ServerSentEvent)`` ->
-        canonical events (``ValueError`` on an event it cannot read), and
-        ``close()`` -> the events the end of the bytes implies."""
+    def stream_decoder(self) -> StreamDecoder:
+        """A fresh decoder of this API's stream."""
 
     @abstractmethod
-    def stream_encoder(self, request: ChatRequest, *, source: Format | None) -> Any:
+    def stream_encoder(self, request: ChatRequest, *, source: Format | None) -> StreamEncoder:
         """A fresh encoder of canonical events into this API's stream bytes for
-        ``request``'s client: ``encode(event)``, ``finish_with_error(message,
-        status)``, ``lossy``.  ``source`` is the format the events came from."""
+        ``request``'s client.  ``source`` is the format the events came from."""
 
     @abstractmethod
     def stream_done(self) -> bytes:
@@ -74,10 +102,52 @@ class Codec(ABC):
     def error_body(self, error: RouterError) -> dict[str, Any]:
         """The API's native error body for ``error``."""
 
-    @abstractmethod
     def parse_error(self, body: bytes) -> tuple[str | None, str] | None:
         """``(error_type, message)`` from an upstream's error body of this API;
-        None when it is not this API's error (the provider describes the body)."""
+        None when it is not this API's error (the provider describes the body).
+
+        Both APIs nest ``{"type", "message"}`` under ``error``; some
+        OpenAI-compatible servers send ``{"error": "..."}`` instead.  The type
+        is the first string of the fields ``error_type_keys`` names.
+        """
+        try:
+            data = orjson.loads(body)
+        except ValueError:  # orjson's: bad JSON, bad UTF-8, nesting too deep
+            return None
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            kind = next((value for key in self.error_type_keys if (value := error.get(key))), None)
+            return (kind if isinstance(kind, str) else None), error["message"]
+        if isinstance(error, str):
+            return None, error
+        return None
+
+
+class Foreign:
+    """How a format's ``extra`` reads to an encoder of the other format.
+
+    By default each field is lost under its key after the level's prefix
+    (``text.cache_control``), and None and False carry nothing.  A format whose
+    ``extra`` holds more than wire fields somewhere (marks of its codec, an
+    inner object's fields) overrides the level it concerns.
+    """
+
+    def names(self, extra: Mapping[str, Any], prefix: str) -> list[str]:
+        """The lossy names of ``extra``, the extras of an object at ``prefix``."""
+        return [prefix + key for key, value in extra.items() if value is not None and value is not False]
+
+    def request(self, extra: Mapping[str, Any], target: Format) -> list[str]:
+        """The lossy names of a request's own extras, for an upstream of ``target``;
+        ``InvalidRequest`` for one it cannot serve at all."""
+        return self.names(extra, "")
+
+    def response(self, extra: Mapping[str, Any]) -> list[str]:
+        """The lossy names of a (non-streamed) response's own extras."""
+        return self.names(extra, "")
+
+    def delta(self, extra: Mapping[str, Any]) -> list[str]:
+        """The lossy names of a stream ``BlockDelta``'s extras."""
+        return self.names(extra, "")
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:

@@ -53,3 +53,77 @@ def first_problem(schema: Schema, data: Mapping[str, Any]) -> Any:
         except ValidationError as error:
             return {name: error.messages}
     return None
+
+
+class Tagged(fields.Field):
+    """An object validated by the schema its ``key`` field (``type``, ``role``) names.
+
+    ``unknown`` is the message refusing a value not listed (``{kind}`` and
+    ``{choices}`` filled in), or None to let such an object pass unchecked, as a
+    block type the API added after this code was written.  ``retired`` maps
+    values the API no longer takes to the message refusing them.  ``default``
+    is the value of an object without ``key`` (an Anthropic custom tool).
+    """
+
+    def __init__(
+        self,
+        schemas: Mapping[str, Schema],
+        *,
+        key: str = "type",
+        unknown: str | None = "Must be one of: {choices}.",
+        retired: Mapping[str, str] | None = None,
+        default: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.schemas = schemas
+        self.key = key
+        self.unknown = unknown
+        self.retired = retired or {}
+        self.default = default
+
+    def errors(self, value: Any) -> Any:
+        """The errors of one object, shaped as marshmallow reports them (None when valid)."""
+        if not isinstance(value, dict):
+            return ["Must be an object."]
+        kind = value.get(self.key, self.default)
+        if not isinstance(kind, str):
+            return {self.key: ["Missing data for required field." if kind is None else "Not a valid string."]}
+        schema = self.schemas.get(kind)
+        if schema is not None:
+            return first_problem(schema, value)
+        if kind in self.retired:
+            return {self.key: [self.retired[kind]]}
+        if self.unknown is None:
+            return None
+        return {self.key: [self.unknown.format(kind=kind, choices=", ".join(self.schemas))]}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        errors = self.errors(value)
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
+class Content(Tagged):
+    """A string, or a list of parts each checked by the schema of its ``type``.
+
+    ``noun`` names the parts in the message refusing anything else;
+    ``non_empty`` refuses an empty list.
+    """
+
+    def __init__(self, schemas: Mapping[str, Schema], *, noun: str, non_empty: bool = False, **kwargs: Any) -> None:
+        super().__init__(schemas, **kwargs)
+        self.non_empty = non_empty
+        self.shape = f"Must be a string or a {'non-empty ' if non_empty else ''}list of {noun}."
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list) or (self.non_empty and not value):
+            raise ValidationError(self.shape)
+        for index, part in enumerate(value):
+            errors = self.errors(part)
+            if errors:
+                raise ValidationError({index: errors})
+        return value

@@ -7,6 +7,9 @@ puts them behind the ``Codec`` interface and maps errors.
 Decoding keeps every wire field the canonical model does not name in ``extra``
 at its own level (request, message, block, usage), and a block only this API
 has as an ``Opaque``, so a same-format relay writes back an equivalent body.
+``thinking`` of type ``enabled``, ``disabled`` or ``adaptive`` is
+``ChatRequest.reasoning`` (``mode``, ``budget_tokens``, its other fields in its
+``extra``); another type stays in ``extra`` as it came.
 
 Encoding something that came from OpenAI reshapes it for this API's rules --
 leading instructions in ``system``, strictly alternating turns, tool results
@@ -18,8 +21,6 @@ names of whatever could not be carried (``logprobs``, ``messages.system``,
 from __future__ import annotations
 
 from typing import Any
-
-import orjson
 
 from ...canonical import ChatRequest, ChatResponse, Format
 from ...errors import RouterError
@@ -62,16 +63,3 @@ class AnthropicCodec(Codec):
     def error_body(self, error: RouterError) -> dict[str, Any]:
         error_type = error.error_type or error_type_for(error.status)
         return {"type": "error", "error": {"type": error_type, "message": error.message}}
-
-    def parse_error(self, body: bytes) -> tuple[str | None, str] | None:
-        try:
-            data = orjson.loads(body)
-        except ValueError:  # orjson's: bad JSON, bad UTF-8, nesting too deep
-            data = None
-        error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            error_type = error.get("type")
-            return (error_type if isinstance(error_type, str) else None), error["message"]
-        if isinstance(error, str):
-            return None, error
-        return None

@@ -12,6 +12,7 @@ from ...canonical import (
     Image,
     Message,
     Opaque,
+    Reasoning,
     Text,
     Thinking,
     Tool,
@@ -26,12 +27,15 @@ from .shapes import (
     CUSTOM_TOOL_KEYS,
     IMAGE_KEYS,
     MESSAGE_KEYS,
+    REASONING_MODES,
     REDACTED_KEYS,
     REQUEST_KEYS,
     RESPONSE_KEYS,
     stop_from_wire,
     TEXT_KEYS,
+    THINKING_ENABLED_KEYS,
     THINKING_KEYS,
+    THINKING_TYPE_KEY,
     TOOL_RESULT_KEYS,
     TOOL_USE_KEYS,
     URL_SOURCE_KEYS,
@@ -119,10 +123,24 @@ def _message_from_wire(raw: dict[str, Any]) -> Message:
     return Message(raw["role"], content_from_wire(raw["content"]), others(raw, MESSAGE_KEYS))
 
 
+def _reasoning_from_wire(extra: dict[str, Any]) -> Reasoning | None:
+    """``thinking`` of a type the canonical model names, taken out of ``extra``;
+    a null one, or one of a type it does not know, stays there to be relayed as sent."""
+    thinking = extra.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") not in REASONING_MODES:
+        return None
+    del extra["thinking"]
+    mode = thinking["type"]
+    if mode == "enabled":
+        return Reasoning(mode, budget_tokens=thinking["budget_tokens"], extra=others(thinking, THINKING_ENABLED_KEYS))
+    return Reasoning(mode, extra=others(thinking, THINKING_TYPE_KEY))
+
+
 def request_from_wire(data: dict[str, Any]) -> ChatRequest:
     """A validated request body as a canonical request."""
     metadata = data.get("metadata") or {}
     extra = others(data, REQUEST_KEYS)
+    reasoning = _reasoning_from_wire(extra)
     other_metadata = others(metadata, USER_ID_KEY)
     if other_metadata:
         extra["metadata"] = other_metadata
@@ -140,6 +158,7 @@ def request_from_wire(data: dict[str, Any]) -> ChatRequest:
         tools=[_tool_from_wire(t) for t in data.get("tools") or ()],
         tool_choice=_tool_choice_from_wire(data.get("tool_choice")),
         user=metadata.get("user_id"),
+        reasoning=reasoning,
         extra=extra,
     )
 

@@ -4,16 +4,16 @@ with the names of what the API cannot carry."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
-    Format,
     Image,
     Opaque,
+    Reasoning,
     Text,
     Thinking,
     Tool,
@@ -21,51 +21,23 @@ from ...canonical import (
     ToolChoice,
     ToolResult,
 )
-from ...errors import InvalidRequest
-from ..base import others
+from ..lossy import Carry
 from .shapes import (
     BAD_TOOL_ID_CHARS,
     EFFORT_BUDGET,
     FALLBACK_MAX_TOKENS,
     MIN_THINKING_BUDGET,
-    OPENAI_EMPTY_EXTRAS,
-    OPENAI_NESTED_EXTRAS,
-    OPENAI_TEXT_MARKS,
-    ROLE_KEY,
-    SILENT_OPENAI,
     STOP_TO_WIRE,
     TEXT_KEYS,
     usage_to_wire,
 )
 
-class _Writer:
-    """Canonical -> wire for one request or response, collecting what is lost.
+class _Writer(Carry):
+    """Canonical -> wire for one request, collecting what is lost (``formats.lossy``)."""
 
-    ``source`` is the format the canonical object came from: its extras are
-    written back when it is this one, reported lossy when it is the other, and
-    ignored when None (a response a plugin made).
-    """
-
-    __slots__ = ("keep", "report", "for_request", "lossy")
-
-    def __init__(self, source: Format | None, *, for_request: bool) -> None:
-        self.keep = source == "anthropic"
-        self.report = source is not None and not self.keep
-        self.for_request = for_request
-        self.lossy: dict[str, None] = {}  # an ordered set
-
-    def lose(self, name: str) -> None:
-        self.lossy[name] = None
-
-    def extra(self, out: dict[str, Any], extra: Mapping[str, Any], prefix: str) -> None:
-        """Write ``extra`` back, or name what it held; None and False carry nothing."""
-        if self.keep:
-            for key, value in extra.items():
-                out.setdefault(key, value)
-        elif self.report:
-            for key, value in extra.items():
-                if value is not None and value is not False:
-                    self.lose(prefix + key)
+    __slots__ = ()
+    target = "anthropic"
+    for_request = True
 
     def tool_id(self, tool_id: str) -> str:
         return tool_id if self.keep or not self.for_request else BAD_TOOL_ID_CHARS.sub("_", tool_id)
@@ -104,14 +76,7 @@ class _Writer:
         if not block.text and self.for_request and not self.keep:
             return None  # the API refuses empty text blocks in a request
         out = {"type": "text", "text": block.text}
-        if not block.extra:
-            return out
-        if self.report:
-            message = block.extra.get("message")
-            if isinstance(message, Mapping):
-                self.extra({}, others(message, ROLE_KEY), "messages.")
-            self.extra(out, others(block.extra, OPENAI_TEXT_MARKS), "text.")
-        else:
+        if block.extra:
             self.extra(out, block.extra, "text.")
         return out
 
@@ -171,6 +136,15 @@ class _Writer:
         out["input_schema"] = {"type": "object", "properties": {}} if tool.parameters is None else tool.parameters
         self.extra(out, tool.extra, "tools.")
         return out
+
+
+class _ResponseWriter(_Writer):
+    """The same for a response: a ``Message`` holds no images or tool results,
+    and the rules only a request must obey (tool id characters, no empty text,
+    signed thinking) do not apply."""
+
+    __slots__ = ()
+    for_request = False
 
 
 def _compact(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
@@ -237,7 +211,19 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
     return out
 
 
-def _thinking_from_effort(request: ChatRequest, body: dict[str, Any], w: _Writer) -> None:
+def _thinking(request: ChatRequest, reasoning: Reasoning, body: dict[str, Any], w: _Writer) -> None:
+    """``thinking`` from ``reasoning``: as it is when it has no effort (this API's
+    own shape), else a budget approximating the effort (``_thinking_from_effort``)."""
+    if reasoning.effort is not None:
+        _thinking_from_effort(request, reasoning.effort, body, w)
+        return
+    thinking: dict[str, Any] = {"type": reasoning.mode}
+    if reasoning.budget_tokens is not None:
+        thinking["budget_tokens"] = reasoning.budget_tokens
+    body["thinking"] = w.extra(thinking, reasoning.extra, "thinking.")
+
+
+def _thinking_from_effort(request: ChatRequest, effort: str, body: dict[str, Any], w: _Writer) -> None:
     """OpenAI ``reasoning_effort`` as a thinking budget, where the API allows thinking.
 
     Thinking needs temperature 1, top_p >= 0.95, tool_choice auto/none, and a
@@ -245,8 +231,7 @@ def _thinking_from_effort(request: ChatRequest, body: dict[str, Any], w: _Writer
     conversation from OpenAI never has.  A budget comes out of ``max_tokens``
     the client set (as OpenAI counts reasoning tokens), or is added to a default.
     """
-    effort = request.extra.get("reasoning_effort")
-    if effort is None or effort == "none":
+    if effort == "none":
         return
     w.lose("reasoning_effort")
     budget = EFFORT_BUDGET.get(effort)
@@ -268,19 +253,8 @@ def _thinking_from_effort(request: ChatRequest, body: dict[str, Any], w: _Writer
     body["thinking"] = {"type": "enabled", "budget_tokens": budget}
 
 
-def _openai_extras(request: ChatRequest, body: dict[str, Any], w: _Writer) -> None:
-    """OpenAI-only request fields: refused, approximated, or named lossy."""
-    n = request.extra.get("n")
-    if n is not None and n != 1:
-        raise InvalidRequest("n", "the Anthropic Messages API supports only n=1")
-    _thinking_from_effort(request, body, w)
-    for key, value in request.extra.items():
-        if key not in SILENT_OPENAI and key != "reasoning_effort" and value is not None and value is not False:
-            w.lose(key)
-
-
 def request_to_wire(request: ChatRequest, default_max_tokens: int | None) -> tuple[dict[str, Any], list[str]]:
-    w = _Writer(request.source, for_request=True)
+    w = _Writer(request.source)
     messages, system = _messages(request, w)
     max_tokens = request.max_tokens
     if max_tokens is None:
@@ -309,17 +283,20 @@ def request_to_wire(request: ChatRequest, default_max_tokens: int | None) -> tup
         body["metadata"] = metadata
     if request.stream:
         body["stream"] = True
+    # The source's verdict first: it raises for what this API cannot serve at all.
+    lost = w.foreign.request(request.extra, "anthropic") if w.foreign is not None else ()
+    if request.reasoning is not None:
+        _thinking(request, request.reasoning, body, w)
     if w.keep:
         w.extra(body, request.extra, "")
-    else:
-        _openai_extras(request, body, w)
+    w.lose_all(lost)
     return body, list(w.lossy)
 
 
 def response_to_wire(response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
     """A complete ``Message``.  From OpenAI, token breakdowns (``prompt_tokens_details``...)
     are not reported lossy: the totals they break down are carried."""
-    w = _Writer(response.source, for_request=False)
+    w = _ResponseWriter(response.source)
     body: dict[str, Any] = {
         "id": response.id,
         "type": "message",
@@ -330,14 +307,10 @@ def response_to_wire(response: ChatResponse, request: ChatRequest) -> tuple[dict
         "stop_sequence": response.stop_sequence,
         "usage": usage_to_wire(response.usage, keep_extra=w.keep),
     }
-    if not w.report:
+    if w.foreign is None:
         w.extra(body, response.extra, "")
         return body, list(w.lossy)
     if response.stop_reason == "end_turn" and request.stop:
         w.lose("stop_sequence")  # OpenAI's "stop" does not say whether a sequence matched
-    for key, value in response.extra.items():
-        if key in OPENAI_NESTED_EXTRAS and isinstance(value, Mapping):
-            w.extra({}, value, "")
-        elif key not in OPENAI_EMPTY_EXTRAS:
-            w.extra({}, {key: value}, "")
+    w.lose_all(w.foreign.response(response.extra))
     return body, list(w.lossy)

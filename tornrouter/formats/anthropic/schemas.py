@@ -17,45 +17,20 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..fields import StrictBool, StrictFloat, Wire, first_problem
+from ..fields import Content, StrictBool, StrictFloat, Tagged, Wire, first_problem
 
 # Newer models take a ``system`` turn right after a user turn (``SystemMessageParam``
 # in the SDK); the codec relays it same-format and folds it into ``system`` otherwise.
 ROLES = ("user", "assistant", "system")
 
 
-class _Tagged(fields.Field):
-    """An object validated by the schema its ``type`` names.
+def _open(schemas: Mapping[str, Schema], **kwargs: Any) -> Tagged:
+    """An object checked by the schema its ``type`` names; another type passes as it is."""
+    return Tagged(schemas, unknown=None, **kwargs)
 
-    ``closed`` refuses types not listed; otherwise they pass as they are.
-    ``default`` is the type of an object without one (a custom tool).
-    """
 
-    def __init__(
-        self, schemas: Mapping[str, Schema], *, closed: bool = False, default: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.schemas = schemas
-        self.closed = closed
-        self.default = default
-
-    def errors(self, value: Any) -> Any:
-        """The errors of one object (None when it is valid)."""
-        if not isinstance(value, dict):
-            return ["Must be an object."]
-        kind = value.get("type", self.default)
-        if not isinstance(kind, str):
-            return {"type": ["Missing data for required field." if kind is None else "Not a valid string."]}
-        schema = self.schemas.get(kind)
-        if schema is None:
-            return {"type": [f"Must be one of: {', '.join(self.schemas)}."]} if self.closed else None
-        return first_problem(schema, value)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
-        errors = self.errors(value)
-        if errors:
-            raise ValidationError(errors)
-        return value
+def _content(blocks: Mapping[str, Schema], **kwargs: Any) -> Content:
+    return Content(blocks, noun="content blocks", unknown=None, **kwargs)
 
 
 class _Each(fields.Field):
@@ -71,24 +46,6 @@ class _Each(fields.Field):
         errors = {}
         for index, item in enumerate(value):
             problem = first_problem(self.schema, item) if isinstance(item, dict) else ["Must be an object."]
-            if problem:
-                errors[index] = problem
-        if errors:
-            raise ValidationError(errors)
-        return value
-
-
-class _Content(_Tagged):
-    """A string, or a list of content blocks each checked by the schema of its ``type``."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
-        if isinstance(value, str):
-            return value
-        if not isinstance(value, list):
-            raise ValidationError("Must be a string or a list of content blocks.")
-        errors = {}
-        for index, block in enumerate(value):
-            problem = self.errors(block)
             if problem:
                 errors[index] = problem
         if errors:
@@ -113,7 +70,7 @@ class _UrlSource(Wire):
 
 
 class _ImageBlock(Wire):
-    source = _Tagged({"base64": _Base64Source(), "url": _UrlSource()}, required=True)
+    source = _open({"base64": _Base64Source(), "url": _UrlSource()}, required=True)
 
 
 class _DocumentBlock(Wire):
@@ -131,7 +88,7 @@ _TOOL_RESULT_CONTENT = {"text": _TextBlock(), "image": _ImageBlock(), "document"
 
 class _ToolResultBlock(Wire):
     tool_use_id = fields.String(required=True)
-    content = _Content(_TOOL_RESULT_CONTENT, allow_none=True)
+    content = _content(_TOOL_RESULT_CONTENT, allow_none=True)
     is_error = StrictBool(allow_none=True)
 
 
@@ -164,7 +121,7 @@ _BLOCKS = {
 
 class _MessageParam(Wire):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    content = _Content(_BLOCKS, required=True)
+    content = _content(_BLOCKS, required=True)
 
 
 # --- tools, tool choice, thinking ---------------------------------------------------
@@ -205,22 +162,20 @@ class MessagesRequest(Wire):
     model = fields.String(required=True, validate=validate.Length(min=1))
     max_tokens = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     messages = _Each(_MessageParam(), required=True, validate=[validate.Length(min=1), _system_turns_follow_user_turns])
-    system = _Content({"text": _TextBlock()}, closed=True, allow_none=True)
+    system = Content({"text": _TextBlock()}, noun="content blocks", allow_none=True)
     stop_sequences = fields.List(fields.String(), allow_none=True)
     temperature = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
     top_p = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
     top_k = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0))
     stream = StrictBool(allow_none=True)
     metadata = fields.Nested(_Metadata, allow_none=True)
-    tools = fields.List(_Tagged({"custom": _CustomTool()}, default="custom"), allow_none=True)
-    tool_choice = _Tagged(
+    tools = fields.List(_open({"custom": _CustomTool()}, default="custom"), allow_none=True)
+    tool_choice = Tagged(
         {"auto": _ToolChoiceAuto(), "any": _ToolChoiceAuto(), "tool": _ToolChoiceTool(), "none": Wire()},
-        closed=True,
         allow_none=True,
     )
-    thinking = _Tagged({"enabled": _ThinkingEnabled()}, allow_none=True)
+    thinking = _open({"enabled": _ThinkingEnabled()}, allow_none=True)
     service_tier = fields.String(allow_none=True)
-
 
 
 REQUEST_SCHEMA = MessagesRequest()

@@ -1,17 +1,17 @@
 """The Anthropic Messages wire vocabulary shared by the decoder, the encoder
 and the stream codec: stop reasons, the field names each level of a body knows,
-usage in both directions, and how the OpenAI codec marks its own ``extra``."""
+usage in both directions, and how this codec's ``extra`` reads to the other."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, get_args
 
-from ...canonical import StopReason, Usage
+from ...canonical import ReasoningMode, StopReason, Usage
 from ...check import check_usage
-from ..base import others
+from ..base import Foreign, others
 
 # Canonical stop reasons are this API's names.  A window overflow is, for the
 # client, a length stop; an unknown future reason decodes as a natural end.
@@ -67,7 +67,6 @@ RESPONSE_KEYS = frozenset({"id", "type", "role", "model", "content", "stop_reaso
 _USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"})
 MESSAGE_KEYS = frozenset({"role", "content"})
 USER_ID_KEY = frozenset({"user_id"})
-ROLE_KEY = frozenset({"role"})
 TEXT_KEYS = frozenset({"type", "text"})
 IMAGE_KEYS = frozenset({"type", "source"})
 TOOL_USE_KEYS = frozenset({"type", "id", "name", "input"})
@@ -75,28 +74,34 @@ TOOL_RESULT_KEYS = frozenset({"type", "tool_use_id", "content", "is_error"})
 THINKING_KEYS = frozenset({"type", "thinking", "signature"})
 REDACTED_KEYS = frozenset({"type", "data"})
 CUSTOM_TOOL_KEYS = frozenset({"name", "description", "input_schema"})
+THINKING_TYPE_KEY = frozenset({"type"})
+THINKING_ENABLED_KEYS = frozenset({"type", "budget_tokens"})
+# The ``thinking`` types ``Reasoning.mode`` names; others (``between_tools``...) stay in ``extra``.
+REASONING_MODES = frozenset(get_args(ReasoningMode))
 BASE64_SOURCE_KEYS = frozenset({"type", "media_type", "data"})
 URL_SOURCE_KEYS = frozenset({"type", "url"})
 
-# OpenAI request fields with nothing to carry: ``stream_options`` is honoured
-# by the stream translator, ``n`` is checked on its own.
-SILENT_OPENAI = frozenset({"stream_options", "n"})
 # reasoning_effort -> thinking budget; an approximation, always reported lossy.
 EFFORT_BUDGET: Mapping[str, int] = MappingProxyType(
     {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
 )
 MIN_THINKING_BUDGET = 1024
 FALLBACK_MAX_TOKENS = 4096
-# What the OpenAI codec leaves in ``extra`` beyond wire fields (its module doc):
-# marks on Text -- where a leading instruction message began (its other fields)
-# and that a text was a refusal -- and a completion's ``created``, ``choice``
-# (fields of choices[0]) and ``message`` (fields of its message).
-OPENAI_TEXT_MARKS = frozenset({"message", "refusal"})
-OPENAI_NESTED_EXTRAS = frozenset({"choice", "message"})
-OPENAI_EMPTY_EXTRAS = frozenset({"created"})
 # Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; some OpenAI-compatible
 # upstreams mint ids like "functions.get_weather:0".
 BAD_TOOL_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+class _Extras(Foreign):
+    """This codec's ``extra`` holds wire fields only, each lost under its key; a
+    ``citations_delta``'s citation (``BlockDelta.extra["citation"]``) is lost as
+    the block's ``text.citations``."""
+
+    def delta(self, extra: Mapping[str, Any]) -> list[str]:
+        return ["text.citations" if key == "citation" else key for key in extra]
+
+
+FOREIGN = _Extras()
 
 
 def usage_from_wire(d: Mapping[str, Any]) -> Usage:

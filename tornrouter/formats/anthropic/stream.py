@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ...accumulate import EVENT_EXTRA, StreamOrder, StreamOrderError
+from ...accumulate import EVENT_EXTRA, StreamOrder
 from ...canonical import (
     BlockDelta,
     BlockStart,
@@ -42,6 +42,7 @@ from ...canonical import (
 )
 from ...sse import ServerSentEvent
 from ..base import others
+from ..lossy import Carry
 from .decode import block_from_wire
 from .shapes import (
     STOP_TO_WIRE,
@@ -71,7 +72,6 @@ _MESSAGE_KEYS = frozenset({"id", "type", "role", "content", "model", "stop_reaso
 _DELTA_EVENT_KEYS = frozenset({"type", "index", "delta"})
 _STOP_KEYS = frozenset({"stop_reason", "stop_sequence"})
 _MESSAGE_DELTA_KEYS = frozenset({"type", "delta", "usage"})
-_PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
 
@@ -153,7 +153,7 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-class AnthropicStreamEncoder:
+class AnthropicStreamEncoder(Carry):
     """Canonical events -> the exact bytes of an Anthropic Messages stream.
 
     ``encode`` refuses (``StreamOrderError``) any event the stream grammar
@@ -165,24 +165,18 @@ class AnthropicStreamEncoder:
     OpenAI ``Opaque``) is left out, the wire indices staying dense.
     """
 
+    target = "anthropic"
+
     def __init__(self, *, source: Format | None = None) -> None:
+        super().__init__(source)
         self._order = StreamOrder()
-        self._keep = source == "anthropic"
-        self._report = source is not None and not self._keep
         self._wire: dict[int, int] = {}  # canonical block index -> wire index, for the blocks sent
         self._usage = Usage()
-        self.lossy: dict[str, None] = {}  # an ordered set of what could not be carried
 
     @property
     def terminated(self) -> bool:
         """True once ``message_stop`` or ``error`` has been written: nothing may follow."""
         return self._order.terminated
-
-    def ping(self) -> bytes:
-        """A keep-alive event, for a quiet upstream."""
-        if self.terminated:
-            raise StreamOrderError("ping after the end of the stream")
-        return _PING
 
     def finish_with_error(self, message: str, status: int = 502) -> bytes:
         """End the stream with an ``error`` event, e.g. when the upstream fails mid-stream."""
@@ -209,15 +203,6 @@ class AnthropicStreamEncoder:
         error = {"type": error_type_for(event.status), "message": event.message}
         return _event("error", {"type": "error", "error": error})
 
-    def _extra(self, out: dict[str, Any], extra: dict[str, Any], prefix: str) -> dict[str, Any]:
-        """``out`` with ``extra`` written back (same source) or its names noted lossy."""
-        if self._keep:
-            for key, value in extra.items():
-                out.setdefault(key, value)
-        elif self._report:
-            self.lossy.update((prefix + k, None) for k, v in extra.items() if v is not None and v is not False)
-        return out
-
     def _message_start(self, event: MessageStart) -> bytes:
         self._usage = event.usage
         message = {
@@ -228,19 +213,19 @@ class AnthropicStreamEncoder:
             "model": event.model,
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": usage_to_wire(event.usage, keep_extra=self._keep),
+            "usage": usage_to_wire(event.usage, keep_extra=self.keep),
         }
-        return _event("message_start", {"type": "message_start", "message": self._extra(message, event.extra, "")})
+        return _event("message_start", {"type": "message_start", "message": self.extra(message, event.extra, "")})
 
     def _block_start(self, event: BlockStart) -> bytes:
         block = event.block
         follow: list[BlockDelta] = []  # what the block already holds, sent as deltas as the API does
         if isinstance(block, Text):
-            wire = self._extra({"type": "text", "text": ""}, block.extra, "text.")
+            wire = self.extra({"type": "text", "text": ""}, block.extra, "text.")
             if block.text:
                 follow.append(BlockDelta(event.index, "text", block.text))
         elif isinstance(block, ToolCall):
-            wire = self._extra(
+            wire = self.extra(
                 {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}, block.extra, "tool_call."
             )
             arguments = block.raw_arguments or (json.dumps(block.input, ensure_ascii=False) if block.input else "")
@@ -248,9 +233,9 @@ class AnthropicStreamEncoder:
                 follow.append(BlockDelta(event.index, "tool_input", arguments))
         elif isinstance(block, Thinking):
             if block.redacted is not None:
-                wire = self._extra({"type": "redacted_thinking", "data": block.redacted}, block.extra, "thinking.")
+                wire = self.extra({"type": "redacted_thinking", "data": block.redacted}, block.extra, "thinking.")
             else:
-                wire = self._extra({"type": "thinking", "thinking": "", "signature": ""}, block.extra, "thinking.")
+                wire = self.extra({"type": "thinking", "thinking": "", "signature": ""}, block.extra, "thinking.")
                 if block.thinking:
                     follow.append(BlockDelta(event.index, "thinking", block.thinking))
                 if block.signature:
@@ -258,7 +243,7 @@ class AnthropicStreamEncoder:
         elif isinstance(block, Opaque) and block.format == "anthropic":
             wire = block.data
         else:
-            self.lossy[f"content.{block.data.get('type') if isinstance(block, Opaque) else block.type}"] = None
+            self.lose(f"content.{block.data.get('type') if isinstance(block, Opaque) else block.type}")
             return b""
         index = self._wire[event.index] = len(self._wire)
         out = _event("content_block_start", {"type": "content_block_start", "index": index, "content_block": wire})
@@ -280,7 +265,7 @@ class AnthropicStreamEncoder:
             delta = {"type": "signature_delta", "signature": event.value}
         payload = {"type": "content_block_delta", "index": index, "delta": delta}
         if extra:
-            self._extra(payload, extra, "")
+            self.extra(payload, extra, "")
         return _event("content_block_delta", payload)
 
     def _message_delta(self, event: MessageDelta) -> bytes:
@@ -290,7 +275,7 @@ class AnthropicStreamEncoder:
             "stop_sequence": event.stop_sequence,
         }
         payload = {"type": "message_delta", "delta": delta, "usage": self._delta_usage(event.usage)}
-        for key, value in self._extra({}, event.extra, "").items():
+        for key, value in self.extra({}, event.extra, "").items():
             if key == EVENT_EXTRA:
                 payload.update(value)
             else:
@@ -302,5 +287,5 @@ class AnthropicStreamEncoder:
         start's count with each one present, so a zero is left out rather than sent."""
         if usage is None:
             return {"output_tokens": self._usage.output_tokens}
-        wire = usage_to_wire(usage, keep_extra=self._keep)
+        wire = usage_to_wire(usage, keep_extra=self.keep)
         return {k: v for k, v in wire.items() if v != 0 or k == "output_tokens"}

@@ -11,7 +11,11 @@ from Anthropic writes what this API can carry and returns the names of the rest
 (``thinking``, ``top_k``, ``text.cache_control``, ``tools.web_search_20250305``...)
 as lossy instead of dropping them silently.
 
-Where the OpenAI-only shape is kept (other code reads ``extra``):
+What both APIs express has canonical fields: ``reasoning_effort`` is
+``ChatRequest.reasoning`` (``mode`` ``disabled`` for ``none``, else
+``enabled``, with the value as ``effort``); an assistant ``refusal`` is a
+``Text`` with ``refusal`` set.  Where the OpenAI-only shape is kept (only this
+codec reads it; ``shapes.FOREIGN`` names it for the other format's encoders):
 
 - ``ChatRequest.extra["max_tokens"] = None``: the client used the legacy
   ``max_tokens`` key, whose value is ``request.max_tokens``; otherwise the
@@ -23,7 +27,6 @@ Where the OpenAI-only shape is kept (other code reads ``extra``):
   ``Text`` of each, except a plain first ``system`` message, carries
   ``extra["message"]``: the message's fields but ``content`` (``role``,
   ``name``...).  It marks where a message starts.
-- ``Text.extra["refusal"] is True``: an assistant ``refusal``.
 - An object with an inner object (image part / ``image_url``, tool and tool call
   / ``function``) keeps the outer object's unknown fields flat in ``extra``, as
   it does ``detail`` and ``strict``; the inner object's unknown fields go under
@@ -42,8 +45,6 @@ read-only once encoded.
 from __future__ import annotations
 
 from typing import Any
-
-import orjson
 
 from ...canonical import ChatRequest, ChatResponse, Format
 from ...errors import RouterError
@@ -66,24 +67,11 @@ def error_to_wire(error: RouterError) -> dict[str, Any]:
     }
 
 
-def error_from_wire(body: bytes) -> tuple[str | None, str] | None:
-    try:
-        data = orjson.loads(body)
-    except ValueError:  # orjson's: bad JSON, bad UTF-8, nesting too deep
-        return None
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        kind = error.get("type") or error.get("code")
-        return (kind if isinstance(kind, str) else None), error["message"]
-    if isinstance(error, str):  # some compatible servers: {"error": "..."}
-        return None, error
-    return None
-
-
 class OpenAICodec(Codec):
     """The OpenAI chat-completions API; see the module docstring for where its own fields go."""
 
     name = "openai"
+    error_type_keys = ("type", "code")
 
     def parse_request(self, body: bytes) -> ChatRequest:
         return request_from_wire(load_request(body, REQUEST_SCHEMA))
@@ -113,6 +101,3 @@ class OpenAICodec(Codec):
 
     def error_body(self, error: RouterError) -> dict[str, Any]:
         return error_to_wire(error)
-
-    def parse_error(self, body: bytes) -> tuple[str | None, str] | None:
-        return error_from_wire(body)

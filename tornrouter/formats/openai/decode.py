@@ -13,6 +13,7 @@ from ...canonical import (
     Image,
     Message,
     Opaque,
+    Reasoning,
     StopReason,
     Text,
     Thinking,
@@ -76,8 +77,17 @@ def request_from_wire(data: dict[str, Any]) -> ChatRequest:
         tools=[_tool_from_wire(t) for t in data.get("tools") or ()],
         tool_choice=_tool_choice_from_wire(data.get("tool_choice"), data.get("parallel_tool_calls"), extra),
         user=data.get("user"),
+        reasoning=_reasoning_from_wire(extra),
         extra=extra,
     )
+
+
+def _reasoning_from_wire(extra: dict[str, Any]) -> Reasoning | None:
+    """``reasoning_effort``, taken out of ``extra``; a null one stays there, to be relayed as sent."""
+    if extra.get("reasoning_effort") is None:
+        return None
+    effort = extra.pop("reasoning_effort")
+    return Reasoning("disabled" if effort == "none" else "enabled", effort)
 
 
 def _messages_from_wire(wire: list[dict[str, Any]]) -> tuple[list[Text], list[Message]]:
@@ -174,7 +184,7 @@ def _assistant_blocks(raw: dict[str, Any]) -> list[Block]:
         blocks.extend(_text(p) if p["type"] == "text" else Opaque("openai", p) for p in content)
     refusal = raw.get("refusal")
     if refusal is not None:
-        blocks.append(Text(refusal, {"refusal": True}))
+        blocks.append(Text(refusal, refusal=True))
     blocks.extend(_tool_call_from_wire(c) for c in raw.get("tool_calls") or ())
     return blocks
 

@@ -12,10 +12,10 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
-    Format,
     Image,
     Message,
     Opaque,
+    Reasoning,
     Text,
     Thinking,
     Tool,
@@ -23,6 +23,7 @@ from ...canonical import (
     ToolChoice,
     ToolResult,
 )
+from ..lossy import Carry
 from .shapes import (
     LEGACY_MAX_TOKENS,
     MAX_STOP,
@@ -34,37 +35,13 @@ from .shapes import (
 )
 
 
-class _Writer:
-    """Canonical -> wire for one request or response, collecting what is lost.
+class _Writer(Carry):
+    """Canonical -> wire for one request or response, collecting what is lost
+    (``formats.lossy``).  Blocks this API has no place for are reported whatever
+    the source."""
 
-    ``source`` is the format the canonical object came from: its extras are
-    written back when it is this one, reported lossy when it is the other, and
-    ignored when None (a response a plugin made).  Blocks this API has no place
-    for are reported whatever the source.
-    """
-
-    __slots__ = ("keep", "report", "lossy")
-
-    def __init__(self, source: Format | None) -> None:
-        self.keep = source == "openai"
-        self.report = source is not None and not self.keep
-        self.lossy: dict[str, None] = {}  # an ordered set
-
-    def lose(self, name: str) -> None:
-        self.lossy[name] = None
-
-    def extra(
-        self, out: dict[str, Any], extra: Mapping[str, Any], prefix: str, skip: frozenset[str] = frozenset()
-    ) -> None:
-        """Write ``extra`` back, or name what it held; None and False carry nothing."""
-        if self.keep:
-            for key, value in extra.items():
-                if key not in skip:
-                    out[key] = value
-        elif self.report:
-            for key, value in extra.items():
-                if key not in skip and value is not None and value is not False:
-                    self.lose(prefix + key)
+    __slots__ = ()
+    target = "openai"
 
     def nested(
         self,
@@ -222,7 +199,7 @@ class _Writer:
         calls: list[dict[str, Any]] = []
         for block in blocks:
             if isinstance(block, Text):
-                if block.extra.get("refusal") is True:
+                if block.refusal:
                     refusal.append(block.text)
                 else:
                     parts.append(self.text(block))
@@ -276,19 +253,18 @@ def _named_choice(name: str, tools: Iterable[dict[str, Any]]) -> dict[str, Any] 
     return None
 
 
-def _foreign_extras(request: ChatRequest, body: dict[str, Any], w: _Writer) -> None:
-    """Anthropic-only request fields, each named lossy.
+def _reasoning(body: dict[str, Any], reasoning: Reasoning, w: _Writer) -> None:
+    """``reasoning_effort``, when there is an effort.
 
-    ``thinking`` is not turned into ``reasoning_effort``: a model that does not
-    reason refuses that field, so it would fail requests a route sends to, say,
-    gpt-4.1; a reasoning model reasons at its default effort anyway.
+    Thinking without one (Anthropic's budget) is not turned into an effort: a
+    model that does not reason refuses that field, so it would fail requests a
+    route sends to, say, gpt-4.1; a reasoning model reasons at its default
+    effort anyway.
     """
-    for key, value in request.extra.items():
-        if value is None or value is False:
-            continue
-        if key == "thinking" and isinstance(value, Mapping) and value.get("type") == "disabled":
-            continue
-        w.lose(key)
+    if reasoning.effort is not None:
+        body["reasoning_effort"] = reasoning.effort
+    elif reasoning.mode != "disabled":
+        w.lose("thinking")
 
 
 def request_to_wire(request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
@@ -325,10 +301,14 @@ def request_to_wire(request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
         body["tools"] = tools
     if request.tool_choice is not None:
         w.tool_choice(body, request.tool_choice)
+        if w.keep and "tool_choice" in request.extra:  # an allowed_tools choice, which ToolChoice approximates
+            body["tool_choice"] = request.extra["tool_choice"]
     if w.keep:
         w.extra(body, request.extra, "", LEGACY_MAX_TOKENS if legacy else frozenset())
-    else:
-        _foreign_extras(request, body, w)
+    elif w.foreign is not None:
+        w.lose_all(w.foreign.request(request.extra, "openai"))
+    if request.reasoning is not None:
+        _reasoning(body, request.reasoning, w)
     return body, list(w.lossy)
 
 
@@ -368,8 +348,8 @@ def response_to_wire(response: ChatResponse) -> tuple[dict[str, Any], list[str]]
     w.extra({}, response.usage.extra, "usage.")
     if w.keep:
         _restore_completion(body, response.extra)
-    else:
-        w.extra(body, response.extra, "")
+    elif w.foreign is not None:
+        w.lose_all(w.foreign.response(response.extra))
     return body, list(w.lossy)
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..fields import StrictBool, StrictFloat, Wire, first_problem
+from ..fields import Content, StrictBool, StrictFloat, Tagged, Wire, first_problem
 
+_UNKNOWN = "'{kind}' is not one of: {choices}."
 # Roles the API once had, refused with a pointer to their successor.
 _RETIRED_ROLES: Mapping[str, str] = MappingProxyType(
     {"function": "the legacy 'function' role is not supported; send 'tool' messages with a tool_call_id."}
@@ -32,48 +33,8 @@ def _int(**kwargs: Any) -> fields.Integer:
     return fields.Integer(strict=True, allow_none=True, **kwargs)
 
 
-def _tagged_errors(value: Any, schemas: Mapping[str, Schema], key: str, retired: Mapping[str, str] | None) -> Any:
-    """The errors of one object whose ``key`` field picks its schema (None when valid)."""
-    if not isinstance(value, dict):
-        return ["Must be an object."]
-    kind = value.get(key)
-    if not isinstance(kind, str):
-        return {key: ["Missing data for required field." if kind is None else "Not a valid string."]}
-    schema = schemas.get(kind)
-    if schema is None:
-        refusal = retired and retired.get(kind)
-        return {key: [refusal or f"'{kind}' is not one of: {', '.join(schemas)}."]}
-    return first_problem(schema, value)
-
-
-class _Tagged(fields.Field):
-    """An object validated by the schema its ``key`` field (``type``, ``role``) names.
-
-    ``retired`` maps values the API no longer takes to the message refusing them.
-    """
-
-    def __init__(
-        self,
-        schemas: Mapping[str, Schema],
-        *,
-        key: str = "type",
-        retired: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.schemas = schemas
-        self.key = key
-        self.retired = retired
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
-        errors = _tagged_errors(value, self.schemas, self.key, self.retired)
-        if errors:
-            raise ValidationError(errors)
-        return value
-
-
 class _Object(fields.Field):
-    """A nested object checked by ``schema``; a lighter ``fields.Nested`` (see ``_errors``)."""
+    """A nested object checked by ``schema``; a lighter ``fields.Nested`` (see ``first_problem``)."""
 
     def __init__(self, schema: Schema, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -88,25 +49,6 @@ class _Object(fields.Field):
         return value
 
 
-class _Content(fields.Field):
-    """A string, or a non-empty list of parts each checked by the schema of its ``type``."""
-
-    def __init__(self, parts: Mapping[str, Schema], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.parts = parts
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
-        if isinstance(value, str):
-            return value
-        if not isinstance(value, list) or not value:
-            raise ValidationError("Must be a string or a non-empty list of content parts.")
-        for index, part in enumerate(value):
-            errors = _tagged_errors(part, self.parts, "type", None)
-            if errors:
-                raise ValidationError({index: errors})
-        return value
-
-
 class _Stop(fields.Field):
     """``stop``: one string or a list of strings."""
 
@@ -116,7 +58,16 @@ class _Stop(fields.Field):
         raise ValidationError("Must be a string or a list of strings.")
 
 
-class _ToolChoice(_Tagged):
+def _tagged(schemas: Mapping[str, Schema], **kwargs: Any) -> Tagged:
+    """An object of one of ``schemas`` by its ``type`` (or ``key``): the API refuses other types."""
+    return Tagged(schemas, unknown=_UNKNOWN, **kwargs)
+
+
+def _content(parts: Mapping[str, Schema], **kwargs: Any) -> Content:
+    return Content(parts, noun="content parts", non_empty=True, unknown=_UNKNOWN, **kwargs)
+
+
+class _ToolChoice(Tagged):
     """``"none"`` | ``"auto"`` | ``"required"`` | a named or allowed-tools object."""
 
     MODES = ("none", "auto", "required")
@@ -199,26 +150,26 @@ class _CustomToolCall(Wire):
 class _InstructionMessage(Wire):
     """``system`` and ``developer``."""
 
-    content = _Content(_TEXT_ONLY, required=True)
+    content = _content(_TEXT_ONLY, required=True)
     name = fields.String()
 
 
 class _UserMessage(Wire):
-    content = _Content(_USER_PARTS, required=True)
+    content = _content(_USER_PARTS, required=True)
     name = fields.String()
 
 
 class _AssistantMessage(Wire):
-    content = _Content(_ASSISTANT_PARTS, allow_none=True)
+    content = _content(_ASSISTANT_PARTS, allow_none=True)
     refusal = fields.String(allow_none=True)
     name = fields.String()
     tool_calls = fields.List(
-        _Tagged({"function": _FunctionToolCall(), "custom": _CustomToolCall()}), allow_none=True
+        _tagged({"function": _FunctionToolCall(), "custom": _CustomToolCall()}), allow_none=True
     )
 
 
 class _ToolMessage(Wire):
-    content = _Content(_TEXT_ONLY, required=True)
+    content = _content(_TEXT_ONLY, required=True)
     tool_call_id = fields.String(required=True)
 
 
@@ -296,7 +247,7 @@ class ChatCompletionRequest(Wire):
 
     model = fields.String(required=True, validate=validate.Length(min=1))
     messages = fields.List(
-        _Tagged(_MESSAGES, key="role", retired=_RETIRED_ROLES), required=True, validate=validate.Length(min=1)
+        _tagged(_MESSAGES, key="role", retired=_RETIRED_ROLES), required=True, validate=validate.Length(min=1)
     )
     max_tokens = _int(validate=validate.Range(min=1))
     max_completion_tokens = _int(validate=validate.Range(min=1))
@@ -314,13 +265,15 @@ class ChatCompletionRequest(Wire):
     seed = _int()
     user = fields.String(allow_none=True)
     metadata = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
-    response_format = _Tagged(
+    response_format = _tagged(
         {"text": Wire(), "json_object": Wire(), "json_schema": _JSONSchemaFormat()}, allow_none=True
     )
     reasoning_effort = fields.String(allow_none=True)
-    tools = fields.List(_Tagged({"function": _FunctionTool(), "custom": _CustomTool()}), allow_none=True)
+    tools = fields.List(_tagged({"function": _FunctionTool(), "custom": _CustomTool()}), allow_none=True)
     tool_choice = _ToolChoice(
-        {"function": _NamedFunction(), "custom": _NamedCustom(), "allowed_tools": _AllowedTools()}, allow_none=True
+        {"function": _NamedFunction(), "custom": _NamedCustom(), "allowed_tools": _AllowedTools()},
+        unknown=_UNKNOWN,
+        allow_none=True,
     )
     parallel_tool_calls = StrictBool(allow_none=True)
 

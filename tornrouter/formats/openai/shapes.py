@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ...canonical import StopReason, Usage
+from ...canonical import Format, StopReason, Usage
 from ...check import check_usage
-from ..base import others
+from ...errors import InvalidRequest
+from ..base import Foreign, others
 
 
 FINISH_TO_STOP: Mapping[str, StopReason] = MappingProxyType(
@@ -79,8 +80,48 @@ CHOICE_KEYS = frozenset({"index", "message", "finish_reason"})
 RESPONSE_MESSAGE_KEYS = frozenset({"role", "content", "refusal", "tool_calls", "reasoning_content"})
 _USAGE_KEYS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 # Text.extra keys that are this codec's marks, not fields of a text part.
-TEXT_MARKS = frozenset({"message", "refusal"})
+TEXT_MARKS = frozenset({"message"})
 LEGACY_MAX_TOKENS = frozenset({"max_tokens"})
+_ROLE_KEY = frozenset({"role"})
+# Request fields with nothing to carry elsewhere: ``stream_options`` is honoured
+# by the stream translator, ``n`` is checked on its own.
+_SILENT_REQUEST_KEYS = frozenset({"stream_options", "n"})
+# Response extras that hold the fields of an inner object (choices[0], its message).
+_NESTED_RESPONSE_KEYS = frozenset({"choice", "message"})
+_SILENT_RESPONSE_KEYS = frozenset({"created"})
+_API_NAMES: Mapping[str, str] = MappingProxyType({"anthropic": "Anthropic Messages", "openai": "OpenAI"})
+
+
+class _Extras(Foreign):
+    """This codec's ``extra`` as another format loses it (see ``codec`` for what it
+    keeps where): a leading instruction message's fields but its role are lost as
+    ``messages.<field>``; a completion's ``choice`` and ``message`` by their own
+    fields, its ``created`` silently; ``n`` above 1 cannot be served at all."""
+
+    def names(self, extra: Mapping[str, Any], prefix: str) -> list[str]:
+        if prefix != "text." or "message" not in extra:
+            return super().names(extra, prefix)
+        message = extra["message"]
+        own = others(message, _ROLE_KEY) if isinstance(message, Mapping) else {}
+        return super().names(own, "messages.") + super().names(others(extra, TEXT_MARKS), prefix)
+
+    def request(self, extra: Mapping[str, Any], target: Format) -> list[str]:
+        n = extra.get("n")
+        if n is not None and n != 1:
+            raise InvalidRequest("n", f"the {_API_NAMES[target]} API supports only n=1")
+        return [k for k, v in extra.items() if k not in _SILENT_REQUEST_KEYS and v is not None and v is not False]
+
+    def response(self, extra: Mapping[str, Any]) -> list[str]:
+        lost: list[str] = []
+        for key, value in extra.items():
+            if key in _NESTED_RESPONSE_KEYS and isinstance(value, Mapping):
+                lost += self.names(value, "")
+            elif key not in _SILENT_RESPONSE_KEYS and value is not None and value is not False:
+                lost.append(key)
+        return lost
+
+
+FOREIGN = _Extras()
 
 
 def others_present(raw: Mapping[str, Any], named: frozenset[str]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from ...canonical import (
 )
 from ...sse import ServerSentEvent
 from ..base import others
+from ..lossy import Carry
 from .shapes import (
     FINISH_TO_STOP,
     STOP_TO_FINISH,
@@ -182,7 +183,7 @@ class OpenAIStreamDecoder:
             return self._open_index
         self._close(out)
         if block is None:
-            block = Thinking() if key == "thinking" else Text("", {"refusal": True} if key == "refusal" else {})
+            block = Thinking() if key == "thinking" else Text("", refusal=key == "refusal")
         index = self._open_index = self._count
         self._open_key = key
         self._count += 1
@@ -227,7 +228,7 @@ def _data(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-class OpenAIStreamEncoder:
+class OpenAIStreamEncoder(Carry):
     """Canonical events -> the exact bytes of an OpenAI chat-completions stream.
 
     ``include_usage`` is the client's ``stream_options.include_usage``;
@@ -240,19 +241,19 @@ class OpenAIStreamEncoder:
     ``lossy``.  An event the stream grammar forbids raises ``StreamOrderError``.
     """
 
+    target = "openai"
+
     def __init__(
         self, *, include_usage: bool = False, source: Format | None = None, created: int | None = None
     ) -> None:
+        super().__init__(source)
         self._order = StreamOrder()
-        self._keep = source == "openai"
-        self._report = source is not None and not self._keep
         self._include_usage = include_usage
         self._created = created
         self._head: dict[str, Any] = {}  # the fields every chunk repeats
         self._tools: dict[int, int] = {}  # block index -> tool call index
         self._fields: dict[int, str] = {}  # block index -> the delta field of a refusal or reasoning block
         self._usage = Usage()
-        self.lossy: dict[str, None] = {}  # an ordered set of what could not be carried
 
     @property
     def terminated(self) -> bool:
@@ -278,7 +279,7 @@ class OpenAIStreamEncoder:
         if isinstance(event, MessageStop):
             if not self._include_usage:
                 return DONE
-            usage = usage_to_wire(self._usage, keep_extra=self._keep)
+            usage = usage_to_wire(self._usage, keep_extra=self.keep)
             return _data({**self._head, "choices": [], "usage": usage}) + DONE
         error_type = error_type_for(event.status)
         return _data({"error": {"message": event.message, "type": error_type, "param": None, "code": None}})
@@ -287,68 +288,59 @@ class OpenAIStreamEncoder:
         choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         return _data({**self._head, "choices": [choice]})
 
-    def _extra(self, out: dict[str, Any], extra: dict[str, Any], prefix: str) -> dict[str, Any]:
-        """``out`` with ``extra`` written back (same source) or its names noted lossy."""
-        if self._keep:
-            for key, value in extra.items():
-                out.setdefault(key, value)
-        elif self._report:
-            self.lossy.update((prefix + k, None) for k, v in extra.items() if v is not None and v is not False)
-        return out
-
     def _message_start(self, event: MessageStart) -> bytes:
         self._usage = event.usage
         created = self._created
         if created is None:
-            created = (event.extra.get("created") if self._keep else None) or int(time.time())
+            created = (event.extra.get("created") if self.keep else None) or int(time.time())
         head = {"id": event.id, "object": "chat.completion.chunk", "created": created, "model": event.model}
-        self._head = self._extra(head, event.extra, "")
+        self._head = self.extra(head, event.extra, "")
         return self._chunk({"role": "assistant", "content": ""})
 
     def _block_start(self, event: BlockStart) -> bytes:
         block = event.block
         if isinstance(block, Text):
             field = "content"
-            if block.extra.get("refusal") is True and self._keep:
+            if block.refusal and self.keep:
                 field = self._fields[event.index] = "refusal"
             else:
-                self._extra({}, block.extra, "text.")
+                self.extra({}, block.extra, "text.")
             return self._chunk({field: block.text}) if block.text else b""
         if isinstance(block, ToolCall):
             index = self._tools[event.index] = len(self._tools)
             arguments = block.raw_arguments or (json.dumps(block.input, ensure_ascii=False) if block.input else "")
             function = {"name": block.name, "arguments": arguments}
             call = {"index": index, "id": block.id, "type": "function", "function": function}
-            for key, value in self._extra({}, block.extra, "tool_call.").items():
+            for key, value in self.extra({}, block.extra, "tool_call.").items():
                 if key == "function":  # the inner object's own fields (see formats.openai.codec)
                     function.update(value)
                 else:
                     call[key] = value
             return self._chunk({"tool_calls": [call]})
-        if isinstance(block, Thinking) and self._keep and block.redacted is None:
+        if isinstance(block, Thinking) and self.keep and block.redacted is None:
             # What an OpenAI-compatible server sent as reasoning_content goes back as such.
             self._fields[event.index] = "reasoning_content"
             return self._chunk({"reasoning_content": block.thinking}) if block.thinking else b""
-        self.lossy["thinking" if isinstance(block, Thinking) else f"content.{_opaque_type(block)}"] = None
+        self.lose("thinking" if isinstance(block, Thinking) else f"content.{_opaque_type(block)}")
         return b""
 
     def _message_delta(self, event: MessageDelta) -> bytes:
         self._usage = merge_usage(self._usage, event.usage)
         extra = dict(event.extra)
         extra.update(extra.pop(EVENT_EXTRA, {}))
-        choice = self._extra({}, extra, "").get("choice") or {}
+        choice = self.extra({}, extra, "").get("choice") or {}
         stop = event.stop_reason
         finish = choice.get("finish_reason") or (STOP_TO_FINISH.get(stop, "stop") if stop else "stop")
         if stop == "pause_turn":
-            self.lossy["pause_turn"] = None
+            self.lose("pause_turn")
         if event.stop_sequence is not None:
-            self.lossy["stop_sequence"] = None  # OpenAI's "stop" does not say which sequence matched
+            self.lose("stop_sequence")  # OpenAI's "stop" does not say which sequence matched
         return self._chunk({}, finish)
 
     def _delta(self, event: BlockDelta) -> bytes:
         extra = event.extra
-        if extra and self._report:
-            self.lossy.update(("text.citations" if k == "citation" else k, None) for k in extra)
+        if extra and self.foreign is not None:
+            self.lose_all(self.foreign.delta(extra))
         if not event.value:
             return b""
         if event.kind == "tool_input":
@@ -358,7 +350,7 @@ class OpenAIStreamEncoder:
             return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": event.value}}]})
         field = self._fields.get(event.index, "content")
         if event.kind == "text":
-            return self._chunk({field: event.value}, logprobs=extra.get("logprobs") if self._keep else None)
+            return self._chunk({field: event.value}, logprobs=extra.get("logprobs") if self.keep else None)
         if event.kind == "thinking" and field == "reasoning_content":
             return self._chunk({field: event.value})
         return b""  # other thinking and signatures: named lossy at the block's start
