@@ -648,5 +648,5 @@ def test_anthropic_decoder_skips_what_it_does_not_know_and_keeps_citations() -> 
 
 def test_the_serving_path_does_not_import_the_validator() -> None:
     """``validate_stream`` is test and operator tooling, not part of serving."""
-    code = "import sys, tornrouter.app, tornrouter.cli; sys.exit('tornrouter.validate_stream' in sys.modules)"
+    code = "import sys, tornrouter.runtime, tornrouter.cli; sys.exit('tornrouter.validate_stream' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0
