@@ -14,6 +14,7 @@ from tornado.testing import bind_unused_port
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tests.configs import base_config  # noqa: E402
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.log_guard import LogGuard  # noqa: E402
 from tornrouter.app import Runtime, make_app  # noqa: E402
@@ -56,30 +57,6 @@ class RunningRouter:
         self.server.stop()
         await self.server.close_all_connections()
         self.runtime.close()
-
-
-def base_config(upstream_url: str, log_path: str, **overrides: Any) -> dict[str, Any]:
-    """Two real-API providers on the fake upstream, an echo provider, and routes to each."""
-    config: dict[str, Any] = {
-        "server": {"dashboard": True},
-        "log": {"requests": log_path},
-        "providers": {
-            "oai": {"kind": "openai", "base_url": upstream_url + "/v1", "api_key": "sk-test-openai-SECRET"},
-            "ant": {"kind": "anthropic", "base_url": upstream_url, "api_key": "sk-ant-test-SECRET"},
-            "echo": {"kind": "echo"},
-        },
-        "router": {
-            "default": "echo",
-            "routes": [
-                {"model": "gpt-*", "to": "oai"},
-                {"model": "claude-*", "to": "ant"},
-                {"model": "to-openai", "to": "oai/gpt-4o-mini"},
-                {"model": "to-anthropic", "to": "ant/claude-haiku-4-5"},
-            ],
-        },
-    }
-    config.update(overrides)
-    return config
 
 
 @pytest.fixture(autouse=True)

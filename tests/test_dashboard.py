@@ -17,7 +17,7 @@ from tornado.netutil import bind_sockets
 from tornado.testing import bind_unused_port
 
 from tests.browser import Browser, find_chromium
-from tests.conftest import base_config
+from tests.configs import base_config
 from tornrouter.app import make_app
 from tornrouter.events import EventBus
 from tornrouter.handlers import routes

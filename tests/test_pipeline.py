@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import base_config
+from tests.configs import base_config
 from tornrouter.classifiers import BaseClassifier
 from tornrouter.plugins import BasePlugin, Flow
 

@@ -23,7 +23,7 @@ from tornado.httpclient import HTTPResponse
 from tornado.iostream import IOStream
 from tornado.tcpclient import TCPClient
 
-from tests.conftest import base_config
+from tests.configs import base_config
 from tests.fake_upstream import OPENAI_TEXT, Reply, ToolCallSpec, anthropic_sse, openai_sse, sse_data, sse_event
 from tests.plugins_for_tests import RAW_ARGUMENTS
 from tornrouter.sse import ServerSentEvent, SSEDecoder
