@@ -8,19 +8,9 @@ import json
 import pytest
 
 from tests.configs import base_config
+from tests.wire import ANTHROPIC, OPENAI, chat, message
 from tornrouter.classifiers import BaseClassifier
 from tornrouter.plugins import BasePlugin, Flow
-
-OPENAI = "/v1/chat/completions"
-ANTHROPIC = "/v1/messages"
-
-
-def chat(model: str, text: str = "hello", **extra):
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def message(model: str, text: str = "hello", **extra):
-    return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}], **extra}
 
 
 def with_plugins(upstream, tmp_path, *plugins, **more):

@@ -12,18 +12,9 @@ import pytest
 
 from tests.configs import base_config
 from tests.fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, Reply, nginx_error_page
+from tests.wire import ANTHROPIC, OPENAI, chat, message
 
-OPENAI = "/v1/chat/completions"
-ANTHROPIC = "/v1/messages"
 SECRETS = ("sk-test-openai-SECRET", "sk-ant-test-SECRET")
-
-
-def chat(model: str, text: str = "hello", **extra):
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def message(model: str, text: str = "hello", **extra):
-    return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}], **extra}
 
 
 # --- same format --------------------------------------------------------------

@@ -24,14 +24,14 @@ from pathlib import Path
 import pytest
 from tornado.testing import bind_unused_port
 
-from tests.access_support import poll
+from tests.waiting import poll
+from tests.wire import OPENAI, chat
 from tornrouter.config import ServerConfig, parse_config
 from tornrouter.errors import ConfigError
 from tornrouter.lifecycle import Service
 from tornrouter.server import SPARE_FDS
 
 ROOT = Path(__file__).resolve().parent.parent
-OPENAI = "/v1/chat/completions"
 DEADLINE_S = 20.0
 DRIP_S = 0.2
 TIMEOUT_S = 2.0  # each of the three, in the tests that are about them
@@ -41,10 +41,6 @@ HEADERS = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "  
 BODY = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"  # a space at a time
 KEEP_ALIVE = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # answered, then silence
 ECHO_ONLY = {"providers": {"echo": {"kind": "echo"}}, "router": {"default": "echo"}}
-
-
-def chat(text: str) -> dict:
-    return {"model": "echo-model", "messages": [{"role": "user", "content": text}]}
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +101,7 @@ async def keep_asking(router, stop: asyncio.Event) -> list[int]:
     """Ordinary requests, one after another, until ``stop``: their statuses."""
     codes: list[int] = []
     while not stop.is_set() and len(codes) < 500:
-        codes.append((await router.post(OPENAI, chat(f"hello {len(codes)}"))).code)
+        codes.append((await router.post(OPENAI, chat("echo-model", f"hello {len(codes)}"))).code)
         codes.append((await router.get("/health")).code)
         await asyncio.sleep(0.02)
     return codes
@@ -174,7 +170,7 @@ async def test_connections_over_max_connections_are_closed_at_once(start_router,
     for client in held[:5]:
         client.writer.close()
     await poll(lambda: router.server.open_connections == 15, "5 connections to close")
-    assert (await router.post(OPENAI, chat("hello"))).code == 200
+    assert (await router.post(OPENAI, chat("echo-model", "hello"))).code == 200
     for client in held[5:]:
         client.writer.close()
 

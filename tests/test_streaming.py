@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anthropic
@@ -26,11 +25,11 @@ from tornado.tcpclient import TCPClient
 from tests.configs import base_config
 from tests.fake_upstream import OPENAI_TEXT, Reply, ToolCallSpec, anthropic_sse, openai_sse, sse_data, sse_event
 from tests.plugins_for_tests import RAW_ARGUMENTS
+from tests.waiting import poll
+from tests.wire import ANTHROPIC, OPENAI, body_for, chat, message
 from tornrouter.sse import ServerSentEvent, SSEDecoder
 from tornrouter.validate_stream import validate
 
-OPENAI = "/v1/chat/completions"
-ANTHROPIC = "/v1/messages"
 FIXTURES = Path(__file__).parent / "fixtures"
 FORMAT = {OPENAI: "openai", ANTHROPIC: "anthropic"}
 # libcurl aborts an abandoned transfer at its next progress call, about a second
@@ -58,18 +57,6 @@ SCENARIOS = {
     "two_tools": (None, [("call_Paris01", "get_weather", '{"location": "Paris"}'), ("call_Tokyo02", "get_time", '{"tz": "Asia/Tokyo"}')]),
     "text_then_tool": ("Let me check the weather.", [("call_Rome03", "get_weather", '{"location": "Rome"}')]),
 }
-
-
-def chat(model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], "stream": True, **extra}
-
-
-def message(model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}], "stream": True, **extra}
-
-
-def body_for(path: str, model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
-    return chat(model, text, **extra) if path == OPENAI else message(model, text, **extra)
 
 
 def scripted(kind: str, text: str | None, calls: Sequence[ToolCallSpec] = (), **options: Any) -> list[bytes]:
@@ -120,20 +107,9 @@ async def read_stream(router, path: str, body: dict[str, Any]) -> bytes:
     return raw
 
 
-async def eventually(check: Callable[[], Any], what: str, deadline: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``deadline`` seconds."""
-    end = time.monotonic() + deadline
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 async def log_entry(router) -> dict[str, Any]:
     """The only log entry, once the request has been logged."""
-    (entry,) = await eventually(router.log_entries, "the request's log entry")
+    (entry,) = await poll(router.log_entries, "the request's log entry")
     return entry
 
 
@@ -264,7 +240,7 @@ async def test_anthropic_relay_is_byte_identical(router, upstream, name, chunkin
     sent = ANTHROPIC_TRANSCRIPTS[name]
     chunks = split_events(sent) if chunking == "per_event" else [sent[i : i + 7] for i in range(0, len(sent), 7)]
     upstream.then(Reply(sse=chunks))
-    raw = await read_stream(router, ANTHROPIC, message("claude-x"))
+    raw = await read_stream(router, ANTHROPIC, message("claude-x", stream=True))
     assert raw == sent
     if name == "extra_fields_response":
         assert raw.count(b'"private_field"') == 4
@@ -277,7 +253,7 @@ async def test_anthropic_relay_is_byte_identical(router, upstream, name, chunkin
 async def test_openai_relay_is_byte_identical(router, upstream, name):
     sent = fixture(f"openai-sse/{name}")
     upstream.then(Reply(sse=split_events(sent)))
-    raw = await read_stream(router, OPENAI, chat("gpt-4o", stream_options={"include_usage": "usage" in sent.decode()}))
+    raw = await read_stream(router, OPENAI, chat("gpt-4o", stream=True, stream_options={"include_usage": "usage" in sent.decode()}))
     assert raw == sent
 
 
@@ -286,7 +262,7 @@ async def test_openai_relay_is_byte_identical(router, upstream, name):
 @pytest.mark.parametrize("include_usage", [True, False])
 async def test_anthropic_transcripts_translate_to_valid_openai_streams(router, upstream, name, include_usage):
     upstream.then(Reply(sse=split_events(ANTHROPIC_TRANSCRIPTS[name])))
-    body = chat("to-anthropic", stream_options={"include_usage": include_usage})
+    body = chat("to-anthropic", stream=True, stream_options={"include_usage": include_usage})
     raw = await read_stream(router, OPENAI, body)
     assert (b'"choices":[]' in raw) is include_usage
 
@@ -295,7 +271,7 @@ async def test_anthropic_transcripts_translate_to_valid_openai_streams(router, u
 @pytest.mark.parametrize("name", ["text.txt", "text_with_usage.txt", "parallel_tool_calls.txt", "reasoning_content.txt"])
 async def test_openai_transcripts_translate_to_valid_anthropic_streams(router, upstream, name):
     upstream.then(Reply(sse=split_events(fixture(f"openai-sse/{name}"))))
-    raw = await read_stream(router, ANTHROPIC, message("to-openai"))
+    raw = await read_stream(router, ANTHROPIC, message("to-openai", stream=True))
     assert payloads(raw)[-1] == {"type": "message_stop"}
 
 
@@ -321,7 +297,7 @@ async def test_openai_stream_shape(router, upstream, model, kind, include_usage)
     else:
         prompt = "go"
         upstream.then(Reply(sse=scripted(kind, text, calls) if kind == "anthropic" else openai_sse(text, calls, usage=include_usage)))
-    raw = await read_stream(router, OPENAI, chat(model, prompt, tools=openai_tools(), stream_options={"include_usage": include_usage}))
+    raw = await read_stream(router, OPENAI, chat(model, prompt, stream=True, tools=openai_tools(), stream_options={"include_usage": include_usage}))
     chunks = payloads(raw)
     assert chunks[-1] == "[DONE]" and "[DONE]" not in chunks[:-1]
     chunks = chunks[:-1]
@@ -360,7 +336,7 @@ async def test_anthropic_stream_shape(router, upstream, model, kind):
     else:
         prompt = "go"
         upstream.then(Reply(sse=scripted(kind, text, calls)))
-    raw = await read_stream(router, ANTHROPIC, message(model, prompt, tools=anthropic_tools()))
+    raw = await read_stream(router, ANTHROPIC, message(model, prompt, stream=True, tools=anthropic_tools()))
     decoded = events(raw)
     assert all(e.event == json.loads(e.data)["type"] for e in decoded)  # every event named, as its data's type
     names = [e.event for e in decoded if e.event != "ping"]
@@ -379,7 +355,7 @@ async def test_anthropic_stream_shape(router, upstream, model, kind):
 async def test_short_circuit_plugin_streams_a_valid_answer(start_router, upstream, tmp_path, path):
     config = base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[{"use": "tests.plugins_for_tests.ShortCircuit"}])
     router = start_router(config)
-    response, raw = await post_raw(router, path, body_for(path, "any-model"))
+    response, raw = await post_raw(router, path, body_for(path, "any-model", stream=True))
     assert response.code == 200 and response.headers["x-tornrouter-provider"] == "plugin"
     assert validate(raw, FORMAT[path]) == []
     assert streamed_text(raw, FORMAT[path]) == "short-circuited"
@@ -393,7 +369,7 @@ async def test_short_circuit_plugin_streams_a_valid_answer(start_router, upstrea
 async def test_raw_tool_arguments_of_a_whole_answer_stream_verbatim(start_router, upstream, tmp_path):
     config = base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[{"use": "tests.plugins_for_tests.CallsTool"}])
     router = start_router(config)
-    response, raw = await post_raw(router, OPENAI, chat("any-model"))  # not read_stream: the validator wants JSON arguments
+    response, raw = await post_raw(router, OPENAI, chat("any-model", stream=True))  # not read_stream: the validator wants JSON arguments
     assert response.code == 200, raw
     calls = [c for p in payloads(raw) if isinstance(p, dict) for c in p["choices"][0]["delta"].get("tool_calls") or ()]
     assert "".join(c["function"].get("arguments", "") for c in calls) == RAW_ARGUMENTS
@@ -405,7 +381,7 @@ async def test_raw_tool_arguments_of_a_whole_answer_stream_verbatim(start_router
 @pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
 async def test_echo_provider_streams_in_pieces(router, path):
     said = "please say this back to me in a few separate pieces"
-    raw = await read_stream(router, path, body_for(path, "local-echo", said))
+    raw = await read_stream(router, path, body_for(path, "local-echo", said, stream=True))
     assert streamed_text(raw, FORMAT[path]) == f"echo: {said}"
     if path == OPENAI:
         deltas = [p for p in payloads(raw) if isinstance(p, dict) and p["choices"] and p["choices"][0]["delta"].get("content")]
@@ -440,7 +416,7 @@ def check_error_body(path: str, response: HTTPResponse, raw: bytes, status: int,
 async def test_upstream_status_before_the_stream_is_an_http_error(router, upstream, path, model, kind, status, expected):
     headers = {"Retry-After": "7"} if status == 429 else {}
     upstream.then(Reply(status=status, headers=headers, body=upstream_error(kind, status, "upstream says no")))
-    response, raw = await post_raw(router, path, body_for(path, model))
+    response, raw = await post_raw(router, path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, expected, "upstream says no")
     if status == 429:
         assert response.headers["Retry-After"] == "7"
@@ -452,11 +428,11 @@ async def test_upstream_status_before_the_stream_is_an_http_error(router, upstre
 @pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
 async def test_connection_refused_before_the_stream_is_502(start_router, upstream, tmp_path, path):
     router = start_router(base_config("http://127.0.0.1:9", str(tmp_path / "requests.jsonl")))
-    response, raw = await post_raw(router, path, body_for(path, "to-anthropic" if path == OPENAI else "to-openai"))
+    response, raw = await post_raw(router, path, body_for(path, "to-anthropic" if path == OPENAI else "to-openai", stream=True))
     check_error_body(path, response, raw, 502, "provider '")
     entry = await log_entry(router)
     assert entry["status"] == 502 and entry["error"]
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
@@ -465,7 +441,7 @@ async def test_connection_refused_before_the_stream_is_502(start_router, upstrea
 async def test_error_event_first_is_an_http_error(router, upstream, path, model, error_type, expected):
     error = {"type": "error", "error": {"type": error_type, "message": "Overloaded, try later"}}
     upstream.then(Reply(sse=[sse_event("error", error)]))
-    response, raw = await post_raw(router, path, body_for(path, model))
+    response, raw = await post_raw(router, path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, expected, "Overloaded, try later")
     entry = await log_entry(router)
     assert entry["status"] == expected and "Overloaded" in entry["error"]
@@ -497,7 +473,7 @@ def mid_stream_failure(kind: str, failure: str) -> Reply:
 @pytest.mark.parametrize("failure", ["dropped", "error_event", "truncated", "malformed", "out_of_order"])
 async def test_failure_mid_stream_ends_with_the_apis_error_event(router, upstream, path, model, kind, failure):
     upstream.then(mid_stream_failure(kind, failure))
-    raw = await read_stream(router, path, body_for(path, model))
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
     last = payloads(raw)[-1]
     if path == ANTHROPIC:
         assert events(raw)[-1].event == "error" and last["type"] == "error" and last["error"]["message"]
@@ -511,7 +487,7 @@ async def test_failure_mid_stream_ends_with_the_apis_error_event(router, upstrea
     if failure == "error_event":
         assert "server had an error" in entry["error"]
     assert entry["response"]["content"][0]["text"].startswith("one ")
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
@@ -528,7 +504,7 @@ async def test_failure_before_content_is_retried(start_router, upstream, tmp_pat
     else:
         first = Reply(sse=scripted(kind, "never sent")[:1], drop=True)  # the message's start, then the connection drops
     upstream.then(first, Reply(sse=scripted(kind, "second time lucky")))
-    raw = await read_stream(router, path, body_for(path, model))
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
     assert streamed_text(raw, FORMAT[path]) == "second time lucky"
     assert len(upstream.requests) == 2
     entry = await log_entry(router)
@@ -541,7 +517,7 @@ async def test_failure_before_content_is_retried(start_router, upstream, tmp_pat
 async def test_failure_after_content_is_not_retried(start_router, upstream, tmp_path, path, model, kind):
     router = router_with(start_router, upstream, tmp_path, retries=2, retry_backoff_s=0.01)
     upstream.then(mid_stream_failure(kind, "dropped"))
-    raw = await read_stream(router, path, body_for(path, model))
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
     assert streamed_text(raw, FORMAT[path]).startswith("one ")
     assert len(upstream.requests) == 1
     entry = await log_entry(router)
@@ -578,29 +554,29 @@ async def read_then_hang_up(router, path: str, body: dict[str, Any], events_want
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_client_disconnect_stops_the_upstream(router, upstream, path, model, kind):
     upstream.then(Reply(sse=scripted(kind, " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
-    received = await read_then_hang_up(router, path, body_for(path, model), events_wanted=4)
+    received = await read_then_hang_up(router, path, body_for(path, model, stream=True), events_wanted=4)
     assert b"w0" in received
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
     assert upstream.closed == [upstream.last]
     entry = await log_entry(router)
     assert entry["cancelled"] is True and entry["status"] == 499 and entry["stream"] is True
     assert entry["error"] is None
     assert entry["response"]["content"][0]["text"].startswith("w0 ")
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_client_disconnect_before_the_first_byte(router, upstream, path, model, kind):
     upstream.then(Reply(delay=30, sse=scripted(kind, "too late")))
-    stream = await send_raw(router, path, body_for(path, model))
-    await eventually(lambda: upstream.requests, "the request to reach the upstream")
+    stream = await send_raw(router, path, body_for(path, model, stream=True))
+    await poll(lambda: upstream.requests, "the request to reach the upstream")
     stream.close()
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
     entry = await log_entry(router)
     assert entry["cancelled"] is True and entry["status"] == 499 and entry["error"] is None
     assert entry["response"] is None and entry["ttft_ms"] is None
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
@@ -611,14 +587,14 @@ async def test_pooled_handles_forget_an_aborted_stream(start_router, upstream, t
     config["server"]["max_clients"] = 1
     router = start_router(config)
     upstream.then(Reply(sse=scripted("anthropic", " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
-    await read_then_hang_up(router, ANTHROPIC, message("claude-x"), events_wanted=4)
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await read_then_hang_up(router, ANTHROPIC, message("claude-x", stream=True), events_wanted=4)
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
     upstream.then(Reply(delay=1.2))  # long enough for libcurl to call a progress callback
-    response = await router.post(ANTHROPIC, {**message("claude-x"), "stream": False})
+    response = await router.post(ANTHROPIC, message("claude-x", stream=False))
     assert response.code == 200, response.body
     upstream.stream_chunk_delay = 0.1
-    raw = await read_stream(router, OPENAI, chat("gpt-4o"))
+    raw = await read_stream(router, OPENAI, chat("gpt-4o", stream=True))
     assert OPENAI_TEXT in streamed_text(raw, "openai")
 
 
@@ -631,13 +607,13 @@ async def test_idle_timeout_mid_stream(start_router, upstream, tmp_path, path, m
     router = router_with(start_router, upstream, tmp_path, idle_timeout_s=0.5)
     sse = scripted(kind, "one two three four")
     upstream.then(Reply(sse=[b"".join(sse[:4]), *sse[4:]], chunk_delay=30))  # the start, then a stall
-    raw = await read_stream(router, path, body_for(path, model))
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
     assert streamed_text(raw, FORMAT[path]).startswith("one ")
     assert "timed out after 0.5 s between stream events" in payloads(raw)[-1]["error"]["message"]
     entry = await log_entry(router)
     assert entry["status"] == 504 and "timed out" in entry["error"] and entry["stream"] is True
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
@@ -645,12 +621,12 @@ async def test_idle_timeout_mid_stream(start_router, upstream, tmp_path, path, m
 async def test_first_byte_timeout_is_504(start_router, upstream, tmp_path, path, model, kind):
     router = router_with(start_router, upstream, tmp_path, first_byte_timeout_s=0.5)
     upstream.then(Reply(delay=30, sse=scripted(kind, "too late")))
-    response, raw = await post_raw(router, path, body_for(path, model))
+    response, raw = await post_raw(router, path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, 504, "waiting for the first byte")
     entry = await log_entry(router)
     assert entry["status"] == 504 and "first byte" in entry["error"]
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 # --- 9. the request log and the late plugins see the assembled answer ---------------------
@@ -661,7 +637,7 @@ async def test_first_byte_timeout_is_504(start_router, upstream, tmp_path, path,
 async def test_log_entry_holds_the_assembled_response(router, upstream, path, model, kind):
     text, calls = SCENARIOS["text_then_tool"]
     upstream.then(Reply(sse=scripted(kind, text, calls)))
-    response, raw = await post_raw(router, path, body_for(path, model))
+    response, raw = await post_raw(router, path, body_for(path, model, stream=True))
     assert response.code == 200 and validate(raw, FORMAT[path]) == []
     provider, sent_model = TARGETS[model]
     assert upstream.last.body["model"] == sent_model
@@ -683,7 +659,7 @@ async def test_post_response_plugin_changes_the_log_not_the_stream(start_router,
     plugin = {"use": "tests.plugins_for_tests.Rewrite", "settings": {"text": "rewritten"}}
     router = start_router(base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[plugin]))
     upstream.then(Reply(sse=scripted(kind, "the original words")))
-    raw = await read_stream(router, path, body_for(path, model))
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
     assert streamed_text(raw, FORMAT[path]) == "the original words"
     entry = await log_entry(router)
     assert entry["response"]["content"] == [{"type": "text", "text": "rewritten"}]
@@ -698,13 +674,13 @@ async def test_many_concurrent_streams(router, upstream):
     upstream.stream_chunk_delay = 0.01
     models = {OPENAI: ["gpt-4o", "to-anthropic", "local-echo"], ANTHROPIC: ["claude-x", "to-openai", "local-echo"]}
     requests = [(path, models[path][i % 3], f"request-{i}") for i, path in enumerate([OPENAI, ANTHROPIC] * 25)]
-    raws = await asyncio.gather(*(read_stream(router, path, body_for(path, model, said)) for path, model, said in requests))
+    raws = await asyncio.gather(*(read_stream(router, path, body_for(path, model, said, stream=True)) for path, model, said in requests))
     for (path, model, said), raw in zip(requests, raws):
         text = streamed_text(raw, FORMAT[path])
         assert text.endswith(" " + said)  # its own answer, not a neighbour's
-    entries = await eventually(lambda: len(e := router.log_entries()) >= len(requests) and e, "every request logged")
+    entries = await poll(lambda: len(e := router.log_entries()) >= len(requests) and e, "every request logged")
     assert len(entries) == len(requests) and len({e["id"] for e in entries}) == len(requests)
     assert all(e["status"] == 200 and e["stream"] is True and e["error"] is None for e in entries)
     assert sorted(e["messages"][0]["content"][0]["text"] for e in entries) == sorted(said for _, _, said in requests)
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
     assert upstream.closed == []
