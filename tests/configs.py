@@ -2,12 +2,19 @@
 
 ``base_config`` is what the ``start_router`` fixture starts unless told
 otherwise: both real-API provider kinds on the fake upstream, an echo
-provider, and a route to each.
+provider, and a route to each.  The failover tests build theirs from
+``provider`` entries: ``every_model_to`` one target or a list of them, or
+``primary_and_backup``, a primary that speaks the client's API and a backup
+that speaks the other.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from tornado.testing import bind_unused_port
+
+from tests.wire import KIND
 
 
 def base_config(upstream_url: str, log_path: str, **overrides: Any) -> dict[str, Any]:
@@ -32,3 +39,41 @@ def base_config(upstream_url: str, log_path: str, **overrides: Any) -> dict[str,
     }
     config.update(overrides)
     return config
+
+
+def dead_url() -> str:
+    """A loopback URL nothing listens on: connecting is refused."""
+    sock, port = bind_unused_port()
+    sock.close()
+    return f"http://127.0.0.1:{port}"
+
+
+def provider(kind: str, url: str, **options: Any) -> dict[str, Any]:
+    """A provider of ``kind`` on the (fake) upstream at ``url``, with ``options``."""
+    return {"kind": kind, "base_url": url + "/v1" if kind == "openai" else url, "api_key": f"sk-{kind}-SECRET", **options}
+
+
+def every_model_to(tmp_path, providers: dict[str, Any], to: Any, *, server: dict[str, Any] | None = None,
+                   **targets: Any) -> dict[str, Any]:
+    """Every model goes to ``to`` (a target or a list), with ``targets`` options (strategy...)."""
+    return {
+        "server": {"dashboard": False, **(server or {})},
+        "log": {"requests": str(tmp_path / "requests.jsonl")},
+        "providers": providers,
+        "router": {"default": {"to": to, **targets}},
+    }
+
+
+def primary_and_backup(tmp_path, path: str, primary_url: str, backup_url: str | None, *,
+                       primary_options: dict[str, Any] | None = None, server: dict[str, Any] | None = None,
+                       **targets: Any) -> dict[str, Any]:
+    """``primary/model-a`` speaks the client's API (the endpoint ``path``);
+    ``backup/model-b`` (when given a URL) the other one."""
+    kind = KIND[path]
+    other = "anthropic" if kind == "openai" else "openai"
+    providers = {"primary": provider(kind, primary_url, **(primary_options or {}))}
+    to: list[str] = ["primary/model-a"]
+    if backup_url is not None:
+        providers["backup"] = provider(other, backup_url)
+        to.append("backup/model-b")
+    return every_model_to(tmp_path, providers, to, server=server, **targets)

@@ -1,4 +1,5 @@
-"""Fixtures: a fake upstream and a real router in front of it, both on loopback."""
+"""Fixtures: fake upstreams and a real router in front of them, all on loopback;
+the log guard every test runs under; a headless browser for the dashboard."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tornado.testing import bind_unused_port
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tests.browser import Browser, find_chromium  # noqa: E402
 from tests.configs import base_config  # noqa: E402
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.log_guard import LogGuard  # noqa: E402
@@ -42,6 +44,16 @@ class RunningRouter:
             self.url + path, method="POST", body=data, raise_error=False,
             headers={"Content-Type": "application/json", **(headers or {})}, request_timeout=20,
         )
+
+    async def post_stream(self, path: str, body: Any) -> tuple[HTTPResponse, bytes]:
+        """POST and collect the answer as it streams in (``response.body`` stays
+        empty with a ``streaming_callback``, error bodies included)."""
+        chunks: list[bytes] = []
+        response = await self.client.fetch(
+            self.url + path, method="POST", body=json.dumps(body), raise_error=False, request_timeout=20,
+            headers={"Content-Type": "application/json"}, streaming_callback=chunks.append,
+        )
+        return response, b"".join(chunks)
 
     async def get(self, path: str) -> HTTPResponse:
         return await self.client.fetch(self.url + path, raise_error=False, request_timeout=20)
@@ -80,6 +92,21 @@ def upstream(io_loop):
 
 
 @pytest.fixture
+def fakes(io_loop):
+    """``fakes()`` -> one more fake upstream on loopback (all stopped after the test)."""
+    started: list[FakeUpstream] = []
+
+    def start() -> FakeUpstream:
+        fake = FakeUpstream().start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        io_loop.run_sync(fake.stop)
+
+
+@pytest.fixture
 def start_router(io_loop, upstream, tmp_path):
     """``start_router(**config_overrides)`` -> a ``RunningRouter`` (stopped after the test)."""
     started: list[RunningRouter] = []
@@ -103,3 +130,13 @@ def start_router(io_loop, upstream, tmp_path):
 @pytest.fixture
 def router(start_router):
     return start_router()
+
+
+@pytest.fixture
+def browser(io_loop):
+    """A headless chromium (``tests/browser.py``); the test is skipped where none is installed."""
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    browser = io_loop.run_sync(Browser.launch, timeout=30)
+    yield browser
+    io_loop.run_sync(browser.close, timeout=30)

@@ -16,7 +16,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.testing import bind_unused_port
 
-from tests.browser import Browser, find_chromium
+from tests.browser import Browser
 from tests.configs import base_config
 from tests.waiting import poll
 from tests.wire import ANTHROPIC, OPENAI, chat
@@ -221,15 +221,6 @@ async def test_a_subscriber_that_never_reads_does_not_slow_requests(router):
 
 
 # --- the page in a real browser -------------------------------------------------
-
-
-@pytest.fixture
-def browser(io_loop):
-    if find_chromium() is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    browser = io_loop.run_sync(Browser.launch, timeout=30)
-    yield browser
-    io_loop.run_sync(browser.close, timeout=30)
 
 
 ROWS = "document.querySelectorAll('#rows tr[data-id]')"

@@ -26,12 +26,11 @@ from tests.configs import base_config
 from tests.fake_upstream import OPENAI_TEXT, Reply, ToolCallSpec, anthropic_sse, openai_sse, sse_data, sse_event
 from tests.plugins_for_tests import RAW_ARGUMENTS
 from tests.waiting import poll
-from tests.wire import ANTHROPIC, OPENAI, body_for, chat, message
+from tests.wire import ANTHROPIC, KIND, OPENAI, body_for, chat, message
 from tornrouter.sse import ServerSentEvent, SSEDecoder
 from tornrouter.validate_stream import validate
 
 FIXTURES = Path(__file__).parent / "fixtures"
-FORMAT = {OPENAI: "openai", ANTHROPIC: "anthropic"}
 # libcurl aborts an abandoned transfer at its next progress call, about a second
 # later; a stalled one would otherwise wait for its connect timeout (10 s).
 ABORT_DEADLINE = 5.0
@@ -88,22 +87,12 @@ def streamed_text(raw: bytes, fmt: str) -> str:
     return "".join((c["delta"].get("content") or "") for p in payloads(raw) if isinstance(p, dict) for c in p.get("choices") or ())
 
 
-async def post_raw(router, path: str, body: dict[str, Any]) -> tuple[HTTPResponse, bytes]:
-    """POST and read the answer as it streams in (AsyncHTTPClient with a streaming_callback)."""
-    chunks: list[bytes] = []
-    response = await router.client.fetch(
-        router.url + path, method="POST", body=json.dumps(body), raise_error=False, request_timeout=20,
-        headers={"Content-Type": "application/json"}, streaming_callback=chunks.append,
-    )
-    return response, b"".join(chunks)
-
-
 async def read_stream(router, path: str, body: dict[str, Any]) -> bytes:
     """A successful stream's raw bytes, checked against the rules of the endpoint's API."""
-    response, raw = await post_raw(router, path, body)
+    response, raw = await router.post_stream(path, body)
     assert response.code == 200, raw
     assert response.headers["Content-Type"] == "text/event-stream"
-    assert validate(raw, FORMAT[path]) == []
+    assert validate(raw, KIND[path]) == []
     return raw
 
 
@@ -355,10 +344,10 @@ async def test_anthropic_stream_shape(router, upstream, model, kind):
 async def test_short_circuit_plugin_streams_a_valid_answer(start_router, upstream, tmp_path, path):
     config = base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[{"use": "tests.plugins_for_tests.ShortCircuit"}])
     router = start_router(config)
-    response, raw = await post_raw(router, path, body_for(path, "any-model", stream=True))
+    response, raw = await router.post_stream(path, body_for(path, "any-model", stream=True))
     assert response.code == 200 and response.headers["x-tornrouter-provider"] == "plugin"
-    assert validate(raw, FORMAT[path]) == []
-    assert streamed_text(raw, FORMAT[path]) == "short-circuited"
+    assert validate(raw, KIND[path]) == []
+    assert streamed_text(raw, KIND[path]) == "short-circuited"
     assert upstream.requests == []
     entry = await log_entry(router)
     assert entry["stream"] is True and entry["status"] == 200 and entry["provider"] == "plugin"
@@ -369,7 +358,7 @@ async def test_short_circuit_plugin_streams_a_valid_answer(start_router, upstrea
 async def test_raw_tool_arguments_of_a_whole_answer_stream_verbatim(start_router, upstream, tmp_path):
     config = base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[{"use": "tests.plugins_for_tests.CallsTool"}])
     router = start_router(config)
-    response, raw = await post_raw(router, OPENAI, chat("any-model", stream=True))  # not read_stream: the validator wants JSON arguments
+    response, raw = await router.post_stream(OPENAI, chat("any-model", stream=True))  # not read_stream: the validator wants JSON arguments
     assert response.code == 200, raw
     calls = [c for p in payloads(raw) if isinstance(p, dict) for c in p["choices"][0]["delta"].get("tool_calls") or ()]
     assert "".join(c["function"].get("arguments", "") for c in calls) == RAW_ARGUMENTS
@@ -382,7 +371,7 @@ async def test_raw_tool_arguments_of_a_whole_answer_stream_verbatim(start_router
 async def test_echo_provider_streams_in_pieces(router, path):
     said = "please say this back to me in a few separate pieces"
     raw = await read_stream(router, path, body_for(path, "local-echo", said, stream=True))
-    assert streamed_text(raw, FORMAT[path]) == f"echo: {said}"
+    assert streamed_text(raw, KIND[path]) == f"echo: {said}"
     if path == OPENAI:
         deltas = [p for p in payloads(raw) if isinstance(p, dict) and p["choices"] and p["choices"][0]["delta"].get("content")]
     else:
@@ -416,7 +405,7 @@ def check_error_body(path: str, response: HTTPResponse, raw: bytes, status: int,
 async def test_upstream_status_before_the_stream_is_an_http_error(router, upstream, path, model, kind, status, expected):
     headers = {"Retry-After": "7"} if status == 429 else {}
     upstream.then(Reply(status=status, headers=headers, body=upstream_error(kind, status, "upstream says no")))
-    response, raw = await post_raw(router, path, body_for(path, model, stream=True))
+    response, raw = await router.post_stream(path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, expected, "upstream says no")
     if status == 429:
         assert response.headers["Retry-After"] == "7"
@@ -428,7 +417,7 @@ async def test_upstream_status_before_the_stream_is_an_http_error(router, upstre
 @pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
 async def test_connection_refused_before_the_stream_is_502(start_router, upstream, tmp_path, path):
     router = start_router(base_config("http://127.0.0.1:9", str(tmp_path / "requests.jsonl")))
-    response, raw = await post_raw(router, path, body_for(path, "to-anthropic" if path == OPENAI else "to-openai", stream=True))
+    response, raw = await router.post_stream(path, body_for(path, "to-anthropic" if path == OPENAI else "to-openai", stream=True))
     check_error_body(path, response, raw, 502, "provider '")
     entry = await log_entry(router)
     assert entry["status"] == 502 and entry["error"]
@@ -441,7 +430,7 @@ async def test_connection_refused_before_the_stream_is_502(start_router, upstrea
 async def test_error_event_first_is_an_http_error(router, upstream, path, model, error_type, expected):
     error = {"type": "error", "error": {"type": error_type, "message": "Overloaded, try later"}}
     upstream.then(Reply(sse=[sse_event("error", error)]))
-    response, raw = await post_raw(router, path, body_for(path, model, stream=True))
+    response, raw = await router.post_stream(path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, expected, "Overloaded, try later")
     entry = await log_entry(router)
     assert entry["status"] == expected and "Overloaded" in entry["error"]
@@ -479,7 +468,7 @@ async def test_failure_mid_stream_ends_with_the_apis_error_event(router, upstrea
         assert events(raw)[-1].event == "error" and last["type"] == "error" and last["error"]["message"]
     else:
         assert set(last) == {"error"} and last["error"]["message"]
-    assert streamed_text(raw, FORMAT[path]).startswith("one ")  # what came before the failure was delivered
+    assert streamed_text(raw, KIND[path]).startswith("one ")  # what came before the failure was delivered
     entry = await log_entry(router)
     assert entry["error"] and entry["status"] >= 500 and entry["stream"] is True
     if failure in ("malformed", "out_of_order"):
@@ -505,7 +494,7 @@ async def test_failure_before_content_is_retried(start_router, upstream, tmp_pat
         first = Reply(sse=scripted(kind, "never sent")[:1], drop=True)  # the message's start, then the connection drops
     upstream.then(first, Reply(sse=scripted(kind, "second time lucky")))
     raw = await read_stream(router, path, body_for(path, model, stream=True))
-    assert streamed_text(raw, FORMAT[path]) == "second time lucky"
+    assert streamed_text(raw, KIND[path]) == "second time lucky"
     assert len(upstream.requests) == 2
     entry = await log_entry(router)
     assert entry["status"] == 200 and entry["error"] is None
@@ -518,7 +507,7 @@ async def test_failure_after_content_is_not_retried(start_router, upstream, tmp_
     router = router_with(start_router, upstream, tmp_path, retries=2, retry_backoff_s=0.01)
     upstream.then(mid_stream_failure(kind, "dropped"))
     raw = await read_stream(router, path, body_for(path, model, stream=True))
-    assert streamed_text(raw, FORMAT[path]).startswith("one ")
+    assert streamed_text(raw, KIND[path]).startswith("one ")
     assert len(upstream.requests) == 1
     entry = await log_entry(router)
     assert entry["status"] == 502 and entry["error"] and len(entry["attempts"]) == 1
@@ -608,7 +597,7 @@ async def test_idle_timeout_mid_stream(start_router, upstream, tmp_path, path, m
     sse = scripted(kind, "one two three four")
     upstream.then(Reply(sse=[b"".join(sse[:4]), *sse[4:]], chunk_delay=30))  # the start, then a stall
     raw = await read_stream(router, path, body_for(path, model, stream=True))
-    assert streamed_text(raw, FORMAT[path]).startswith("one ")
+    assert streamed_text(raw, KIND[path]).startswith("one ")
     assert "timed out after 0.5 s between stream events" in payloads(raw)[-1]["error"]["message"]
     entry = await log_entry(router)
     assert entry["status"] == 504 and "timed out" in entry["error"] and entry["stream"] is True
@@ -621,7 +610,7 @@ async def test_idle_timeout_mid_stream(start_router, upstream, tmp_path, path, m
 async def test_first_byte_timeout_is_504(start_router, upstream, tmp_path, path, model, kind):
     router = router_with(start_router, upstream, tmp_path, first_byte_timeout_s=0.5)
     upstream.then(Reply(delay=30, sse=scripted(kind, "too late")))
-    response, raw = await post_raw(router, path, body_for(path, model, stream=True))
+    response, raw = await router.post_stream(path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, 504, "waiting for the first byte")
     entry = await log_entry(router)
     assert entry["status"] == 504 and "first byte" in entry["error"]
@@ -637,8 +626,8 @@ async def test_first_byte_timeout_is_504(start_router, upstream, tmp_path, path,
 async def test_log_entry_holds_the_assembled_response(router, upstream, path, model, kind):
     text, calls = SCENARIOS["text_then_tool"]
     upstream.then(Reply(sse=scripted(kind, text, calls)))
-    response, raw = await post_raw(router, path, body_for(path, model, stream=True))
-    assert response.code == 200 and validate(raw, FORMAT[path]) == []
+    response, raw = await router.post_stream(path, body_for(path, model, stream=True))
+    assert response.code == 200 and validate(raw, KIND[path]) == []
     provider, sent_model = TARGETS[model]
     assert upstream.last.body["model"] == sent_model
     assert (response.headers["x-tornrouter-provider"], response.headers["x-tornrouter-model"]) == (provider, sent_model)
@@ -660,7 +649,7 @@ async def test_post_response_plugin_changes_the_log_not_the_stream(start_router,
     router = start_router(base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[plugin]))
     upstream.then(Reply(sse=scripted(kind, "the original words")))
     raw = await read_stream(router, path, body_for(path, model, stream=True))
-    assert streamed_text(raw, FORMAT[path]) == "the original words"
+    assert streamed_text(raw, KIND[path]) == "the original words"
     entry = await log_entry(router)
     assert entry["response"]["content"] == [{"type": "text", "text": "rewritten"}]
     assert entry["plugins"] == ["rewrite"]
@@ -676,7 +665,7 @@ async def test_many_concurrent_streams(router, upstream):
     requests = [(path, models[path][i % 3], f"request-{i}") for i, path in enumerate([OPENAI, ANTHROPIC] * 25)]
     raws = await asyncio.gather(*(read_stream(router, path, body_for(path, model, said, stream=True)) for path, model, said in requests))
     for (path, model, said), raw in zip(requests, raws):
-        text = streamed_text(raw, FORMAT[path])
+        text = streamed_text(raw, KIND[path])
         assert text.endswith(" " + said)  # its own answer, not a neighbour's
     entries = await poll(lambda: len(e := router.log_entries()) >= len(requests) and e, "every request logged")
     assert len(entries) == len(requests) and len({e["id"] for e in entries}) == len(requests)

@@ -12,6 +12,7 @@ from typing import Any
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
+KIND = {OPENAI: "openai", ANTHROPIC: "anthropic"}  # the API an endpoint speaks, by the provider kind that speaks it
 
 
 def chat(model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:

@@ -1,0 +1,179 @@
+"""What the tests of faults, retries, load balancing, the breaker, the
+concurrency limits and continuation are built from.
+
+A test starts fake upstreams (the ``fakes`` fixture), a router configured by
+``tests/configs.py`` (``primary_and_backup``, ``every_model_to``), scripts what
+each upstream does (``scripted`` streams cut at ``head`` or ``with_content``,
+``error_event``, ``error_body``), sends ``request_body`` with ``send`` and then
+reads what the client got (``answer_text``, ``streamed_text``, ``native_error``,
+``served_by``) and what the log says (``logged_once``, ``attempts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from typing import Any
+
+from tornado.httpclient import HTTPResponse
+from tornado.tcpclient import TCPClient
+
+from tests.fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, Reply, anthropic_sse, openai_sse, sse_data, sse_event
+from tests.waiting import poll
+from tests.wire import ANTHROPIC, OPENAI, body_for
+from tornrouter.sse import SSEDecoder
+
+TEXT = {"openai": OPENAI_TEXT, "anthropic": ANTHROPIC_TEXT}
+DEADLINE = 10.0  # seconds to wait for anything that happens after the client has its answer
+SHORT = 0.5  # the timeouts of a test about a timeout
+FAST_RETRIES = {"retry_backoff_s": 0.001, "retry_backoff_max_s": 0.001}
+
+
+# --- what the client sends and gets --------------------------------------------------------
+
+
+def request_body(path: str, stream: bool = False, text: str = "hello") -> dict[str, Any]:
+    """What these tests send unless they say otherwise: ``text`` to ``any-model``
+    (which the configs here route by their default)."""
+    return body_for(path, "any-model", text, **({"stream": True} if stream else {}))
+
+
+async def send(router, path: str, body: dict[str, Any]) -> tuple[HTTPResponse, bytes]:
+    """POST ``body``: the response and the bytes of the answer, read as they
+    stream in when the request asks for a stream."""
+    if body.get("stream"):
+        return await router.post_stream(path, body)
+    response = await router.post(path, body)
+    return response, response.body
+
+
+def error_body(kind: str, message: str, error_type: str = "api_error") -> dict[str, Any]:
+    if kind == "anthropic":
+        return {"type": "error", "error": {"type": error_type, "message": message}}
+    return {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+
+
+def native_error(path: str, response: HTTPResponse) -> str:
+    """The message of an error body in the endpoint's own shape (asserting the shape)."""
+    body = json.loads(response.body)
+    if path == ANTHROPIC:
+        assert body["type"] == "error" and set(body["error"]) >= {"type", "message"}, body
+        return body["error"]["message"]
+    assert set(body["error"]) == {"message", "type", "param", "code"}, body
+    return body["error"]["message"]
+
+
+def answer_text(path: str, response: HTTPResponse) -> str:
+    body = json.loads(response.body)
+    if path == ANTHROPIC:
+        return "".join(block.get("text", "") for block in body["content"])
+    return body["choices"][0]["message"]["content"]
+
+
+def streamed_text(path: str, raw: bytes) -> str:
+    out = []
+    for event in SSEDecoder().feed(raw):
+        if event.data == "[DONE]":
+            continue
+        payload = json.loads(event.data)
+        if path == ANTHROPIC and payload.get("type") == "content_block_delta":
+            out.append(payload["delta"].get("text", ""))
+        elif path == OPENAI:
+            out.extend(choice["delta"].get("content") or "" for choice in payload.get("choices") or ())
+    return "".join(out)
+
+
+def last_event(raw: bytes) -> dict[str, Any]:
+    events = [e for e in SSEDecoder().feed(raw) if e.data != "[DONE]"]
+    return json.loads(events[-1].data)
+
+
+def is_error_event(path: str, payload: dict[str, Any]) -> bool:
+    return payload.get("type") == "error" if path == ANTHROPIC else "error" in payload
+
+
+def served_by(response: HTTPResponse, provider_name: str, model: str) -> None:
+    assert response.headers["x-tornrouter-provider"] == provider_name
+    assert response.headers["x-tornrouter-model"] == model
+
+
+async def health(router) -> dict[str, Any]:
+    response = await router.get("/health?verbose=1")
+    assert response.code == 200 and response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.body)
+
+
+# --- what the log says ---------------------------------------------------------------------
+
+
+async def logged_once(router, *responses: HTTPResponse) -> dict[str, dict[str, Any]]:
+    """The log entries of ``responses``, by request id, asserting that each request
+    is in the log exactly once and that nothing else is."""
+    ids = [r.headers["x-request-id"] for r in responses]
+    deadline = time.monotonic() + DEADLINE
+    while True:  # a request is recorded when its handler finishes: at the latest just after its answer
+        entries = router.log_entries()
+        if len(entries) >= len(ids) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    counts = Counter(e["id"] for e in entries)
+    assert sorted(counts) == sorted(ids) and set(counts.values()) == {1}, counts
+    return {e["id"]: e for e in entries}
+
+
+def attempts(entry: dict[str, Any]) -> list[tuple[str, int | None]]:
+    return [(a["provider"], a["status"]) for a in entry["attempts"]]
+
+
+# --- upstream streams, whole and cut -------------------------------------------------------
+
+
+def scripted(kind: str, text: str = "one two three four five six seven eight") -> list[bytes]:
+    return openai_sse(text, model="model-a") if kind == "openai" else anthropic_sse(text, model="model-a")
+
+
+def head(kind: str) -> list[bytes]:
+    """The events before the first content: OpenAI's role chunk; Anthropic's message_start, ping, block start."""
+    return scripted(kind)[:1] if kind == "openai" else scripted(kind)[:3]
+
+
+def with_content(kind: str) -> list[bytes]:
+    """The head and three text deltas: past the commit point."""
+    return scripted(kind)[: len(head(kind)) + 3]
+
+
+def error_event(kind: str, message: str = "Overloaded") -> bytes:
+    if kind == "anthropic":
+        return sse_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
+    return sse_data({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+
+
+def stream_fault_after(name: str, kind: str) -> tuple[Reply, int, dict[str, Any]]:
+    """Failures after content reached the client: (what the primary does, the
+    status of the error event, options for the primary)."""
+    faults: dict[str, tuple[Reply, int, dict[str, Any]]] = {
+        "error_event": (Reply(sse=[*with_content(kind), error_event(kind)]), 529 if kind == "anthropic" else 500, {}),
+        "dropped": (Reply(sse=with_content(kind), drop=True), 502, {}),
+        "reset": (Reply(sse=with_content(kind), drop=True, reset=True), 502, {}),
+        "stalled": (Reply(sse=scripted(kind), stall_after=len(with_content(kind))), 504, {"idle_timeout_s": SHORT}),
+        "malformed_event": (Reply(sse=[*with_content(kind), b"data: {\"choices\": [{\"del\n\n"]), 502, {}),
+        "ends_without_terminal_event": (Reply(sse=with_content(kind)), 502, {}),
+    }
+    return faults[name]
+
+
+# --- a client that leaves ------------------------------------------------------------------
+
+
+async def leave_after_sending(router, path: str, body: dict[str, Any], until) -> None:
+    """Send a request on a raw connection, wait until ``until()``, then hang up."""
+    stream = await TCPClient().connect("127.0.0.1", router.port)
+    data = json.dumps(body).encode()
+    await stream.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n".encode() + data
+    )
+    await poll(until, "the moment to hang up")
+    stream.close()
