@@ -93,21 +93,21 @@ class Scripted(BasePlugin):
 class Witness(BasePlugin):
     """Runs after ``Scripted`` and notes, in ``ctx.state["seen"]``, each stage it saw."""
 
-    async def on_start(self, ctx: RequestContext) -> Flow:
-        ctx.state.setdefault("seen", []).append("Start")
+    def saw(self, ctx: RequestContext, stage: str) -> Flow:
+        ctx.state.setdefault("seen", []).append(stage)
         return Flow.CONTINUE
+
+    async def on_start(self, ctx: RequestContext) -> Flow:
+        return self.saw(ctx, "Start")
 
     async def pre_request(self, ctx: RequestContext) -> Flow:
-        ctx.state.setdefault("seen", []).append("PreRouting")
-        return Flow.CONTINUE
+        return self.saw(ctx, "PreRouting")
 
     async def post_response(self, ctx: RequestContext) -> Flow:
-        ctx.state.setdefault("seen", []).append("PostResponse")
-        return Flow.CONTINUE
+        return self.saw(ctx, "PostResponse")
 
     async def on_end(self, ctx: RequestContext) -> Flow:
-        ctx.state.setdefault("seen", []).append("End")
-        return Flow.CONTINUE
+        return self.saw(ctx, "End")
 
 
 class Witnessing(BaseClassifier):
