@@ -16,8 +16,7 @@ import pytest
 
 from tests.configs import base_config
 from tests.fake_upstream import Reply
-
-OPENAI = "/v1/chat/completions"
+from tests.wire import OPENAI
 
 
 @dataclass

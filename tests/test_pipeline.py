@@ -1,5 +1,7 @@
 """The seed's pipeline semantics, end to end through a real router: plugin flow
-and error policy, routing decisions, and what the request log records."""
+and error policy, routing decisions, and what the request log records.  The
+``Pipeline`` alone, every hook outcome at every stage, is in
+``test_pipeline_stages.py``."""
 
 from __future__ import annotations
 
