@@ -11,11 +11,11 @@ import asyncio
 
 import pytest
 
+from tests.answers import native_error, served_by
 from tests.configs import primary_and_backup
 from tests.fake_upstream import Reply
 from tests.upstream_faults import (
-    attempts, error_body, health, leave_after_sending, logged_once, native_error, request_body, scripted, send,
-    served_by,
+    attempts, error_body, health, leave_after_sending, logged_once, request_body, scripted, send,
 )
 from tests.waiting import poll
 from tests.wire import OPENAI

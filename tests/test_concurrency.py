@@ -11,9 +11,10 @@ import json
 
 import pytest
 
+from tests.answers import native_error, served_by
 from tests.configs import primary_and_backup
 from tests.fake_upstream import Reply
-from tests.upstream_faults import attempts, health, logged_once, native_error, request_body, scripted, send, served_by
+from tests.upstream_faults import attempts, health, logged_once, request_body, scripted, send
 from tests.waiting import poll
 from tests.wire import ANTHROPIC, OPENAI
 

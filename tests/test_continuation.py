@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from tests.answers import is_error_event, last_event, streamed_text
 from tests.configs import every_model_to, provider
 from tests.fake_upstream import FakeUpstream, Reply, anthropic_sse
 from tests.upstream_faults import (
-    attempts, error_body, error_event, is_error_event, last_event, logged_once, request_body, stream_fault_after,
-    streamed_text, with_content,
+    attempts, error_body, error_event, logged_once, request_body, stream_fault_after, with_content,
 )
 from tests.wire import ANTHROPIC, KIND, OPENAI
 from tornrouter.sse import SSEDecoder

@@ -30,12 +30,12 @@ from typing import Any
 
 import pytest
 
+from tests.answers import answer_text, is_error_event, last_event, native_error, served_by, streamed_text
 from tests.configs import dead_url, primary_and_backup, provider
-from tests.fake_upstream import FakeUpstream, Reply, anthropic_sse, nginx_error_page, openai_sse
+from tests.fake_upstream import FakeUpstream, Reply, nginx_error_page, scripted_sse
 from tests.upstream_faults import (
-    FAST_RETRIES, SHORT, TEXT, answer_text, attempts, error_body, error_event, head, is_error_event, last_event,
-    leave_after_sending, logged_once, native_error, request_body, scripted, send, served_by, stream_fault_after,
-    streamed_text,
+    FAST_RETRIES, SHORT, TEXT, attempts, error_body, error_event, head, leave_after_sending, logged_once,
+    request_body, scripted, send, stream_fault_after,
 )
 from tests.waiting import poll
 from tests.wire import ANTHROPIC, KIND, OPENAI
@@ -284,7 +284,7 @@ def random_fault(rng: random.Random):
     def choose(kind: str, body: Any) -> Reply | None:
         stream = isinstance(body, dict) and body.get("stream")
         text = "one two three four five six"
-        events = openai_sse(text) if kind == "openai" else anthropic_sse(text)
+        events = scripted_sse(kind, text)
         cut = rng.randrange(1, len(events))
         fault = rng.choice([
             "ok", "ok", "500", "529", "429", "drop", "reset", "cut", "stall", "slow", "malformed", "html", "error_event",

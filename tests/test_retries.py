@@ -10,11 +10,10 @@ import random
 
 import pytest
 
+from tests.answers import answer_text, native_error, served_by
 from tests.configs import primary_and_backup
 from tests.fake_upstream import OPENAI_TEXT, Reply
-from tests.upstream_faults import (
-    FAST_RETRIES, answer_text, attempts, error_body, logged_once, native_error, request_body, send, served_by,
-)
+from tests.upstream_faults import FAST_RETRIES, attempts, error_body, logged_once, request_body, send
 from tests.wire import OPENAI
 from tornrouter.config import ProviderConfig
 from tornrouter.dispatch import Dispatcher

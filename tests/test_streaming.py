@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import anthropic
@@ -22,8 +21,9 @@ from tornado.httpclient import HTTPResponse
 from tornado.iostream import IOStream
 from tornado.tcpclient import TCPClient
 
+from tests.answers import streamed_text
 from tests.configs import base_config
-from tests.fake_upstream import OPENAI_TEXT, Reply, ToolCallSpec, anthropic_sse, openai_sse, sse_data, sse_event
+from tests.fake_upstream import OPENAI_TEXT, Reply, openai_sse, scripted_sse, sse_data, sse_event
 from tests.plugins_for_tests import RAW_ARGUMENTS
 from tests.waiting import poll
 from tests.wire import ANTHROPIC, KIND, OPENAI, body_for, chat, message
@@ -58,10 +58,6 @@ SCENARIOS = {
 }
 
 
-def scripted(kind: str, text: str | None, calls: Sequence[ToolCallSpec] = (), **options: Any) -> list[bytes]:
-    return openai_sse(text, calls, **options) if kind == "openai" else anthropic_sse(text, calls, **options)
-
-
 def fixture(name: str) -> bytes:
     # Some transcripts lack the blank line that ends their last event.
     return (FIXTURES / name).read_bytes().rstrip(b"\n") + b"\n\n"
@@ -79,12 +75,6 @@ def events(raw: bytes) -> list[ServerSentEvent]:
 def payloads(raw: bytes) -> list[Any]:
     """Each event's data, parsed (``[DONE]`` stays a string)."""
     return [e.data if e.data == "[DONE]" else json.loads(e.data) for e in events(raw)]
-
-
-def streamed_text(raw: bytes, fmt: str) -> str:
-    if fmt == "anthropic":
-        return "".join(p["delta"].get("text", "") for p in payloads(raw) if p["type"] == "content_block_delta")
-    return "".join((c["delta"].get("content") or "") for p in payloads(raw) if isinstance(p, dict) for c in p.get("choices") or ())
 
 
 async def read_stream(router, path: str, body: dict[str, Any]) -> bytes:
@@ -140,7 +130,7 @@ def anthropic_tools() -> list[dict[str, Any]]:
 @pytest.mark.parametrize("model,kind", [("gpt-4o", "openai"), ("to-anthropic", "anthropic")], ids=["openai<-openai", "openai<-anthropic"])
 async def test_openai_sdk_streams(router, upstream, model, kind, helper, scenario):
     text, calls = SCENARIOS[scenario]
-    upstream.then(Reply(sse=scripted(kind, text, calls)))
+    upstream.then(Reply(sse=scripted_sse(kind, text, calls)))
     client = openai.AsyncOpenAI(base_url=router.url + "/v1", api_key="client-key", max_retries=0)
     request = dict(model=model, messages=[{"role": "user", "content": "go"}], tools=openai_tools(),
                    stream_options={"include_usage": True})
@@ -180,7 +170,7 @@ async def test_openai_sdk_streams(router, upstream, model, kind, helper, scenari
 @pytest.mark.parametrize("model,kind", [("claude-x", "anthropic"), ("to-openai", "openai")], ids=["anthropic<-anthropic", "anthropic<-openai"])
 async def test_anthropic_sdk_streams(router, upstream, model, kind, scenario):
     text, calls = SCENARIOS[scenario]
-    upstream.then(Reply(sse=scripted(kind, text, calls)))
+    upstream.then(Reply(sse=scripted_sse(kind, text, calls)))
     client = anthropic.AsyncAnthropic(base_url=router.url, api_key="client-key", max_retries=0)
     async with client.messages.stream(model=model, max_tokens=100, tools=anthropic_tools(),
                                       messages=[{"role": "user", "content": "go"}]) as stream:
@@ -285,7 +275,7 @@ async def test_openai_stream_shape(router, upstream, model, kind, include_usage)
         text = None
     else:
         prompt = "go"
-        upstream.then(Reply(sse=scripted(kind, text, calls) if kind == "anthropic" else openai_sse(text, calls, usage=include_usage)))
+        upstream.then(Reply(sse=scripted_sse(kind, text, calls) if kind == "anthropic" else openai_sse(text, calls, usage=include_usage)))
     raw = await read_stream(router, OPENAI, chat(model, prompt, stream=True, tools=openai_tools(), stream_options={"include_usage": include_usage}))
     chunks = payloads(raw)
     assert chunks[-1] == "[DONE]" and "[DONE]" not in chunks[:-1]
@@ -310,7 +300,7 @@ async def test_openai_stream_shape(router, upstream, model, kind, include_usage)
                 assert set(call) == {"index", "function"} and set(call["function"]) == {"arguments"}
                 seen[call["index"]] += call["function"]["arguments"]
     assert [json.loads(a) for a in seen.values()] == [json.loads(a) for _, _, a in calls]
-    assert streamed_text(raw, "openai") == (text or "")
+    assert streamed_text(OPENAI, raw) == (text or "")
 
 
 @pytest.mark.gen_test
@@ -324,7 +314,7 @@ async def test_anthropic_stream_shape(router, upstream, model, kind):
         calls = []
     else:
         prompt = "go"
-        upstream.then(Reply(sse=scripted(kind, text, calls)))
+        upstream.then(Reply(sse=scripted_sse(kind, text, calls)))
     raw = await read_stream(router, ANTHROPIC, message(model, prompt, stream=True, tools=anthropic_tools()))
     decoded = events(raw)
     assert all(e.event == json.loads(e.data)["type"] for e in decoded)  # every event named, as its data's type
@@ -332,7 +322,7 @@ async def test_anthropic_stream_shape(router, upstream, model, kind):
     assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
     blocks = [json.loads(e.data)["content_block"]["type"] for e in decoded if e.event == "content_block_start"]
     assert blocks == ["text"] + ["tool_use"] * len(calls)
-    assert streamed_text(raw, "anthropic") == text
+    assert streamed_text(ANTHROPIC, raw) == text
     assert raw.startswith(b"event: message_start\ndata: ")
 
 
@@ -347,7 +337,7 @@ async def test_short_circuit_plugin_streams_a_valid_answer(start_router, upstrea
     response, raw = await router.post_stream(path, body_for(path, "any-model", stream=True))
     assert response.code == 200 and response.headers["x-tornrouter-provider"] == "plugin"
     assert validate(raw, KIND[path]) == []
-    assert streamed_text(raw, KIND[path]) == "short-circuited"
+    assert streamed_text(path, raw) == "short-circuited"
     assert upstream.requests == []
     entry = await log_entry(router)
     assert entry["stream"] is True and entry["status"] == 200 and entry["provider"] == "plugin"
@@ -371,7 +361,7 @@ async def test_raw_tool_arguments_of_a_whole_answer_stream_verbatim(start_router
 async def test_echo_provider_streams_in_pieces(router, path):
     said = "please say this back to me in a few separate pieces"
     raw = await read_stream(router, path, body_for(path, "local-echo", said, stream=True))
-    assert streamed_text(raw, KIND[path]) == f"echo: {said}"
+    assert streamed_text(path, raw) == f"echo: {said}"
     if path == OPENAI:
         deltas = [p for p in payloads(raw) if isinstance(p, dict) and p["choices"] and p["choices"][0]["delta"].get("content")]
     else:
@@ -438,7 +428,7 @@ async def test_error_event_first_is_an_http_error(router, upstream, path, model,
 
 def mid_stream_failure(kind: str, failure: str) -> Reply:
     """A stream that begins well (message start, some text) and then fails."""
-    full = scripted(kind, "one two three four five six")
+    full = scripted_sse(kind, "one two three four five six")
     begun = full[:5]  # the start and a few text pieces
     if failure == "dropped":
         return Reply(sse=begun, drop=True)
@@ -448,7 +438,7 @@ def mid_stream_failure(kind: str, failure: str) -> Reply:
         return Reply(sse=[*begun, b'data: {"not": "json"\n\n', *full[5:]])
     if failure == "out_of_order":  # the start, then in one chunk: text and an event the stream cannot have there
         if kind == "openai":  # tool call 0 continued after tool call 1 began
-            calls = scripted(kind, None, [("call_a", "get_time", '{"tz": "UTC"}'), ("call_b", "get_time", "{}")])
+            calls = scripted_sse(kind, None, [("call_a", "get_time", '{"tz": "UTC"}'), ("call_b", "get_time", "{}")])
             return Reply(sse=[*begun[:2], b"".join([*begun[2:], calls[1], calls[5], calls[2], *full[5:]])])
         stray = {"type": "content_block_delta", "index": 7, "delta": {"type": "text_delta", "text": "?"}}
         return Reply(sse=[*begun[:3], b"".join([*begun[3:], sse_event("content_block_delta", stray), *full[5:]])])
@@ -468,7 +458,7 @@ async def test_failure_mid_stream_ends_with_the_apis_error_event(router, upstrea
         assert events(raw)[-1].event == "error" and last["type"] == "error" and last["error"]["message"]
     else:
         assert set(last) == {"error"} and last["error"]["message"]
-    assert streamed_text(raw, KIND[path]).startswith("one ")  # what came before the failure was delivered
+    assert streamed_text(path, raw).startswith("one ")  # what came before the failure was delivered
     entry = await log_entry(router)
     assert entry["error"] and entry["status"] >= 500 and entry["stream"] is True
     if failure in ("malformed", "out_of_order"):
@@ -491,10 +481,10 @@ async def test_failure_before_content_is_retried(start_router, upstream, tmp_pat
         first = Reply(sse=[sse_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "try again"}})]
                       if kind == "anthropic" else [sse_data(upstream_error("openai", 500, "try again"))])
     else:
-        first = Reply(sse=scripted(kind, "never sent")[:1], drop=True)  # the message's start, then the connection drops
-    upstream.then(first, Reply(sse=scripted(kind, "second time lucky")))
+        first = Reply(sse=scripted_sse(kind, "never sent")[:1], drop=True)  # the message's start, then the connection drops
+    upstream.then(first, Reply(sse=scripted_sse(kind, "second time lucky")))
     raw = await read_stream(router, path, body_for(path, model, stream=True))
-    assert streamed_text(raw, KIND[path]) == "second time lucky"
+    assert streamed_text(path, raw) == "second time lucky"
     assert len(upstream.requests) == 2
     entry = await log_entry(router)
     assert entry["status"] == 200 and entry["error"] is None
@@ -507,7 +497,7 @@ async def test_failure_after_content_is_not_retried(start_router, upstream, tmp_
     router = router_with(start_router, upstream, tmp_path, retries=2, retry_backoff_s=0.01)
     upstream.then(mid_stream_failure(kind, "dropped"))
     raw = await read_stream(router, path, body_for(path, model, stream=True))
-    assert streamed_text(raw, KIND[path]).startswith("one ")
+    assert streamed_text(path, raw).startswith("one ")
     assert len(upstream.requests) == 1
     entry = await log_entry(router)
     assert entry["status"] == 502 and entry["error"] and len(entry["attempts"]) == 1
@@ -542,7 +532,7 @@ async def read_then_hang_up(router, path: str, body: dict[str, Any], events_want
 @pytest.mark.gen_test
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_client_disconnect_stops_the_upstream(router, upstream, path, model, kind):
-    upstream.then(Reply(sse=scripted(kind, " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
+    upstream.then(Reply(sse=scripted_sse(kind, " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
     received = await read_then_hang_up(router, path, body_for(path, model, stream=True), events_wanted=4)
     assert b"w0" in received
     await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
@@ -557,7 +547,7 @@ async def test_client_disconnect_stops_the_upstream(router, upstream, path, mode
 @pytest.mark.gen_test
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_client_disconnect_before_the_first_byte(router, upstream, path, model, kind):
-    upstream.then(Reply(delay=30, sse=scripted(kind, "too late")))
+    upstream.then(Reply(delay=30, sse=scripted_sse(kind, "too late")))
     stream = await send_raw(router, path, body_for(path, model, stream=True))
     await poll(lambda: upstream.requests, "the request to reach the upstream")
     stream.close()
@@ -575,7 +565,7 @@ async def test_pooled_handles_forget_an_aborted_stream(start_router, upstream, t
     config = base_config(upstream.url, str(tmp_path / "requests.jsonl"))
     config["server"]["max_clients"] = 1
     router = start_router(config)
-    upstream.then(Reply(sse=scripted("anthropic", " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
+    upstream.then(Reply(sse=scripted_sse("anthropic", " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
     await read_then_hang_up(router, ANTHROPIC, message("claude-x", stream=True), events_wanted=4)
     await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
     await poll(lambda: pool_is_free(router), "the curl pool to be free")
@@ -584,7 +574,7 @@ async def test_pooled_handles_forget_an_aborted_stream(start_router, upstream, t
     assert response.code == 200, response.body
     upstream.stream_chunk_delay = 0.1
     raw = await read_stream(router, OPENAI, chat("gpt-4o", stream=True))
-    assert OPENAI_TEXT in streamed_text(raw, "openai")
+    assert OPENAI_TEXT in streamed_text(OPENAI, raw)
 
 
 # --- 8. timeouts: first byte (an HTTP error), idle (the error event) ----------------------
@@ -594,10 +584,10 @@ async def test_pooled_handles_forget_an_aborted_stream(start_router, upstream, t
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_idle_timeout_mid_stream(start_router, upstream, tmp_path, path, model, kind):
     router = router_with(start_router, upstream, tmp_path, idle_timeout_s=0.5)
-    sse = scripted(kind, "one two three four")
+    sse = scripted_sse(kind, "one two three four")
     upstream.then(Reply(sse=[b"".join(sse[:4]), *sse[4:]], chunk_delay=30))  # the start, then a stall
     raw = await read_stream(router, path, body_for(path, model, stream=True))
-    assert streamed_text(raw, KIND[path]).startswith("one ")
+    assert streamed_text(path, raw).startswith("one ")
     assert "timed out after 0.5 s between stream events" in payloads(raw)[-1]["error"]["message"]
     entry = await log_entry(router)
     assert entry["status"] == 504 and "timed out" in entry["error"] and entry["stream"] is True
@@ -609,7 +599,7 @@ async def test_idle_timeout_mid_stream(start_router, upstream, tmp_path, path, m
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_first_byte_timeout_is_504(start_router, upstream, tmp_path, path, model, kind):
     router = router_with(start_router, upstream, tmp_path, first_byte_timeout_s=0.5)
-    upstream.then(Reply(delay=30, sse=scripted(kind, "too late")))
+    upstream.then(Reply(delay=30, sse=scripted_sse(kind, "too late")))
     response, raw = await router.post_stream(path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, 504, "waiting for the first byte")
     entry = await log_entry(router)
@@ -625,7 +615,7 @@ async def test_first_byte_timeout_is_504(start_router, upstream, tmp_path, path,
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_log_entry_holds_the_assembled_response(router, upstream, path, model, kind):
     text, calls = SCENARIOS["text_then_tool"]
-    upstream.then(Reply(sse=scripted(kind, text, calls)))
+    upstream.then(Reply(sse=scripted_sse(kind, text, calls)))
     response, raw = await router.post_stream(path, body_for(path, model, stream=True))
     assert response.code == 200 and validate(raw, KIND[path]) == []
     provider, sent_model = TARGETS[model]
@@ -647,9 +637,9 @@ async def test_log_entry_holds_the_assembled_response(router, upstream, path, mo
 async def test_post_response_plugin_changes_the_log_not_the_stream(start_router, upstream, tmp_path, path, model, kind):
     plugin = {"use": "tests.plugins_for_tests.Rewrite", "settings": {"text": "rewritten"}}
     router = start_router(base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[plugin]))
-    upstream.then(Reply(sse=scripted(kind, "the original words")))
+    upstream.then(Reply(sse=scripted_sse(kind, "the original words")))
     raw = await read_stream(router, path, body_for(path, model, stream=True))
-    assert streamed_text(raw, KIND[path]) == "the original words"
+    assert streamed_text(path, raw) == "the original words"
     entry = await log_entry(router)
     assert entry["response"]["content"] == [{"type": "text", "text": "rewritten"}]
     assert entry["plugins"] == ["rewrite"]
@@ -665,7 +655,7 @@ async def test_many_concurrent_streams(router, upstream):
     requests = [(path, models[path][i % 3], f"request-{i}") for i, path in enumerate([OPENAI, ANTHROPIC] * 25)]
     raws = await asyncio.gather(*(read_stream(router, path, body_for(path, model, said, stream=True)) for path, model, said in requests))
     for (path, model, said), raw in zip(requests, raws):
-        text = streamed_text(raw, KIND[path])
+        text = streamed_text(path, raw)
         assert text.endswith(" " + said)  # its own answer, not a neighbour's
     entries = await poll(lambda: len(e := router.log_entries()) >= len(requests) and e, "every request logged")
     assert len(entries) == len(requests) and len({e["id"] for e in entries}) == len(requests)

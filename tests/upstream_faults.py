@@ -4,9 +4,9 @@ concurrency limits and continuation are built from.
 A test starts fake upstreams (the ``fakes`` fixture), a router configured by
 ``tests/configs.py`` (``primary_and_backup``, ``every_model_to``), scripts what
 each upstream does (``scripted`` streams cut at ``head`` or ``with_content``,
-``error_event``, ``error_body``), sends ``request_body`` with ``send`` and then
-reads what the client got (``answer_text``, ``streamed_text``, ``native_error``,
-``served_by``) and what the log says (``logged_once``, ``attempts``).
+``error_event``, ``error_body``), sends ``request_body`` with ``send``, reads
+what the client got with ``tests/answers.py`` and what the log says with
+``logged_once`` and ``attempts``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from typing import Any
 from tornado.httpclient import HTTPResponse
 from tornado.tcpclient import TCPClient
 
-from tests.fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, Reply, anthropic_sse, openai_sse, sse_data, sse_event
+from tests.fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, Reply, scripted_sse, sse_data, sse_event
 from tests.waiting import poll
-from tests.wire import ANTHROPIC, OPENAI, body_for
-from tornrouter.sse import SSEDecoder
+from tests.wire import body_for
 
 TEXT = {"openai": OPENAI_TEXT, "anthropic": ANTHROPIC_TEXT}
 DEADLINE = 10.0  # seconds to wait for anything that happens after the client has its answer
@@ -31,7 +30,7 @@ SHORT = 0.5  # the timeouts of a test about a timeout
 FAST_RETRIES = {"retry_backoff_s": 0.001, "retry_backoff_max_s": 0.001}
 
 
-# --- what the client sends and gets --------------------------------------------------------
+# --- what the client sends --------------------------------------------------------------------
 
 
 def request_body(path: str, stream: bool = False, text: str = "hello") -> dict[str, Any]:
@@ -53,50 +52,6 @@ def error_body(kind: str, message: str, error_type: str = "api_error") -> dict[s
     if kind == "anthropic":
         return {"type": "error", "error": {"type": error_type, "message": message}}
     return {"error": {"message": message, "type": error_type, "param": None, "code": None}}
-
-
-def native_error(path: str, response: HTTPResponse) -> str:
-    """The message of an error body in the endpoint's own shape (asserting the shape)."""
-    body = json.loads(response.body)
-    if path == ANTHROPIC:
-        assert body["type"] == "error" and set(body["error"]) >= {"type", "message"}, body
-        return body["error"]["message"]
-    assert set(body["error"]) == {"message", "type", "param", "code"}, body
-    return body["error"]["message"]
-
-
-def answer_text(path: str, response: HTTPResponse) -> str:
-    body = json.loads(response.body)
-    if path == ANTHROPIC:
-        return "".join(block.get("text", "") for block in body["content"])
-    return body["choices"][0]["message"]["content"]
-
-
-def streamed_text(path: str, raw: bytes) -> str:
-    out = []
-    for event in SSEDecoder().feed(raw):
-        if event.data == "[DONE]":
-            continue
-        payload = json.loads(event.data)
-        if path == ANTHROPIC and payload.get("type") == "content_block_delta":
-            out.append(payload["delta"].get("text", ""))
-        elif path == OPENAI:
-            out.extend(choice["delta"].get("content") or "" for choice in payload.get("choices") or ())
-    return "".join(out)
-
-
-def last_event(raw: bytes) -> dict[str, Any]:
-    events = [e for e in SSEDecoder().feed(raw) if e.data != "[DONE]"]
-    return json.loads(events[-1].data)
-
-
-def is_error_event(path: str, payload: dict[str, Any]) -> bool:
-    return payload.get("type") == "error" if path == ANTHROPIC else "error" in payload
-
-
-def served_by(response: HTTPResponse, provider_name: str, model: str) -> None:
-    assert response.headers["x-tornrouter-provider"] == provider_name
-    assert response.headers["x-tornrouter-model"] == model
 
 
 async def health(router) -> dict[str, Any]:
@@ -131,7 +86,8 @@ def attempts(entry: dict[str, Any]) -> list[tuple[str, int | None]]:
 
 
 def scripted(kind: str, text: str = "one two three four five six seven eight") -> list[bytes]:
-    return openai_sse(text, model="model-a") if kind == "openai" else anthropic_sse(text, model="model-a")
+    """The primary's (``model-a``) whole stream: eight words unless told otherwise."""
+    return scripted_sse(kind, text, model="model-a")
 
 
 def head(kind: str) -> list[bytes]:
