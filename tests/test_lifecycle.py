@@ -323,10 +323,7 @@ async def test_processes_share_the_port_with_a_log_file_each(spawn, tmp_path):
         ids.extend(r.headers["x-request-id"] for r in responses)
         return all(f.exists() and f.stat().st_size for f in files)
 
-    loop = asyncio.get_running_loop()
-    end = loop.time() + DEADLINE_S
-    while not await both_answered():
-        assert loop.time() < end, "one worker answered everything"
+    await poll(both_answered, "a request answered by each worker", timeout=DEADLINE_S)
 
     router.send(signal.SIGHUP)  # passed on: each worker reloads
     await router.wait_for("config reloaded", count=2)
