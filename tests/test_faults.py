@@ -45,8 +45,6 @@ from tornrouter.validate_stream import validate
 # --- non-streamed: every misbehaviour, with and without a fallback -----------------
 
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
-
-
 HUGE_LIMIT = 1024 * 1024  # server.max_response_bytes in the tests that use it
 
 
