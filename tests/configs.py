@@ -2,7 +2,7 @@
 
 ``base_config`` is what the ``start_router`` fixture starts unless told
 otherwise: both real-API provider kinds on the fake upstream, an echo
-provider, and a route to each.  The failover tests build theirs from
+provider, and a route to each; ``echo_only`` needs no upstream.  The failover tests build theirs from
 ``provider`` entries: ``every_model_to`` one target or a list of them, or
 ``primary_and_backup``, a primary that speaks the client's API and a backup
 that speaks the other.
@@ -39,6 +39,12 @@ def base_config(upstream_url: str, log_path: str, **overrides: Any) -> dict[str,
     }
     config.update(overrides)
     return config
+
+
+def echo_only(**sections: Any) -> dict[str, Any]:
+    """Every model to the echo provider: a router that needs no upstream, with
+    ``sections`` (``keys=``, ``server=``, ``state=``...) added."""
+    return {"providers": {"echo": {"kind": "echo"}}, "router": {"default": "echo"}, **sections}
 
 
 def dead_url() -> str:

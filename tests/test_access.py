@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from tests.access_support import ADMIN_KEY, TEAM_A, TEAM_B, RawRequest, bearer, error_of
+from tests.configs import echo_only
 from tests.fake_upstream import Reply
 from tests.waiting import poll
 from tests.wire import ANTHROPIC, OPENAI, body_for, chat, message
@@ -51,15 +52,11 @@ def keyed(start_router, admin: bool = True, **overrides: Any):
     return start_router(server=server, **overrides)
 
 
-def minimal(**extra: Any) -> dict[str, Any]:
-    return {"providers": {"echo": {"kind": "echo"}}, "router": {"default": "echo"}, **extra}
-
-
 # --- keys -----------------------------------------------------------------------------
 
 
 def test_a_key_is_held_as_a_digest_and_found_by_either_header():
-    config = parse_config(minimal(keys=keys(rpm=5)), environ={"TEAM_A_KEY": TEAM_A})
+    config = parse_config(echo_only(keys=keys(rpm=5)), environ={"TEAM_A_KEY": TEAM_A})
     assert TEAM_A not in repr(config) and not hasattr(config.keys[0], "key")
     ring = KeyRing(config.keys)
     assert ring.identify({"Authorization": f"Bearer {TEAM_A}"}).name == "team-a"
@@ -79,13 +76,13 @@ def test_key_problems_are_reported_with_their_path():
         {"name": "has space", "key": "y", "models": []},
     ]
     with pytest.raises(ConfigError) as error:
-        parse_config(minimal(keys=bad[:3]), environ={"TEAM_A_KEY": TEAM_A})
+        parse_config(echo_only(keys=bad[:3]), environ={"TEAM_A_KEY": TEAM_A})
     assert error.value.problems == [
         "keys.2.name: 'team-a' is already the name of keys.0",
         "keys.2.key: the same key as keys.1",
     ]
     with pytest.raises(ConfigError) as error:
-        parse_config(minimal(keys=bad[3:], state={"backend": "redis"}), environ={})
+        parse_config(echo_only(keys=bad[3:], state={"backend": "redis"}), environ={})
     assert sorted(error.value.problems) == [
         "keys.0.key: give exactly one of key and key_sha256",
         "keys.1.key: give exactly one of key and key_sha256",
@@ -150,7 +147,7 @@ def answered(ctx: RequestContext, usage: Usage) -> RequestContext:
 
 
 def control(clock: list[float], backend: Any = None, **extra: Any) -> AccessControl:
-    config = parse_config(minimal(keys=keys(**extra.pop("team_a", {})), **extra), environ={"TEAM_A_KEY": TEAM_A})
+    config = parse_config(echo_only(keys=keys(**extra.pop("team_a", {})), **extra), environ={"TEAM_A_KEY": TEAM_A})
     return AccessControl(config, backend or MemoryBackend(), clock=lambda: clock[0])
 
 
@@ -500,10 +497,10 @@ async def test_a_reload_keeps_the_state_and_metrics_when_the_state_section_is_un
     from tornrouter.app import Runtime
 
     environ = {"TEAM_A_KEY": TEAM_A}
-    first = Runtime(parse_config(minimal(keys=keys(rpm=1)), environ=environ))
-    second = Runtime(parse_config(minimal(keys=keys(rpm=2)), environ=environ), first)
+    first = Runtime(parse_config(echo_only(keys=keys(rpm=1)), environ=environ))
+    second = Runtime(parse_config(echo_only(keys=keys(rpm=2)), environ=environ), first)
     assert second.access.backend is first.access.backend and second.metrics is first.metrics
-    third = Runtime(parse_config(minimal(keys=keys(), state={"on_error": "fail_closed"}), environ=environ), second)
+    third = Runtime(parse_config(echo_only(keys=keys(), state={"on_error": "fail_closed"}), environ=environ), second)
     assert third.access.backend is not second.access.backend
     for runtime in (first, second, third):
         await runtime.close_access()

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.configs import base_config
-from tests.wire import ANTHROPIC, OPENAI, chat, message
+from tests.wire import ANTHROPIC, OPENAI, body_for, chat, message
 from tornrouter.classifiers import BaseClassifier
 from tornrouter.plugins import BasePlugin, Flow
 
@@ -231,10 +231,6 @@ def sloppy(change: str, hook: str = "pre_request") -> dict:
 TO_EACH_UPSTREAM = [(OPENAI, "gpt-4o"), (OPENAI, "claude-x"), (ANTHROPIC, "gpt-4o"), (ANTHROPIC, "claude-x")]
 
 
-def request_to(path: str, model: str, text: str = "hello", **extra) -> dict:
-    return (chat if path == OPENAI else message)(model, text, **extra)
-
-
 def upstream_system(body: dict) -> str:
     """The system prompt as the upstream received it, in its own wire form."""
     if "system" in body:
@@ -248,7 +244,7 @@ def upstream_system(body: dict) -> str:
 @pytest.mark.parametrize("path,model", TO_EACH_UPSTREAM)
 async def test_a_plugin_may_set_the_system_prompt_as_a_string(start_router, upstream, tmp_path, path, model):
     router = start_router(with_plugins(upstream, tmp_path, sloppy("system")))
-    response = await router.post(path, request_to(path, model))
+    response = await router.post(path, body_for(path, model))
     assert response.code == 200, response.body
     assert upstream_system(upstream.last.body) == "be brief"
     (entry,) = router.log_entries()
@@ -259,7 +255,7 @@ async def test_a_plugin_may_set_the_system_prompt_as_a_string(start_router, upst
 @pytest.mark.parametrize("path,model", TO_EACH_UPSTREAM)
 async def test_a_plugin_may_set_message_content_as_a_string(start_router, upstream, tmp_path, path, model):
     router = start_router(with_plugins(upstream, tmp_path, sloppy("content", hook="on_start")))
-    response = await router.post(path, request_to(path, model))
+    response = await router.post(path, body_for(path, model))
     assert response.code == 200, response.body
     (sent,) = [m for m in upstream.last.body["messages"] if m["role"] == "user"]
     content = sent["content"]

@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
+from tests.configs import echo_only
 from tornrouter.canonical import ChatRequest, ChatResponse, Message, Text
 from tornrouter.classifiers import BaseClassifier, Classifiers
 from tornrouter.config import parse_config
@@ -123,7 +124,7 @@ class Witnessing(BaseClassifier):
 def pipeline(io_loop):
     """``pipeline(stage, outcome)`` -> a ``Pipeline`` with ``Scripted`` then
     ``Witness``, the ``Witnessing`` classifier, and every model routed to echo."""
-    config = parse_config({"providers": {"echo": {"kind": "echo"}}, "router": {"default": "echo"}}, environ={})
+    config = parse_config(echo_only(), environ={})
     http = AsyncHTTPClient(force_instance=True)
     providers = {name: make_provider(p, http) for name, p in config.providers.items()}
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from tornado.testing import bind_unused_port
 
+from tests.configs import echo_only
 from tests.waiting import poll
 from tests.wire import OPENAI, chat
 from tornrouter.config import ServerConfig, parse_config
@@ -40,7 +41,6 @@ SLOW_CLIENTS = 100  # of each kind: 300 connections at once
 HEADERS = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "  # never ends: 'a' after 'a'
 BODY = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"  # a space at a time
 KEEP_ALIVE = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # answered, then silence
-ECHO_ONLY = {"providers": {"echo": {"kind": "echo"}}, "router": {"default": "echo"}}
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +179,7 @@ async def test_connections_over_max_connections_are_closed_at_once(start_router,
 async def test_a_reload_applies_the_settings_to_new_connections():
     def config(max_connections: int):
         server = {"max_connections": max_connections, "header_timeout_s": 60.0}
-        return parse_config({**ECHO_ONLY, "server": server}, environ={})
+        return parse_config(echo_only(server=server), environ={})
 
     sock, port = bind_unused_port()
     service = Service(config(100), lambda: config(1), [sock])
@@ -195,14 +195,14 @@ async def test_a_reload_applies_the_settings_to_new_connections():
 
 
 def test_the_settings_are_checked():
-    assert parse_config(ECHO_ONLY, environ={}).server == ServerConfig()
+    assert parse_config(echo_only(), environ={}).server == ServerConfig()
     settings = {"header_timeout_s": 5, "body_timeout_s": 30.5, "idle_timeout_s": 90, "max_connections": 10000}
-    server = parse_config({**ECHO_ONLY, "server": settings}, environ={}).server
+    server = parse_config(echo_only(server=settings), environ={}).server
     assert (server.header_timeout_s, server.body_timeout_s, server.idle_timeout_s, server.max_connections) == (5, 30.5, 90, 10000)
 
     bad = {"header_timeout_s": 0, "body_timeout_s": -1, "idle_timeout_s": "long", "max_connections": 0, "header_timeout": 5}
     with pytest.raises(ConfigError) as caught:
-        parse_config({**ECHO_ONLY, "server": bad}, environ={})
+        parse_config(echo_only(server=bad), environ={})
     assert sorted(caught.value.problems) == [
         "server.body_timeout_s: Must be greater than 0.",
         "server.header_timeout: Unknown field.",
