@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.iostream import IOStream
+from tornado.tcpclient import TCPClient
 from tornado.testing import bind_unused_port
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -54,6 +56,17 @@ class RunningRouter:
             headers={"Content-Type": "application/json"}, streaming_callback=chunks.append,
         )
         return response, b"".join(chunks)
+
+    async def send_raw(self, path: str, body: Any) -> IOStream:
+        """POST ``body`` over a raw socket, which the test may close at any point
+        (``AsyncHTTPClient`` cannot hang up on a request in flight)."""
+        stream = await TCPClient().connect("127.0.0.1", self.port)
+        data = json.dumps(body).encode()
+        await stream.write(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode() + data
+        )
+        return stream
 
     async def get(self, path: str) -> HTTPResponse:
         return await self.client.fetch(self.url + path, raise_error=False, request_timeout=20)

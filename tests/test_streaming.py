@@ -18,8 +18,6 @@ import anthropic
 import openai
 import pytest
 from tornado.httpclient import HTTPResponse
-from tornado.iostream import IOStream
-from tornado.tcpclient import TCPClient
 
 from tests.answers import streamed_text
 from tests.configs import base_config
@@ -506,20 +504,9 @@ async def test_failure_after_content_is_not_retried(start_router, upstream, tmp_
 # --- 7. a client that goes away mid-stream -----------------------------------------------
 
 
-async def send_raw(router, path: str, body: dict[str, Any]) -> IOStream:
-    """A streamed request sent over a raw socket, which the test may close at any point."""
-    stream = await TCPClient().connect("127.0.0.1", router.port)
-    data = json.dumps(body).encode()
-    await stream.write(
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n".encode() + data
-    )
-    return stream
-
-
 async def read_then_hang_up(router, path: str, body: dict[str, Any], events_wanted: int) -> bytes:
     """Read a stream until ``events_wanted`` events have arrived, then close the connection."""
-    stream = await send_raw(router, path, body)
+    stream = await router.send_raw(path, body)
     head = await stream.read_until(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     received = b""
@@ -548,7 +535,7 @@ async def test_client_disconnect_stops_the_upstream(router, upstream, path, mode
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_client_disconnect_before_the_first_byte(router, upstream, path, model, kind):
     upstream.then(Reply(delay=30, sse=scripted_sse(kind, "too late")))
-    stream = await send_raw(router, path, body_for(path, model, stream=True))
+    stream = await router.send_raw(path, body_for(path, model, stream=True))
     await poll(lambda: upstream.requests, "the request to reach the upstream")
     stream.close()
     await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)

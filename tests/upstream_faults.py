@@ -16,7 +16,6 @@ from collections import Counter
 from typing import Any
 
 from tornado.httpclient import HTTPResponse
-from tornado.tcpclient import TCPClient
 
 from tests.fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, Reply, scripted_sse, sse_data, sse_event
 from tests.waiting import poll
@@ -118,11 +117,6 @@ def stream_fault_after(name: str, kind: str) -> tuple[Reply, int, dict[str, Any]
 
 async def leave_after_sending(router, path: str, body: dict[str, Any], until) -> None:
     """Send a request on a raw connection, wait until ``until()``, then hang up."""
-    stream = await TCPClient().connect("127.0.0.1", router.port)
-    data = json.dumps(body).encode()
-    await stream.write(
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n".encode() + data
-    )
+    stream = await router.send_raw(path, body)
     await poll(until, "the moment to hang up")
     stream.close()
