@@ -16,7 +16,7 @@ from tests.answers import is_error_event, last_event, streamed_text
 from tests.configs import every_model_to, provider
 from tests.fake_upstream import FakeUpstream, Reply, anthropic_sse
 from tests.upstream_faults import (
-    attempts, error_body, error_event, logged_once, request_body, stream_fault_after, with_content,
+    attempts, error_body, error_event, logged_entry, request_body, stream_fault_after, with_content,
 )
 from tests.wire import ANTHROPIC, KIND, OPENAI
 from tornrouter.sse import SSEDecoder
@@ -61,7 +61,7 @@ async def test_continue_on_failure_takes_the_stream_over(start_router, fakes, tm
     prefill = sent["messages"][-1]
     assert prefill["role"] == "assistant"
     assert prefill["content"] in ("one two three", [{"type": "text", "text": "one two three"}])
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert entry["status"] == 200 and entry["error"] is None
     assert entry["continued"]["from"] == "primary/model-a" and entry["continued"]["to"] == "backup/model-b"
     assert entry["continued"]["after_chars"] == len("one two three ") and entry["continued"]["error"]
@@ -101,7 +101,7 @@ async def test_no_continuation_without_a_target_that_takes_a_prefill(start_route
     assert response.code == 200 and validate(raw, "anthropic") == []
     assert is_error_event(ANTHROPIC, last_event(raw))
     assert backup.requests == []
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert entry["continued"]["to"] is None
     assert "no later target takes a prefill: 'backup' (openai)" == entry["continued"]["reason"]
     assert entry["provider"] == "primary" and entry["status"] == 502
@@ -119,7 +119,7 @@ async def test_a_continuation_that_fails_ends_the_stream_with_the_error(start_ro
     assert response.code == 200 and validate(raw, "anthropic") == []
     assert is_error_event(ANTHROPIC, last_event(raw))
     assert streamed_text(ANTHROPIC, raw) == "one two three "
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert entry["continued"]["to"] is None and entry["continued"]["reason"].startswith("continuation failed")
     assert attempts(entry) == [("primary", 200), ("backup", 529)]
     assert entry["provider"] == "primary" and entry["error"]
@@ -137,7 +137,7 @@ async def test_only_text_is_continued(start_router, fakes, tmp_path):
     assert response.code == 200 and validate(raw, "anthropic") == []
     assert is_error_event(ANTHROPIC, last_event(raw))
     assert backup.requests == []
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert entry["continued"]["reason"] == "only a text answer can be continued"
 
 

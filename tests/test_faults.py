@@ -34,7 +34,7 @@ from tests.answers import answer_text, is_error_event, last_event, native_error,
 from tests.configs import dead_url, primary_and_backup, provider
 from tests.fake_upstream import FakeUpstream, Reply, nginx_error_page, scripted_sse
 from tests.upstream_faults import (
-    FAST_RETRIES, SHORT, TEXT, attempts, error_body, error_event, head, leave_after_sending, logged_once,
+    FAST_RETRIES, SHORT, TEXT, attempts, error_body, error_event, head, leave_after_sending, logged_entry,
     request_body, scripted, send, stream_fault_after,
 )
 from tests.waiting import poll
@@ -107,7 +107,7 @@ async def test_nonstreamed_fault(start_router, fakes, tmp_path, path, fault, wit
 
     response = await router.post(path, request_body(path))
 
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     if with_fallback:
         assert response.code == 200, response.body
         assert answer_text(path, response) == TEXT["anthropic" if kind == "openai" else "openai"]
@@ -174,7 +174,7 @@ async def test_stream_fault_before_content(start_router, fakes, tmp_path, path, 
 
     response, raw = await router.post_stream(path, request_body(path, stream=True))
 
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     if with_fallback:
         assert response.code == 200, raw
         assert response.headers["Content-Type"] == "text/event-stream"
@@ -218,7 +218,7 @@ async def test_stream_fault_after_content(start_router, fakes, tmp_path, path, f
     assert is_error_event(path, last_event(raw)), raw
     assert streamed_text(path, raw) == "one two three "
     served_by(response, "primary", "model-a")
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert attempts(entry) == [("primary", 200)]
     assert entry["status"] == status and entry["error"]
     assert backup.requests == []
@@ -247,7 +247,7 @@ async def test_an_error_page_is_summarised_and_kept_in_the_log(start_router, fak
     summary = "provider 'primary': upstream returned 502 with a text/html page: \"502 Bad Gateway\""
     assert native_error(path, response) == summary
     assert json.loads(raw)["error"]["type"] == ("server_error" if path == OPENAI else "api_error")
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     (attempt,) = entry["attempts"]
     assert attempt["status"] == 502 and attempt["error"] == entry["error"] == summary
     assert attempt["upstream_body"] == page.replace(key.encode(), b"***")[:4096].decode() + "…"
@@ -269,7 +269,7 @@ async def test_an_apis_own_error_keeps_its_type_and_message(start_router, fakes,
     error = json.loads(raw)["error"]
     assert error["type"] == "invalid_request_error"
     assert error["message"] == "provider 'primary': upstream returned 400: prompt is too long"
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert entry["attempts"][0]["upstream_body"] == json.dumps(body)
 
 

@@ -13,7 +13,7 @@ import pytest
 from tests.answers import answer_text, native_error, served_by
 from tests.configs import primary_and_backup
 from tests.fake_upstream import OPENAI_TEXT, Reply
-from tests.upstream_faults import FAST_RETRIES, attempts, error_body, logged_once, request_body, send
+from tests.upstream_faults import FAST_RETRIES, attempts, error_body, logged_entry, request_body, send
 from tests.wire import OPENAI
 from tornrouter.config import ProviderConfig
 from tornrouter.dispatch import Dispatcher
@@ -33,7 +33,7 @@ async def test_n_retries_make_n_plus_one_attempts_then_fallback(start_router, fa
 
     assert response.code == 200
     served_by(response, "backup", "model-b")
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert attempts(entry) == [("primary", 503)] * (retries + 1) + [("backup", 200)]
     assert len(primary.requests) == retries + 1 and len(backup.requests) == 1
 
@@ -50,7 +50,7 @@ async def test_a_retry_that_succeeds_stays_on_the_same_target(start_router, fake
 
     assert response.code == 200 and answer_text(OPENAI, response) == OPENAI_TEXT
     served_by(response, "primary", "model-a")
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert attempts(entry) == [("primary", 599), ("primary", 502), ("primary", 200)]
     assert backup.requests == []
 
@@ -70,7 +70,7 @@ async def test_client_errors_are_neither_retried_nor_failed_over(start_router, f
     assert response.code == status
     response._body = raw
     assert f"refused with {status}" in native_error(OPENAI, response)
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert attempts(entry) == [("primary", status)]
     assert len(primary.requests) == 1 and backup.requests == []
 
@@ -90,7 +90,7 @@ async def test_retry_after_is_honoured_up_to_the_cap(start_router, fakes, tmp_pa
     response = await router.post(OPENAI, request_body(OPENAI))
 
     assert response.code == 200
-    entry = (await logged_once(router, response))[response.headers["x-request-id"]]
+    entry = await logged_entry(router, response)
     assert attempts(entry) == [("primary", status)] * 3 + [("backup", 200)]
 
 

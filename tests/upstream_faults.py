@@ -6,7 +6,7 @@ A test starts fake upstreams (the ``fakes`` fixture), a router configured by
 each upstream does (``scripted`` streams cut at ``head`` or ``with_content``,
 ``error_event``, ``error_body``), sends ``request_body`` with ``send``, reads
 what the client got with ``tests/answers.py`` and what the log says with
-``logged_once`` and ``attempts``.
+``logged_entry``, ``logged_once`` and ``attempts``.
 """
 
 from __future__ import annotations
@@ -68,6 +68,11 @@ async def logged_once(router, *responses: HTTPResponse) -> dict[str, dict[str, A
     counts = Counter(e["id"] for e in entries)
     assert sorted(counts) == sorted(ids) and set(counts.values()) == {1}, counts
     return {e["id"]: e for e in entries}
+
+
+async def logged_entry(router, response: HTTPResponse) -> dict[str, Any]:
+    """The log entry of ``response``, asserting it is the only entry in the log."""
+    return (await logged_once(router, response))[response.headers["x-request-id"]]
 
 
 def attempts(entry: dict[str, Any]) -> list[tuple[str, int | None]]:
