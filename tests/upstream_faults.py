@@ -26,7 +26,7 @@ SHORT = 0.5  # the timeouts of a test about a timeout
 FAST_RETRIES = {"retry_backoff_s": 0.001, "retry_backoff_max_s": 0.001}
 
 
-# --- what the client sends --------------------------------------------------------------------
+# --- what the client asks ---------------------------------------------------------------------
 
 
 def request_body(path: str, stream: bool = False, text: str = "hello") -> dict[str, Any]:
@@ -45,12 +45,14 @@ async def send(router, path: str, body: dict[str, Any]) -> tuple[HTTPResponse, b
 
 
 def error_body(kind: str, message: str, error_type: str = "api_error") -> dict[str, Any]:
+    """An error body as an upstream of ``kind`` sends it."""
     if kind == "anthropic":
         return {"type": "error", "error": {"type": error_type, "message": message}}
     return {"error": {"message": message, "type": error_type, "param": None, "code": None}}
 
 
 async def health(router) -> dict[str, Any]:
+    """``/health?verbose=1``: the providers' load and breakers."""
     response = await router.get("/health?verbose=1")
     assert response.code == 200 and response.headers["Content-Type"].startswith("application/json")
     return json.loads(response.body)
@@ -76,6 +78,7 @@ async def logged_entry(router, response: HTTPResponse) -> dict[str, Any]:
 
 
 def attempts(entry: dict[str, Any]) -> list[tuple[str, int | None]]:
+    """A log entry's attempts as (provider, status), in the order they were made."""
     return [(a["provider"], a["status"]) for a in entry["attempts"]]
 
 
@@ -98,6 +101,7 @@ def with_content(kind: str) -> list[bytes]:
 
 
 def error_event(kind: str, message: str = "Overloaded") -> bytes:
+    """The error event an upstream of ``kind`` ends a failed stream with."""
     if kind == "anthropic":
         return sse_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
     return sse_data({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
