@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -20,6 +19,7 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from tests.answers import streamed_text
+from tests.codec_fixtures import FIXTURE_DIR, transcript
 from tests.configs import base_config
 from tests.fake_upstream import OPENAI_TEXT, Reply, openai_sse, scripted_sse, sse_data, sse_event
 from tests.plugins_for_tests import RAW_ARGUMENTS
@@ -28,7 +28,6 @@ from tests.wire import ANTHROPIC, KIND, OPENAI, body_for, chat, message
 from tornrouter.sse import ServerSentEvent, SSEDecoder
 from tornrouter.validate_stream import validate
 
-FIXTURES = Path(__file__).parent / "fixtures"
 # libcurl aborts an abandoned transfer at its next progress call, about a second
 # later; a stalled one would otherwise wait for its connect timeout (10 s).
 ABORT_DEADLINE = 5.0
@@ -54,11 +53,6 @@ SCENARIOS = {
     "two_tools": (None, [("call_Paris01", "get_weather", '{"location": "Paris"}'), ("call_Tokyo02", "get_time", '{"tz": "Asia/Tokyo"}')]),
     "text_then_tool": ("Let me check the weather.", [("call_Rome03", "get_weather", '{"location": "Rome"}')]),
 }
-
-
-def fixture(name: str) -> bytes:
-    # Some transcripts lack the blank line that ends their last event.
-    return (FIXTURES / name).read_bytes().rstrip(b"\n") + b"\n\n"
 
 
 def split_events(data: bytes) -> list[bytes]:
@@ -205,7 +199,7 @@ UNKNOWN_EVENTS = b"".join([
 ])
 
 ANTHROPIC_TRANSCRIPTS = {
-    **{path.stem: fixture(f"anthropic-sse/{path.name}") for path in sorted((FIXTURES / "anthropic-sse").glob("*.txt"))},
+    **{path.stem: transcript("anthropic-sse", path.name) for path in sorted((FIXTURE_DIR / "anthropic-sse").glob("*.txt"))},
     "unknown_events": UNKNOWN_EVENTS,
 }
 
@@ -228,7 +222,7 @@ async def test_anthropic_relay_is_byte_identical(router, upstream, name, chunkin
 @pytest.mark.gen_test
 @pytest.mark.parametrize("name", ["text.txt", "text_with_usage.txt", "parallel_tool_calls.txt", "reasoning_content.txt"])
 async def test_openai_relay_is_byte_identical(router, upstream, name):
-    sent = fixture(f"openai-sse/{name}")
+    sent = transcript("openai-sse", name)
     upstream.then(Reply(sse=split_events(sent)))
     raw = await read_stream(router, OPENAI, chat("gpt-4o", stream=True, stream_options={"include_usage": "usage" in sent.decode()}))
     assert raw == sent
@@ -247,7 +241,7 @@ async def test_anthropic_transcripts_translate_to_valid_openai_streams(router, u
 @pytest.mark.gen_test
 @pytest.mark.parametrize("name", ["text.txt", "text_with_usage.txt", "parallel_tool_calls.txt", "reasoning_content.txt"])
 async def test_openai_transcripts_translate_to_valid_anthropic_streams(router, upstream, name):
-    upstream.then(Reply(sse=split_events(fixture(f"openai-sse/{name}"))))
+    upstream.then(Reply(sse=split_events(transcript("openai-sse", name))))
     raw = await read_stream(router, ANTHROPIC, message("to-openai", stream=True))
     assert payloads(raw)[-1] == {"type": "message_stop"}
 
