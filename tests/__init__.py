@@ -1,0 +1,21 @@
+"""The test suite: each ``test_*.py`` says in its docstring what it specifies.
+
+What the tests share, each in one place:
+
+``conftest.py``          fixtures: ``upstream`` and ``fakes`` (fake upstreams),
+                         ``start_router``/``router`` (a real router on loopback),
+                         ``browser``, and the ``log_guard`` every test runs under
+``wire.py``              request bodies (``chat``, ``message``, ``body_for``) and
+                         the endpoint paths
+``answers.py``           reading an answer as the client got it
+``waiting.py``           ``poll``: waiting for what happens after the answer
+``configs.py``           router configs: ``base_config``, the failover layouts
+``fake_upstream.py``     the scripted fake provider (``Reply``, canned streams)
+``upstream_faults.py``   faults, retries, the breaker, limits, continuation:
+                         scripted failures and what the log says about them
+``access_support.py``    client keys and a raw HTTP client (access, metrics, Redis)
+``codec_fixtures.py``    the recorded bodies the codec tests read
+``plugins_for_tests.py`` plugins that misbehave on purpose
+``log_guard.py``         fails a test whose router logged an unexpected traceback
+``browser.py``           a headless chromium over CDP, for the dashboard
+"""

@@ -1,36 +1,22 @@
-"""What the access, metrics and Redis tests share: keys, request bodies, bounded
-polling, and a raw HTTP client that can send headers without a body or hang up."""
+"""What the access, metrics and Redis tests share: client keys, the errors
+they are refused with, and a raw HTTP client that can send headers without a
+body or hang up."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
-OPENAI = "/v1/chat/completions"
-ANTHROPIC = "/v1/messages"
+from tests.wire import OPENAI
+
 ADMIN_KEY = "tr-admin-SECRET-5e1f"
 TEAM_A = "tr-team-a-SECRET-0a1b"
 TEAM_B = "tr-team-b-SECRET-2c3d"
 
 
-def chat(model: str = "gpt-4o", text: str = "hello") -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}]}
-
-
-def message(model: str = "claude-sonnet-5-5", text: str = "hello") -> dict[str, Any]:
-    return {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": text}]}
-
-
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def body_of(path: str, model: str | None = None, text: str = "hello") -> dict[str, Any]:
-    if path == OPENAI:
-        return chat(model or "gpt-4o", text)
-    return message(model or "claude-sonnet-5-5", text)
 
 
 def error_of(path: str, raw: bytes) -> dict[str, Any]:
@@ -41,28 +27,6 @@ def error_of(path: str, raw: bytes) -> dict[str, Any]:
         return data["error"]
     assert data["type"] == "error" and {"type", "message"} <= set(data["error"])
     return data["error"]
-
-
-async def poll(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Wait until ``predicate()`` is truthy, or fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := predicate()):
-        if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
-    return value
-
-
-async def apoll(check: Callable[[], Any], what: str, timeout: float = 15.0, every: float = 0.05) -> Any:
-    """``poll`` for an async ``check``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := await check()):
-        if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(every)
-    return value
 
 
 class RawRequest:

@@ -1,4 +1,5 @@
-"""Fixtures: a fake upstream and a real router in front of it, both on loopback."""
+"""Fixtures: fake upstreams and a real router in front of them, all on loopback;
+the log guard every test runs under; a headless browser for the dashboard."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.iostream import IOStream
+from tornado.tcpclient import TCPClient
 from tornado.testing import bind_unused_port
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tests.browser import Browser, find_chromium  # noqa: E402
+from tests.configs import base_config  # noqa: E402
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.log_guard import LogGuard  # noqa: E402
 from tornrouter.runtime import Runtime, make_app  # noqa: E402
@@ -56,6 +61,27 @@ class RunningRouter:
             headers={"Content-Type": "application/json", **(headers or {})}, request_timeout=20,
         )
 
+    async def post_stream(self, path: str, body: Any) -> tuple[HTTPResponse, bytes]:
+        """POST and collect the answer as it streams in (``response.body`` stays
+        empty with a ``streaming_callback``, error bodies included)."""
+        chunks: list[bytes] = []
+        response = await self.client.fetch(
+            self.url + path, method="POST", body=json.dumps(body), raise_error=False, request_timeout=20,
+            headers={"Content-Type": "application/json"}, streaming_callback=chunks.append,
+        )
+        return response, b"".join(chunks)
+
+    async def send_raw(self, path: str, body: Any) -> IOStream:
+        """POST ``body`` over a raw socket, which the test may close at any point
+        (``AsyncHTTPClient`` cannot hang up on a request in flight)."""
+        stream = await TCPClient().connect("127.0.0.1", self.port)
+        data = json.dumps(body).encode()
+        await stream.write(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode() + data
+        )
+        return stream
+
     async def get(self, path: str) -> HTTPResponse:
         await self.ready
         return await self.client.fetch(self.url + path, raise_error=False, request_timeout=20)
@@ -76,30 +102,6 @@ class RunningRouter:
         self.runtime.close()
 
 
-def base_config(upstream_url: str, log_path: str, **overrides: Any) -> dict[str, Any]:
-    """Two real-API providers on the fake upstream, an echo provider, and routes to each."""
-    config: dict[str, Any] = {
-        "server": {"dashboard": True},
-        "log": {"requests": log_path},
-        "providers": {
-            "oai": {"kind": "openai", "base_url": upstream_url + "/v1", "api_key": "sk-test-openai-SECRET"},
-            "ant": {"kind": "anthropic", "base_url": upstream_url, "api_key": "sk-ant-test-SECRET"},
-            "echo": {"kind": "echo"},
-        },
-        "router": {
-            "default": "echo",
-            "routes": [
-                {"model": "gpt-*", "to": "oai"},
-                {"model": "claude-*", "to": "ant"},
-                {"model": "to-openai", "to": "oai/gpt-4o-mini"},
-                {"model": "to-anthropic", "to": "ant/claude-haiku-4-5"},
-            ],
-        },
-    }
-    config.update(overrides)
-    return config
-
-
 @pytest.fixture(autouse=True)
 def log_guard():
     """Every test: fail it if the router logged a traceback it did not expect
@@ -118,6 +120,21 @@ def upstream(io_loop):
     fake = FakeUpstream().start()
     yield fake
     io_loop.run_sync(fake.stop)
+
+
+@pytest.fixture
+def fakes(io_loop):
+    """``fakes()`` -> one more fake upstream on loopback (all stopped after the test)."""
+    started: list[FakeUpstream] = []
+
+    def start() -> FakeUpstream:
+        fake = FakeUpstream().start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        io_loop.run_sync(fake.stop)
 
 
 @pytest.fixture
@@ -144,3 +161,13 @@ def start_router(io_loop, upstream, tmp_path):
 @pytest.fixture
 def router(start_router):
     return start_router()
+
+
+@pytest.fixture
+def browser(io_loop):
+    """A headless chromium (``tests/browser.py``); the test is skipped where none is installed."""
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    browser = io_loop.run_sync(Browser.launch, timeout=30)
+    yield browser
+    io_loop.run_sync(browser.close, timeout=30)

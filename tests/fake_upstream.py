@@ -206,6 +206,11 @@ def anthropic_sse(text: str | None, tool_calls: Sequence[ToolCallSpec] = (), *, 
     return events
 
 
+def scripted_sse(kind: str, text: str | None, tool_calls: Sequence[ToolCallSpec] = (), **options: Any) -> list[bytes]:
+    """The stream an upstream of ``kind`` sends: ``openai_sse`` or ``anthropic_sse``."""
+    return openai_sse(text, tool_calls, **options) if kind == "openai" else anthropic_sse(text, tool_calls, **options)
+
+
 class _Handler(tornado.web.RequestHandler):
     def initialize(self, upstream: FakeUpstream, kind: str) -> None:
         self.upstream = upstream

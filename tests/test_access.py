@@ -15,10 +15,11 @@ import anthropic
 import openai
 import pytest
 
-from tests.access_support import (
-    ADMIN_KEY, ANTHROPIC, OPENAI, TEAM_A, TEAM_B, RawRequest, apoll, bearer, body_of, chat, error_of, message, poll,
-)
+from tests.access_support import ADMIN_KEY, TEAM_A, TEAM_B, RawRequest, bearer, error_of
+from tests.configs import echo_only
 from tests.fake_upstream import Reply
+from tests.waiting import poll
+from tests.wire import ANTHROPIC, OPENAI, body_for, chat, message
 from tornrouter.access import AccessControl, KeyRing, PriceTable
 from tornrouter.access.control import seconds_left
 from tornrouter.access.state import SLOTS, WINDOW, BackendUnavailable, Check, MemoryBackend
@@ -51,15 +52,11 @@ def keyed(start_router, admin: bool = True, **overrides: Any):
     return start_router(server=server, **overrides)
 
 
-def minimal(**extra: Any) -> dict[str, Any]:
-    return {"providers": {"echo": {"kind": "echo"}}, "router": {"default": "echo"}, **extra}
-
-
 # --- keys -----------------------------------------------------------------------------
 
 
 def test_a_key_is_held_as_a_digest_and_found_by_either_header():
-    config = parse_config(minimal(keys=keys(rpm=5)), environ={"TEAM_A_KEY": TEAM_A})
+    config = parse_config(echo_only(keys=keys(rpm=5)), environ={"TEAM_A_KEY": TEAM_A})
     assert TEAM_A not in repr(config) and not hasattr(config.keys[0], "key")
     ring = KeyRing(config.keys)
     assert ring.identify({"Authorization": f"Bearer {TEAM_A}"}).name == "team-a"
@@ -79,13 +76,13 @@ def test_key_problems_are_reported_with_their_path():
         {"name": "has space", "key": "y", "models": []},
     ]
     with pytest.raises(ConfigError) as error:
-        parse_config(minimal(keys=bad[:3]), environ={"TEAM_A_KEY": TEAM_A})
+        parse_config(echo_only(keys=bad[:3]), environ={"TEAM_A_KEY": TEAM_A})
     assert error.value.problems == [
         "keys.2.name: 'team-a' is already the name of keys.0",
         "keys.2.key: the same key as keys.1",
     ]
     with pytest.raises(ConfigError) as error:
-        parse_config(minimal(keys=bad[3:], state={"backend": "redis"}), environ={})
+        parse_config(echo_only(keys=bad[3:], state={"backend": "redis"}), environ={})
     assert sorted(error.value.problems) == [
         "keys.0.key: give exactly one of key and key_sha256",
         "keys.1.key: give exactly one of key and key_sha256",
@@ -151,7 +148,7 @@ def answered(record: RequestRecord, usage: Usage) -> RequestRecord:
 
 
 def control(clock: list[float], backend: Any = None, **extra: Any) -> AccessControl:
-    config = parse_config(minimal(keys=keys(**extra.pop("team_a", {})), **extra), environ={"TEAM_A_KEY": TEAM_A})
+    config = parse_config(echo_only(keys=keys(**extra.pop("team_a", {})), **extra), environ={"TEAM_A_KEY": TEAM_A})
     return AccessControl(config, backend or MemoryBackend(), clock=lambda: clock[0])
 
 
@@ -160,7 +157,7 @@ async def test_tokens_per_minute_count_the_estimate_then_what_was_used():
     clock = [1000.0]
     access = control(clock, team_a={"tpm": 1000})
     key = access.keys.identify(bearer(TEAM_A))
-    ctx = context(chat(text="x" * 400))  # ~100 tokens estimated
+    ctx = context(chat("gpt-4o", "x" * 400))  # ~100 tokens estimated
     admission = await access.admit(ctx, key)
     assert admission.estimate == 100
     access.settle(answered(ctx, Usage(input_tokens=700, output_tokens=250)), admission)
@@ -168,10 +165,10 @@ async def test_tokens_per_minute_count_the_estimate_then_what_was_used():
     await access.drain()
     assert sum(access.backend.windows["key:team-a:tpm"].values()) == 950
     with pytest.raises(RateLimited) as refused:
-        await access.admit(context(chat(text="x" * 400)), key)
+        await access.admit(context(chat("gpt-4o", "x" * 400)), key)
     assert refused.value.limit == "tpm" and refused.value.headers["Retry-After"] == "60"
     clock[0] += 60
-    assert await access.admit(context(chat(text="x" * 400)), key)
+    assert await access.admit(context(chat("gpt-4o", "x" * 400)), key)
 
 
 class FlakyBackend(MemoryBackend):
@@ -203,15 +200,15 @@ async def test_an_unreachable_backend_follows_the_policy_and_is_logged_once(on_e
     with caplog.at_level(logging.INFO, logger="tornrouter.access"):
         for _ in range(3):
             if on_error == "fail_open":
-                assert (await access.admit(context(chat()), team_a)).counted is False
+                assert (await access.admit(context(chat("gpt-4o")), team_a)).counted is False
             else:
                 with pytest.raises(StateUnavailable):
-                    await access.admit(context(chat()), team_a)
-        assert await access.admit(context(chat()), team_b)  # no limits to check: served either way
+                    await access.admit(context(chat("gpt-4o")), team_a)
+        assert await access.admit(context(chat("gpt-4o")), team_b)  # no limits to check: served either way
         backend.down = False
-        assert await access.admit(context(chat()), team_a)
+        assert await access.admit(context(chat("gpt-4o")), team_a)
         with pytest.raises(RateLimited):
-            await access.admit(context(chat()), team_a)
+            await access.admit(context(chat("gpt-4o")), team_a)
     lines = [r.getMessage() for r in caplog.records]
     assert len([line for line in lines if "unreachable" in line]) == 1
     assert len([line for line in lines if "reachable again" in line]) == 1
@@ -268,7 +265,7 @@ async def test_the_sdks_authenticate_with_router_keys(start_router, upstream):
 async def test_either_header_on_either_endpoint(start_router, path):
     router = keyed(start_router)
     for headers in (bearer(TEAM_A), {"x-api-key": TEAM_A}):
-        assert (await router.post(path, body_of(path, "local-echo"), headers=headers)).code == 200
+        assert (await router.post(path, body_for(path, "local-echo"), headers=headers)).code == 200
 
 
 @pytest.mark.gen_test
@@ -281,7 +278,7 @@ async def test_either_header_on_either_endpoint(start_router, path):
 ])
 async def test_a_missing_or_wrong_key_is_401_in_the_apis_shape(start_router, path, headers, message):
     router = keyed(start_router)
-    response = await router.post(path, body_of(path, "local-echo"), headers=headers)
+    response = await router.post(path, body_for(path, "local-echo"), headers=headers)
     if message is None:
         assert response.code == 200
         return
@@ -305,7 +302,7 @@ async def test_401_is_answered_before_the_body_is_sent(start_router):
 async def test_a_model_the_key_may_not_use_is_403(start_router, path):
     router = keyed(start_router)
     for model in ("o3", "echo,gpt-4o"):  # not in the globs; a forced provider is matched as written
-        response = await router.post(path, body_of(path, model), headers=bearer(TEAM_A))
+        response = await router.post(path, body_for(path, model), headers=bearer(TEAM_A))
         assert response.code == 403
         error = error_of(path, response.body)
         assert error["message"] == f"key 'team-a' may not use model '{model}'"
@@ -328,14 +325,14 @@ async def test_the_models_list_asks_for_a_key(start_router):
 @pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
 async def test_requests_per_minute_per_key(start_router, path):
     router = keyed(start_router, keys=keys(rpm=3))
-    codes = [(await router.post(path, body_of(path, "local-echo"), headers=bearer(TEAM_A))).code for _ in range(3)]
+    codes = [(await router.post(path, body_for(path, "local-echo"), headers=bearer(TEAM_A))).code for _ in range(3)]
     assert codes == [200, 200, 200]
-    refused = await router.post(path, body_of(path, "local-echo"), headers=bearer(TEAM_A))
+    refused = await router.post(path, body_for(path, "local-echo"), headers=bearer(TEAM_A))
     assert refused.code == 429
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     error = error_of(path, refused.body)
     assert error["message"].startswith("key 'team-a' is over its limit of 3 requests per minute; retry in ")
-    assert (await router.post(path, body_of(path, "local-echo"), headers=bearer(TEAM_B))).code == 200  # another key
+    assert (await router.post(path, body_for(path, "local-echo"), headers=bearer(TEAM_B))).code == 200  # another key
 
 
 @pytest.mark.gen_test
@@ -373,7 +370,7 @@ async def test_concurrency_is_limited_and_a_slot_comes_back_when_the_client_leav
     async def admitted() -> bool:
         return (await router.post(OPENAI, chat("local-echo"), headers=bearer(TEAM_A))).code == 200
 
-    await apoll(admitted, "the slot of the request whose client left")
+    await poll(admitted, "the slot of the request whose client left", timeout=15, every=0.05)
     (left,) = [e for e in router.log_entries() if e["stream"]]
     assert left["cancelled"] is True and left["key"] == "team-a"
     for _ in range(3):  # sequential requests each give their slot back
@@ -490,10 +487,10 @@ async def test_fail_closed_answers_503_in_the_apis_shape(start_router, path):
     backend = FlakyBackend()
     backend.down = True
     router.runtime.access.backend = backend
-    response = await router.post(path, body_of(path, "local-echo"), headers=bearer(TEAM_A))
+    response = await router.post(path, body_for(path, "local-echo"), headers=bearer(TEAM_A))
     assert response.code == 503 and response.headers["Retry-After"] == "1"
     assert "state backend unreachable" in error_of(path, response.body)["message"]
-    assert (await router.post(path, body_of(path, "local-echo"), headers=bearer(TEAM_B))).code == 200  # nothing to check
+    assert (await router.post(path, body_for(path, "local-echo"), headers=bearer(TEAM_B))).code == 200  # nothing to check
 
 
 @pytest.mark.gen_test
@@ -501,10 +498,10 @@ async def test_a_reload_keeps_the_state_and_metrics_when_the_state_section_is_un
     from tornrouter.runtime import Runtime
 
     environ = {"TEAM_A_KEY": TEAM_A}
-    first = Runtime(parse_config(minimal(keys=keys(rpm=1)), environ=environ))
-    second = Runtime(parse_config(minimal(keys=keys(rpm=2)), environ=environ), first)
+    first = Runtime(parse_config(echo_only(keys=keys(rpm=1)), environ=environ))
+    second = Runtime(parse_config(echo_only(keys=keys(rpm=2)), environ=environ), first)
     assert second.access.backend is first.access.backend and second.metrics is first.metrics
-    third = Runtime(parse_config(minimal(keys=keys(), state={"on_error": "fail_closed"}), environ=environ), second)
+    third = Runtime(parse_config(echo_only(keys=keys(), state={"on_error": "fail_closed"}), environ=environ), second)
     assert third.access.backend is not second.access.backend
     for runtime in (first, second, third):
         await runtime.close_access()

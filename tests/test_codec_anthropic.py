@@ -8,13 +8,12 @@ translations through the OpenAI codec are in ``test_translation.py``.
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any, Callable
 
 import anthropic
 import pytest
 
+from tests.codec_fixtures import CodecFixtures
 from tornrouter.canonical import (
     ChatRequest,
     ChatResponse,
@@ -34,20 +33,10 @@ from tornrouter.errors import BodyTooLarge, InvalidRequest, NoProvider, RouterEr
 from tornrouter.formats.anthropic.codec import AnthropicCodec
 from tornrouter.formats.anthropic.shapes import STOP_FROM_WIRE, STOP_TO_WIRE, usage_from_wire, usage_to_wire
 
-FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
-REQUESTS = sorted(p.stem for p in (FIXTURES / "requests").glob("*.json"))
-RESPONSES = sorted(p.stem for p in (FIXTURES / "responses").glob("*.json"))
-INVALID = json.loads((FIXTURES / "invalid_requests.json").read_text())
-
 codec = AnthropicCodec()
-
-
-def fixture(kind: str, name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / kind / f"{name}.json").read_text())
-
-
-def parse(body: dict[str, Any]) -> ChatRequest:
-    return codec.parse_request(json.dumps(body).encode())
+FIXTURES = CodecFixtures("anthropic", codec)
+REQUESTS, RESPONSES, INVALID = FIXTURES.requests, FIXTURES.responses, FIXTURES.invalid
+fixture, parse = FIXTURES.load, FIXTURES.parse
 
 
 def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

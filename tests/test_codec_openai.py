@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import typing
-from pathlib import Path
 from typing import Any
 
 import pytest
 from openai.types.chat import ChatCompletion
 
+from tests.codec_fixtures import CodecFixtures
 from tornrouter.canonical import (
     ChatRequest,
     ChatResponse,
@@ -36,23 +36,13 @@ from tornrouter.errors import InvalidRequest, NoProvider, UpstreamError
 from tornrouter.formats.openai.codec import OpenAICodec
 from tornrouter.formats.openai.shapes import FINISH_TO_STOP, STOP_TO_FINISH, usage_from_wire, usage_to_wire
 
-FIXTURES = Path(__file__).parent / "fixtures" / "openai"
-REQUESTS = sorted(p.stem for p in (FIXTURES / "requests").glob("*.json"))
-RESPONSES = sorted(p.stem for p in (FIXTURES / "responses").glob("*.json"))
-INVALID = json.loads((FIXTURES / "invalid_requests.json").read_text())
+codec = OpenAICodec()
+FIXTURES = CodecFixtures("openai", codec)
+REQUESTS, RESPONSES, INVALID = FIXTURES.requests, FIXTURES.responses, FIXTURES.invalid
+fixture, parse = FIXTURES.load, FIXTURES.parse
 HI = [{"role": "user", "content": "hi"}]
 CACHE = {"cache_control": {"type": "ephemeral"}}
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-
-codec = OpenAICodec()
-
-
-def fixture(kind: str, name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / kind / f"{name}.json").read_text())
-
-
-def parse(body: dict[str, Any]) -> ChatRequest:
-    return codec.parse_request(json.dumps(body).encode())
 
 
 def equivalent(value: Any, key: str = "") -> Any:

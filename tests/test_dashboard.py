@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from typing import Any, Callable
+from typing import Any
 
 import pycurl
 import pytest
@@ -16,15 +16,14 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.testing import bind_unused_port
 
-from tests.browser import Browser, find_chromium
-from tests.conftest import base_config
+from tests.browser import Browser
+from tests.configs import base_config
+from tests.waiting import poll
+from tests.wire import ANTHROPIC, OPENAI, chat
 from tornrouter.runtime import make_app
 from tornrouter.events import EventBus
 from tornrouter.handlers import routes
 from tornrouter.handlers.dashboard import DashboardEventsHandler
-
-OPENAI = "/v1/chat/completions"
-ANTHROPIC = "/v1/messages"
 
 # What every log entry carries: the seed's fields, then the operator's.
 ENTRY_FIELDS = {
@@ -32,22 +31,6 @@ ENTRY_FIELDS = {
     "messages", "response", "error", "id", "endpoint", "status", "stream", "usage", "ttft_ms", "routing",
     "lossy", "cancelled",
 }
-
-
-def chat(model: str, text: str = "hi", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-
-
-async def poll(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Wait until ``predicate()`` is truthy (checked every few ms), or fail
-    after ``timeout`` seconds saying ``what`` never happened."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := predicate()):
-        if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
-    return value
 
 
 class Feed:
@@ -238,15 +221,6 @@ async def test_a_subscriber_that_never_reads_does_not_slow_requests(router):
 
 
 # --- the page in a real browser -------------------------------------------------
-
-
-@pytest.fixture
-def browser(io_loop):
-    if find_chromium() is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    browser = io_loop.run_sync(Browser.launch, timeout=30)
-    yield browser
-    io_loop.run_sync(browser.close, timeout=30)
 
 
 ROWS = "document.querySelectorAll('#rows tr[data-id]')"

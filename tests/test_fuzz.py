@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-OPENAI = "/v1/chat/completions"
-ANTHROPIC = "/v1/messages"
+from tests.wire import ANTHROPIC, OPENAI
 
 VALID_OPENAI = {
     "model": "gpt-5.4",

@@ -21,32 +21,17 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 
 from tests.fake_upstream import Reply, openai_sse
+from tests.waiting import poll
+from tests.wire import OPENAI, chat
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_S = 30.0  # for anything to happen; reached only when something hangs
-OPENAI = "/v1/chat/completions"
-
-
-def chat(model: str, text: str, stream: bool = False) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream}
-
-
-async def poll(predicate: Callable[[], Any], what: str, deadline: float = DEADLINE_S) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def write_config(path: Path, upstream_url: str | None, log_path: Path, drain_s: float = 30.0,
@@ -107,13 +92,13 @@ class RouterProcess:
                 raise AssertionError(f"router exited ({self.proc.returncode}) before logging {text!r}:\n{self.output()}")
             return self.output().count(text) >= count
 
-        await poll(seen, f"{text!r} in the router's log")
+        await poll(seen, f"{text!r} in the router's log", timeout=DEADLINE_S)
         return self.output()
 
     async def start(self) -> RouterProcess:
         out = await self.wait_for("listening on http://")
         self.port = int(re.search(r"listening on http://127\.0\.0\.1:(\d+)", out).group(1))
-        await poll(lambda: _accepts(self.port), "the router to accept connections")
+        await poll(lambda: _accepts(self.port), "the router to accept connections", timeout=DEADLINE_S)
         return self
 
     @property
@@ -135,7 +120,7 @@ class RouterProcess:
 
     async def exit_code(self) -> int:
         """Once the router has exited, with no traceback in its log."""
-        await poll(lambda: self.proc.poll() is not None, "the router to exit")
+        await poll(lambda: self.proc.poll() is not None, "the router to exit", timeout=DEADLINE_S)
         assert "Traceback" not in self.output(), self.output()
         return self.proc.returncode
 
@@ -188,15 +173,15 @@ async def test_sigterm_lets_a_request_and_a_stream_finish(spawn, upstream, tmp_p
     router = await spawn(conf).start()
     words = "one two three four five six seven eight"
     feed, feed_done = router.open_feed()  # a dashboard feed is open throughout
-    await poll(lambda: feed, "the feed to connect")
+    await poll(lambda: feed, "the feed to connect", timeout=DEADLINE_S)
 
     upstream.then(Reply(delay=3.0))
     plain = router.post(chat("gpt-plain", "hello"))
-    await poll(lambda: len(upstream.requests) == 1, "the plain request upstream")
+    await poll(lambda: len(upstream.requests) == 1, "the plain request upstream", timeout=DEADLINE_S)
     upstream.then(Reply(sse=openai_sse(words), chunk_delay=0.3))
     chunks: list[bytes] = []
     streamed = router.post(chat("gpt-stream", "hello", stream=True), streaming_callback=chunks.append)
-    await poll(lambda: chunks, "the stream's first bytes")
+    await poll(lambda: chunks, "the stream's first bytes", timeout=DEADLINE_S)
 
     router.send(signal.SIGTERM)
     out = await router.wait_for("stopping: no new connections")
@@ -227,12 +212,12 @@ async def test_sigterm_stops_within_drain_s_and_logs_what_it_cut_off(spawn, upst
     # Both would take minutes: longer than the test's deadline for the exit.
     upstream.then(Reply(delay=300))
     plain = router.post(chat("gpt-plain", "hello"))
-    await poll(lambda: len(upstream.requests) == 1, "the plain request upstream")
+    await poll(lambda: len(upstream.requests) == 1, "the plain request upstream", timeout=DEADLINE_S)
     sse = openai_sse("one two three")
     upstream.then(Reply(sse=[sse[0] + sse[1], *sse[2:]], chunk_delay=300))  # the first word, then a wait
     chunks: list[bytes] = []
     streamed = router.post(chat("gpt-stream", "hello", stream=True), streaming_callback=chunks.append)
-    await poll(lambda: chunks, "the stream's first bytes")
+    await poll(lambda: chunks, "the stream's first bytes", timeout=DEADLINE_S)
 
     router.send(signal.SIGTERM)
     assert "for 2 request(s) in flight" in await router.wait_for("stopping: no new connections")
@@ -257,11 +242,11 @@ async def test_sighup_reloads_and_requests_in_flight_keep_their_config(spawn, up
     before = await router.post(chat("gpt-x", "before"))
     assert before.headers["x-tornrouter-provider"] == "oai"
     feed, feed_done = router.open_feed()
-    await poll(lambda: before.headers["x-request-id"] in b"".join(feed).decode(), "the feed's history")
+    await poll(lambda: before.headers["x-request-id"] in b"".join(feed).decode(), "the feed's history", timeout=DEADLINE_S)
 
     upstream.then(Reply(delay=3.0))
     slow = router.post(chat("gpt-x", "slow"))
-    await poll(lambda: len(upstream.requests) == 2, "the slow request upstream")
+    await poll(lambda: len(upstream.requests) == 2, "the slow request upstream", timeout=DEADLINE_S)
     # gpt-* now goes to echo, and the file asks for another port, which a reload cannot do.
     write_config(conf, upstream.url, log_path, routes=[{"model": "gpt-*", "to": "echo"}], port=1)
     router.send(signal.SIGHUP)
@@ -276,7 +261,7 @@ async def test_sighup_reloads_and_requests_in_flight_keep_their_config(spawn, up
     assert slow_response.code == 200 and slow_response.headers["x-tornrouter-provider"] == "oai"
     assert len(upstream.requests) == 2  # "after" never went upstream
     # The feed opened before the reload carries on, on the event bus the new runtime inherited.
-    await poll(lambda: after.headers["x-request-id"] in b"".join(feed).decode(), "the feed to show the new request")
+    await poll(lambda: after.headers["x-request-id"] in b"".join(feed).decode(), "the feed to show the new request", timeout=DEADLINE_S)
 
     router.send(signal.SIGTERM)
     assert await router.exit_code() == 0
@@ -338,10 +323,7 @@ async def test_processes_share_the_port_with_a_log_file_each(spawn, tmp_path):
         ids.extend(r.headers["x-request-id"] for r in responses)
         return all(f.exists() and f.stat().st_size for f in files)
 
-    loop = asyncio.get_running_loop()
-    end = loop.time() + DEADLINE_S
-    while not await both_answered():
-        assert loop.time() < end, "one worker answered everything"
+    await poll(both_answered, "a request answered by each worker", timeout=DEADLINE_S)
 
     router.send(signal.SIGHUP)  # passed on: each worker reloads
     await router.wait_for("config reloaded", count=2)
@@ -388,9 +370,9 @@ async def test_shipped_supervisord_conf(tmp_path):
     async def serving(count: int) -> int:
         """The port of the count-th router process supervisord started, once it serves."""
         await poll(lambda: err_log.exists() and err_log.read_text().count("listening on http://") >= count,
-                   f"router start #{count}")
+                   f"router start #{count}", timeout=DEADLINE_S)
         port = int(re.findall(r"listening on http://127\.0\.0\.1:(\d+)", err_log.read_text())[-1])
-        await poll(lambda: "RUNNING" in ctl("status", "tornrouter"), "supervisord to call it RUNNING")
+        await poll(lambda: "RUNNING" in ctl("status", "tornrouter"), "supervisord to call it RUNNING", timeout=DEADLINE_S)
         response = await client.fetch(f"http://127.0.0.1:{port}{OPENAI}", method="POST", raise_error=False,
                                       body=json.dumps(chat("m", f"hello #{count}")))
         assert response.code == 200, response.body
@@ -403,11 +385,11 @@ async def test_shipped_supervisord_conf(tmp_path):
         # The router stopping by itself, cleanly: supervisord sees an expected exit and starts it again.
         ctl("signal", "TERM", "tornrouter")
         await poll(lambda: "exited: tornrouter (exit status 0; expected)" in supervisor_log.read_text(),
-                   "supervisord to see the router exit")
+                   "supervisord to see the router exit", timeout=DEADLINE_S)
         await serving(2)
         # supervisord stopping it: SIGTERM, a drained, clean exit, and supervisord exits too.
         ctl("shutdown")
-        await poll(lambda: supervisord.poll() is not None, "supervisord to exit")
+        await poll(lambda: supervisord.poll() is not None, "supervisord to exit", timeout=DEADLINE_S)
         assert supervisord.returncode == 0
         assert "stopped: tornrouter (exit status 0)" in supervisor_log.read_text()
     finally:

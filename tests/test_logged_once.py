@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import base_config
+from tests.configs import base_config
 from tests.fake_upstream import Reply
-
-OPENAI = "/v1/chat/completions"
+from tests.wire import OPENAI
 
 
 @dataclass

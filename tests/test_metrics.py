@@ -12,8 +12,9 @@ import textwrap
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.access_support import ADMIN_KEY, ANTHROPIC, OPENAI, TEAM_A, bearer, chat, message
+from tests.access_support import ADMIN_KEY, TEAM_A, bearer
 from tests.fake_upstream import Reply
+from tests.wire import ANTHROPIC, OPENAI, chat, message
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

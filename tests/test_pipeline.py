@@ -1,5 +1,7 @@
 """The seed's pipeline semantics, end to end through a real router: plugin flow
-and error policy, routing decisions, and what the request log records."""
+and error policy, routing decisions, and what the request log records.  The
+``Pipeline`` alone, every hook outcome at every stage, is in
+``test_pipeline_stages.py``."""
 
 from __future__ import annotations
 
@@ -7,20 +9,10 @@ import json
 
 import pytest
 
-from tests.conftest import base_config
+from tests.configs import base_config
+from tests.wire import ANTHROPIC, OPENAI, body_for, chat, message
 from tornrouter.classifiers import BaseClassifier
 from tornrouter.plugins import BasePlugin, Flow
-
-OPENAI = "/v1/chat/completions"
-ANTHROPIC = "/v1/messages"
-
-
-def chat(model: str, text: str = "hello", **extra):
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def message(model: str, text: str = "hello", **extra):
-    return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}], **extra}
 
 
 def with_plugins(upstream, tmp_path, *plugins, **more):
@@ -239,10 +231,6 @@ def sloppy(change: str, hook: str = "pre_request") -> dict:
 TO_EACH_UPSTREAM = [(OPENAI, "gpt-4o"), (OPENAI, "claude-x"), (ANTHROPIC, "gpt-4o"), (ANTHROPIC, "claude-x")]
 
 
-def request_to(path: str, model: str, text: str = "hello", **extra) -> dict:
-    return (chat if path == OPENAI else message)(model, text, **extra)
-
-
 def upstream_system(body: dict) -> str:
     """The system prompt as the upstream received it, in its own wire form."""
     if "system" in body:
@@ -256,7 +244,7 @@ def upstream_system(body: dict) -> str:
 @pytest.mark.parametrize("path,model", TO_EACH_UPSTREAM)
 async def test_a_plugin_may_set_the_system_prompt_as_a_string(start_router, upstream, tmp_path, path, model):
     router = start_router(with_plugins(upstream, tmp_path, sloppy("system")))
-    response = await router.post(path, request_to(path, model))
+    response = await router.post(path, body_for(path, model))
     assert response.code == 200, response.body
     assert upstream_system(upstream.last.body) == "be brief"
     (entry,) = router.log_entries()
@@ -267,7 +255,7 @@ async def test_a_plugin_may_set_the_system_prompt_as_a_string(start_router, upst
 @pytest.mark.parametrize("path,model", TO_EACH_UPSTREAM)
 async def test_a_plugin_may_set_message_content_as_a_string(start_router, upstream, tmp_path, path, model):
     router = start_router(with_plugins(upstream, tmp_path, sloppy("content", hook="on_start")))
-    response = await router.post(path, request_to(path, model))
+    response = await router.post(path, body_for(path, model))
     assert response.code == 200, response.body
     (sent,) = [m for m in upstream.last.body["messages"] if m["role"] == "user"]
     content = sent["content"]

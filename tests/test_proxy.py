@@ -10,19 +10,11 @@ import anthropic
 import openai
 import pytest
 
+from tests.configs import base_config
 from tests.fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, Reply, nginx_error_page
+from tests.wire import ANTHROPIC, OPENAI, chat, message
 
-OPENAI = "/v1/chat/completions"
-ANTHROPIC = "/v1/messages"
 SECRETS = ("sk-test-openai-SECRET", "sk-ant-test-SECRET")
-
-
-def chat(model: str, text: str = "hello", **extra):
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def message(model: str, text: str = "hello", **extra):
-    return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}], **extra}
 
 
 # --- same format --------------------------------------------------------------
@@ -245,8 +237,6 @@ async def test_upstream_status_maps_to_the_clients_error_shape(router, upstream,
 
 @pytest.mark.gen_test
 async def test_connection_refused_is_502(start_router, upstream, tmp_path):
-    from tests.conftest import base_config
-
     config = base_config("http://127.0.0.1:9", str(tmp_path / "r.jsonl"))
     router = start_router(config)
     response = await router.post(OPENAI, chat("gpt-4o"))
@@ -256,8 +246,6 @@ async def test_connection_refused_is_502(start_router, upstream, tmp_path):
 
 @pytest.mark.gen_test
 async def test_timeout_is_504(start_router, upstream, tmp_path):
-    from tests.conftest import base_config
-
     config = base_config(upstream.url, str(tmp_path / "r.jsonl"))
     config["providers"]["ant"]["timeout_s"] = 0.3
     router = start_router(config)
@@ -327,8 +315,6 @@ async def test_bad_anthropic_input_is_400_naming_the_field(router, upstream, raw
 
 @pytest.mark.gen_test
 async def test_oversized_body_is_413_in_native_shape(start_router, upstream, tmp_path):
-    from tests.conftest import base_config
-
     config = base_config(upstream.url, str(tmp_path / "r.jsonl"))
     config["server"]["max_body_bytes"] = 4096
     router = start_router(config)
@@ -420,8 +406,6 @@ async def test_every_listed_model_is_served_under_its_name(start_router, upstrea
 
 @pytest.mark.gen_test
 async def test_provider_settings_reach_the_wire(start_router, upstream, tmp_path):
-    from tests.conftest import base_config
-
     config = base_config(upstream.url, str(tmp_path / "r.jsonl"))
     config["providers"]["oai"]["headers"] = {"OpenAI-Organization": "org-42", "X-Team": "search"}
     config["providers"]["ant"].update(

@@ -18,8 +18,10 @@ import time
 import pytest
 import redis
 
-from tests.access_support import ADMIN_KEY, ANTHROPIC, OPENAI, TEAM_A, TEAM_B, apoll, bearer, body_of, chat, error_of, poll
+from tests.access_support import ADMIN_KEY, TEAM_A, TEAM_B, bearer, error_of
 from tests.fake_upstream import Reply
+from tests.waiting import poll
+from tests.wire import ANTHROPIC, OPENAI, body_for, chat
 
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(
@@ -105,7 +107,7 @@ def instances(start_router, redis_server, io_loop, monkeypatch):
 async def test_two_instances_enforce_one_limit_under_concurrent_load(instances):
     a, b = instances(rpm=7)
     responses = await asyncio.gather(*[
-        router.post(path, body_of(path, "local-echo"), headers=bearer(TEAM_A))
+        router.post(path, body_for(path, "local-echo"), headers=bearer(TEAM_A))
         for _ in range(6) for router in (a, b) for path in (OPENAI, ANTHROPIC)
     ])
     codes = [r.code for r in responses]
@@ -128,7 +130,7 @@ async def test_a_budget_spent_on_one_instance_is_spent_on_the_other(instances):
     # the fake upstream's gpt-4o answer at the default prices costs 0.0001075 USD
     assert (await a.post(OPENAI, chat("gpt-4o"), headers=bearer(TEAM_A))).code == 200
     await a.runtime.access.drain()
-    refused = await b.post(ANTHROPIC, body_of(ANTHROPIC, "local-echo"), headers=bearer(TEAM_A))
+    refused = await b.post(ANTHROPIC, body_for(ANTHROPIC, "local-echo"), headers=bearer(TEAM_A))
     assert refused.code == 429 and "daily budget" in error_of(ANTHROPIC, refused.body)["message"]
 
 
@@ -145,7 +147,7 @@ async def test_concurrency_slots_are_shared(instances, upstream):
     async def admitted() -> bool:
         return (await b.post(OPENAI, chat("local-echo"), headers=bearer(TEAM_A))).code == 200
 
-    await apoll(admitted, "the slots given back")
+    await poll(admitted, "the slots given back", timeout=15, every=0.05)
 
 
 @pytest.mark.gen_test(timeout=90)
@@ -156,7 +158,7 @@ async def test_redis_down_then_back(instances, redis_server, on_error, caplog):
 
     caplog.set_level(logging.INFO, logger="tornrouter.access")
     redis_server.kill()
-    down = [await r.post(path, body_of(path, "local-echo"), headers=bearer(TEAM_A)) for r in (a, b) for path in (OPENAI, ANTHROPIC) for _ in range(3)]
+    down = [await r.post(path, body_for(path, "local-echo"), headers=bearer(TEAM_A)) for r in (a, b) for path in (OPENAI, ANTHROPIC) for _ in range(3)]
     if on_error == "fail_open":
         assert [r.code for r in down] == [200] * 12  # served without limits, more than rpm allows
     else:
@@ -177,7 +179,7 @@ async def test_redis_down_then_back(instances, redis_server, on_error, caplog):
         codes = [(await r.post(OPENAI, chat("local-echo"), headers=bearer(TEAM_A))).code for r in (a, b)]
         return 429 in codes
 
-    await apoll(enforced, "the limit to be enforced again", timeout=30)
+    await poll(enforced, "the limit to be enforced again", timeout=30, every=0.05)
     assert all(r.runtime.access.outage.since is None for r in (a, b))
     burst = await asyncio.gather(*[r.post(OPENAI, chat("local-echo"), headers=bearer(TEAM_A)) for r in (a, b) for _ in range(4)])
     assert [r.code for r in burst] == [429] * 8

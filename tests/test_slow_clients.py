@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 from tornado.testing import bind_unused_port
 
-from tests.access_support import poll
+from tests.configs import echo_only
+from tests.waiting import poll
+from tests.wire import OPENAI, chat
 from tornrouter.runtime import Runtime
 from tornrouter.config import ServerConfig, parse_config
 from tornrouter.errors import ConfigError
@@ -32,7 +34,6 @@ from tornrouter.lifecycle import Service
 from tornrouter.server import SPARE_FDS
 
 ROOT = Path(__file__).resolve().parent.parent
-OPENAI = "/v1/chat/completions"
 DEADLINE_S = 20.0
 DRIP_S = 0.2
 TIMEOUT_S = 2.0  # each of the three, in the tests that are about them
@@ -41,11 +42,6 @@ SLOW_CLIENTS = 100  # of each kind: 300 connections at once
 HEADERS = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "  # never ends: 'a' after 'a'
 BODY = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"  # a space at a time
 KEEP_ALIVE = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # answered, then silence
-ECHO_ONLY = {"providers": {"echo": {"kind": "echo"}}, "router": {"default": "echo"}}
-
-
-def chat(text: str) -> dict:
-    return {"model": "echo-model", "messages": [{"role": "user", "content": text}]}
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +102,7 @@ async def keep_asking(router, stop: asyncio.Event) -> list[int]:
     """Ordinary requests, one after another, until ``stop``: their statuses."""
     codes: list[int] = []
     while not stop.is_set() and len(codes) < 500:
-        codes.append((await router.post(OPENAI, chat(f"hello {len(codes)}"))).code)
+        codes.append((await router.post(OPENAI, chat("echo-model", f"hello {len(codes)}"))).code)
         codes.append((await router.get("/health")).code)
         await asyncio.sleep(0.02)
     return codes
@@ -175,7 +171,7 @@ async def test_connections_over_max_connections_are_closed_at_once(start_router,
     for client in held[:5]:
         client.writer.close()
     await poll(lambda: router.server.open_connections == 15, "5 connections to close")
-    assert (await router.post(OPENAI, chat("hello"))).code == 200
+    assert (await router.post(OPENAI, chat("echo-model", "hello"))).code == 200
     for client in held[5:]:
         client.writer.close()
 
@@ -184,7 +180,7 @@ async def test_connections_over_max_connections_are_closed_at_once(start_router,
 async def test_a_reload_applies_the_settings_to_new_connections():
     def config(max_connections: int):
         server = {"max_connections": max_connections, "header_timeout_s": 60.0}
-        return parse_config({**ECHO_ONLY, "server": server}, environ={})
+        return parse_config(echo_only(server=server), environ={})
 
     sock, port = bind_unused_port()
     service = Service(await Runtime.start(config(100)), lambda: config(1), [sock])
@@ -200,14 +196,14 @@ async def test_a_reload_applies_the_settings_to_new_connections():
 
 
 def test_the_settings_are_checked():
-    assert parse_config(ECHO_ONLY, environ={}).server == ServerConfig()
+    assert parse_config(echo_only(), environ={}).server == ServerConfig()
     settings = {"header_timeout_s": 5, "body_timeout_s": 30.5, "idle_timeout_s": 90, "max_connections": 10000}
-    server = parse_config({**ECHO_ONLY, "server": settings}, environ={}).server
+    server = parse_config(echo_only(server=settings), environ={}).server
     assert (server.header_timeout_s, server.body_timeout_s, server.idle_timeout_s, server.max_connections) == (5, 30.5, 90, 10000)
 
     bad = {"header_timeout_s": 0, "body_timeout_s": -1, "idle_timeout_s": "long", "max_connections": 0, "header_timeout": 5}
     with pytest.raises(ConfigError) as caught:
-        parse_config({**ECHO_ONLY, "server": bad}, environ={})
+        parse_config(echo_only(server=bad), environ={})
     assert sorted(caught.value.problems) == [
         "server.body_timeout_s: Must be greater than 0.",
         "server.header_timeout: Unknown field.",

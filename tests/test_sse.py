@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.codec_fixtures import FIXTURE_DIR, terminated
 from tornrouter.sse import ServerSentEvent, SSEDecoder, encode_event
 
-FIXTURES = Path(__file__).parent / "fixtures"
-TRANSCRIPTS = sorted(FIXTURES.glob("*-sse/*.txt"))
-
-
-def complete(data: bytes) -> bytes:
-    """The recorded Anthropic transcripts lack the blank line after their last event."""
-    return data if data.endswith(b"\n\n") else data.rstrip(b"\n") + b"\n\n"
+TRANSCRIPTS = sorted(FIXTURE_DIR.glob("*-sse/*.txt"))
 
 
 def decode(*chunks: bytes) -> tuple[list[ServerSentEvent], bool]:
@@ -39,7 +34,7 @@ def variants(data: bytes) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("path", TRANSCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_transcript_decodes_the_same_at_every_split(path: Path) -> None:
-    data = complete(path.read_bytes())
+    data = terminated(path.read_bytes())
     expected = expected_events(data)
     assert expected
     for name, variant in variants(data).items():
@@ -51,13 +46,13 @@ def test_transcript_decodes_the_same_at_every_split(path: Path) -> None:
         assert decode(*(variant[i : i + 1] for i in range(len(variant)))) == (whole, False), name
 
 
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("anthropic-sse/*.txt")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(FIXTURE_DIR.glob("anthropic-sse/*.txt")), ids=lambda p: p.name)
 def test_event_without_its_blank_line_is_dropped_and_reported(path: Path) -> None:
     raw = path.read_bytes()
     assert not raw.endswith(b"\n\n")  # as recorded: the last event is unfinished
     events, cut = decode(raw)
     assert cut
-    assert [(e.event, e.data) for e in events] == expected_events(complete(raw))[:-1]
+    assert [(e.event, e.data) for e in events] == expected_events(terminated(raw))[:-1]
 
 
 def test_mid_event_tracks_unfinished_lines_and_fields() -> None:

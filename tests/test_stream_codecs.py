@@ -20,6 +20,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
+from tests.codec_fixtures import FIXTURE_DIR, transcript
 from tornrouter.accumulate import Accumulator, StreamOrderError, replay
 from tornrouter.canonical import (
     BlockDelta,
@@ -44,14 +45,7 @@ from tornrouter.sse import SSEDecoder
 from tornrouter.validate_stream import main as validate_main
 from tornrouter.validate_stream import validate
 
-FIXTURES = Path(__file__).parent / "fixtures"
 CREATED = 1_750_000_000
-
-
-def read_fixture(kind: str, name: str) -> bytes:
-    data = (FIXTURES / kind / name).read_bytes()
-    # The recorded Anthropic transcripts lack the blank line that ends their last event.
-    return data if data.endswith(b"\n\n") else data.rstrip(b"\n") + b"\n\n"
 
 
 def decode_anthropic(data: bytes) -> list[StreamEvent]:
@@ -171,7 +165,7 @@ ANTHROPIC_CASES = {
 
 @pytest.mark.parametrize("name", sorted(ANTHROPIC_CASES))
 def test_anthropic_transcript_accumulates_to_the_answer(name: str) -> None:
-    data = read_fixture("anthropic-sse", name)
+    data = transcript("anthropic-sse", name)
     assert validate(data) == []
     response = accumulate(decode_anthropic(data), "anthropic")
     for field, value in ANTHROPIC_CASES[name].items():
@@ -182,7 +176,7 @@ def test_anthropic_transcript_accumulates_to_the_answer(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(ANTHROPIC_CASES))
 def test_anthropic_relay_is_faithful(name: str) -> None:
-    data = read_fixture("anthropic-sse", name)
+    data = transcript("anthropic-sse", name)
     events = decode_anthropic(data)
     encoder = AnthropicStreamEncoder(source="anthropic")
     relayed = encode(encoder, events)
@@ -200,7 +194,7 @@ def test_anthropic_relay_is_faithful(name: str) -> None:
 def test_anthropic_extra_fields_survive_a_same_format_relay() -> None:
     relayed = encode(
         AnthropicStreamEncoder(source="anthropic"),
-        decode_anthropic(read_fixture("anthropic-sse", "extra_fields_response.txt")),
+        decode_anthropic(transcript("anthropic-sse", "extra_fields_response.txt")),
     )
     events = [s.json() for s in SSEDecoder().feed(relayed)]
     assert events[0]["message"]["private_field"] == {"nested": {"values": [1, 2]}}
@@ -212,7 +206,7 @@ def test_anthropic_extra_fields_survive_a_same_format_relay() -> None:
 
 @pytest.mark.parametrize("name", sorted(ANTHROPIC_CASES))
 def test_anthropic_transcript_translates_to_openai(name: str) -> None:
-    events = decode_anthropic(read_fixture("anthropic-sse", name))
+    events = decode_anthropic(transcript("anthropic-sse", name))
     response = accumulate(events, "anthropic")
     encoder = OpenAIStreamEncoder(include_usage=True, source="anthropic", created=CREATED)
     body = encode(encoder, events)
@@ -262,7 +256,7 @@ OPENAI_CASES = {
 
 @pytest.mark.parametrize("name", sorted(OPENAI_CASES))
 def test_openai_transcript_accumulates_to_the_answer(name: str) -> None:
-    data = read_fixture("openai-sse", name)
+    data = transcript("openai-sse", name)
     assert validate(data) == []
     response = accumulate(decode_openai(data), "openai")
     expected = OPENAI_CASES[name]
@@ -279,7 +273,7 @@ def test_openai_transcript_accumulates_to_the_answer(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(OPENAI_CASES))
 def test_openai_transcript_translates_to_anthropic(name: str) -> None:
-    events = decode_openai(read_fixture("openai-sse", name))
+    events = decode_openai(transcript("openai-sse", name))
     response = accumulate(events, "openai")
     encoder = AnthropicStreamEncoder(source="openai")
     body = encode(encoder, events)
@@ -303,7 +297,7 @@ def test_openai_transcript_translates_to_anthropic(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(OPENAI_CASES))
 def test_openai_relay_reads_the_same(name: str) -> None:
-    data = read_fixture("openai-sse", name)
+    data = transcript("openai-sse", name)
     events = decode_openai(data)
     body = encode(OpenAIStreamEncoder(include_usage=True, source="openai"), events)
     assert validate(body, "openai") == []
@@ -596,20 +590,20 @@ def test_validator_names_the_problem(case: str) -> None:
 
 
 def test_validator_catches_a_broken_translation() -> None:
-    body = read_fixture("anthropic-sse", "tool_use_response.txt")
+    body = transcript("anthropic-sse", "tool_use_response.txt")
     broken = body.replace(b'"index":1,"delta"', b'"index":2,"delta"', 1)
     assert "event 8 (content_block_delta): delta for block 2, which is not open" in validate(broken)
-    openai_body = read_fixture("openai-sse", "parallel_tool_calls.txt")
+    openai_body = transcript("openai-sse", "parallel_tool_calls.txt")
     assert validate(openai_body.replace(b"data: [DONE]\n\n", b"")) == ["no terminal event ([DONE] or error)"]
     assert "tool call 1's arguments is not valid JSON" in " ".join(validate(openai_body.replace(b'": \\"T', b'": T')))
 
 
 def test_validator_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.txt"
-    good.write_bytes(read_fixture("anthropic-sse", "basic_response.txt"))
+    good.write_bytes(transcript("anthropic-sse", "basic_response.txt"))
     assert validate_main([str(good)]) == 0
     assert capsys.readouterr().out == "ok\n"
-    assert validate_main([str(FIXTURES / "anthropic-sse" / "basic_response.txt"), "--format", "anthropic"]) == 1
+    assert validate_main([str(FIXTURE_DIR / "anthropic-sse" / "basic_response.txt"), "--format", "anthropic"]) == 1
     assert "mid-event" in capsys.readouterr().out
 
 

@@ -11,28 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from pathlib import Path
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import anthropic
 import openai
 import pytest
 from tornado.httpclient import HTTPResponse
-from tornado.iostream import IOStream
-from tornado.tcpclient import TCPClient
 
-from tests.conftest import base_config
-from tests.fake_upstream import OPENAI_TEXT, Reply, ToolCallSpec, anthropic_sse, openai_sse, sse_data, sse_event
+from tests.answers import streamed_text
+from tests.codec_fixtures import FIXTURE_DIR, transcript
+from tests.configs import base_config
+from tests.fake_upstream import OPENAI_TEXT, Reply, openai_sse, scripted_sse, sse_data, sse_event
 from tests.plugins_for_tests import RAW_ARGUMENTS
+from tests.waiting import poll
+from tests.wire import ANTHROPIC, KIND, OPENAI, body_for, chat, message
 from tornrouter.sse import ServerSentEvent, SSEDecoder
 from tornrouter.validate_stream import validate
 
-OPENAI = "/v1/chat/completions"
-ANTHROPIC = "/v1/messages"
-FIXTURES = Path(__file__).parent / "fixtures"
-FORMAT = {OPENAI: "openai", ANTHROPIC: "anthropic"}
 # libcurl aborts an abandoned transfer at its next progress call, about a second
 # later; a stalled one would otherwise wait for its connect timeout (10 s).
 ABORT_DEADLINE = 5.0
@@ -60,27 +55,6 @@ SCENARIOS = {
 }
 
 
-def chat(model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], "stream": True, **extra}
-
-
-def message(model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}], "stream": True, **extra}
-
-
-def body_for(path: str, model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
-    return chat(model, text, **extra) if path == OPENAI else message(model, text, **extra)
-
-
-def scripted(kind: str, text: str | None, calls: Sequence[ToolCallSpec] = (), **options: Any) -> list[bytes]:
-    return openai_sse(text, calls, **options) if kind == "openai" else anthropic_sse(text, calls, **options)
-
-
-def fixture(name: str) -> bytes:
-    # Some transcripts lack the blank line that ends their last event.
-    return (FIXTURES / name).read_bytes().rstrip(b"\n") + b"\n\n"
-
-
 def split_events(data: bytes) -> list[bytes]:
     """An SSE transcript as one chunk per event, as an upstream writes them."""
     return [part + b"\n\n" for part in data.split(b"\n\n") if part]
@@ -95,45 +69,18 @@ def payloads(raw: bytes) -> list[Any]:
     return [e.data if e.data == "[DONE]" else json.loads(e.data) for e in events(raw)]
 
 
-def streamed_text(raw: bytes, fmt: str) -> str:
-    if fmt == "anthropic":
-        return "".join(p["delta"].get("text", "") for p in payloads(raw) if p["type"] == "content_block_delta")
-    return "".join((c["delta"].get("content") or "") for p in payloads(raw) if isinstance(p, dict) for c in p.get("choices") or ())
-
-
-async def post_raw(router, path: str, body: dict[str, Any]) -> tuple[HTTPResponse, bytes]:
-    """POST and read the answer as it streams in (AsyncHTTPClient with a streaming_callback)."""
-    chunks: list[bytes] = []
-    response = await router.client.fetch(
-        router.url + path, method="POST", body=json.dumps(body), raise_error=False, request_timeout=20,
-        headers={"Content-Type": "application/json"}, streaming_callback=chunks.append,
-    )
-    return response, b"".join(chunks)
-
-
 async def read_stream(router, path: str, body: dict[str, Any]) -> bytes:
     """A successful stream's raw bytes, checked against the rules of the endpoint's API."""
-    response, raw = await post_raw(router, path, body)
+    response, raw = await router.post_stream(path, body)
     assert response.code == 200, raw
     assert response.headers["Content-Type"] == "text/event-stream"
-    assert validate(raw, FORMAT[path]) == []
+    assert validate(raw, KIND[path]) == []
     return raw
-
-
-async def eventually(check: Callable[[], Any], what: str, deadline: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``deadline`` seconds."""
-    end = time.monotonic() + deadline
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def log_entry(router) -> dict[str, Any]:
     """The only log entry, once the request has been logged."""
-    (entry,) = await eventually(router.log_entries, "the request's log entry")
+    (entry,) = await poll(router.log_entries, "the request's log entry")
     return entry
 
 
@@ -175,7 +122,7 @@ def anthropic_tools() -> list[dict[str, Any]]:
 @pytest.mark.parametrize("model,kind", [("gpt-4o", "openai"), ("to-anthropic", "anthropic")], ids=["openai<-openai", "openai<-anthropic"])
 async def test_openai_sdk_streams(router, upstream, model, kind, helper, scenario):
     text, calls = SCENARIOS[scenario]
-    upstream.then(Reply(sse=scripted(kind, text, calls)))
+    upstream.then(Reply(sse=scripted_sse(kind, text, calls)))
     client = openai.AsyncOpenAI(base_url=router.url + "/v1", api_key="client-key", max_retries=0)
     request = dict(model=model, messages=[{"role": "user", "content": "go"}], tools=openai_tools(),
                    stream_options={"include_usage": True})
@@ -215,7 +162,7 @@ async def test_openai_sdk_streams(router, upstream, model, kind, helper, scenari
 @pytest.mark.parametrize("model,kind", [("claude-x", "anthropic"), ("to-openai", "openai")], ids=["anthropic<-anthropic", "anthropic<-openai"])
 async def test_anthropic_sdk_streams(router, upstream, model, kind, scenario):
     text, calls = SCENARIOS[scenario]
-    upstream.then(Reply(sse=scripted(kind, text, calls)))
+    upstream.then(Reply(sse=scripted_sse(kind, text, calls)))
     client = anthropic.AsyncAnthropic(base_url=router.url, api_key="client-key", max_retries=0)
     async with client.messages.stream(model=model, max_tokens=100, tools=anthropic_tools(),
                                       messages=[{"role": "user", "content": "go"}]) as stream:
@@ -252,7 +199,7 @@ UNKNOWN_EVENTS = b"".join([
 ])
 
 ANTHROPIC_TRANSCRIPTS = {
-    **{path.stem: fixture(f"anthropic-sse/{path.name}") for path in sorted((FIXTURES / "anthropic-sse").glob("*.txt"))},
+    **{path.stem: transcript("anthropic-sse", path.name) for path in sorted((FIXTURE_DIR / "anthropic-sse").glob("*.txt"))},
     "unknown_events": UNKNOWN_EVENTS,
 }
 
@@ -264,7 +211,7 @@ async def test_anthropic_relay_is_byte_identical(router, upstream, name, chunkin
     sent = ANTHROPIC_TRANSCRIPTS[name]
     chunks = split_events(sent) if chunking == "per_event" else [sent[i : i + 7] for i in range(0, len(sent), 7)]
     upstream.then(Reply(sse=chunks))
-    raw = await read_stream(router, ANTHROPIC, message("claude-x"))
+    raw = await read_stream(router, ANTHROPIC, message("claude-x", stream=True))
     assert raw == sent
     if name == "extra_fields_response":
         assert raw.count(b'"private_field"') == 4
@@ -275,9 +222,9 @@ async def test_anthropic_relay_is_byte_identical(router, upstream, name, chunkin
 @pytest.mark.gen_test
 @pytest.mark.parametrize("name", ["text.txt", "text_with_usage.txt", "parallel_tool_calls.txt", "reasoning_content.txt"])
 async def test_openai_relay_is_byte_identical(router, upstream, name):
-    sent = fixture(f"openai-sse/{name}")
+    sent = transcript("openai-sse", name)
     upstream.then(Reply(sse=split_events(sent)))
-    raw = await read_stream(router, OPENAI, chat("gpt-4o", stream_options={"include_usage": "usage" in sent.decode()}))
+    raw = await read_stream(router, OPENAI, chat("gpt-4o", stream=True, stream_options={"include_usage": "usage" in sent.decode()}))
     assert raw == sent
 
 
@@ -286,7 +233,7 @@ async def test_openai_relay_is_byte_identical(router, upstream, name):
 @pytest.mark.parametrize("include_usage", [True, False])
 async def test_anthropic_transcripts_translate_to_valid_openai_streams(router, upstream, name, include_usage):
     upstream.then(Reply(sse=split_events(ANTHROPIC_TRANSCRIPTS[name])))
-    body = chat("to-anthropic", stream_options={"include_usage": include_usage})
+    body = chat("to-anthropic", stream=True, stream_options={"include_usage": include_usage})
     raw = await read_stream(router, OPENAI, body)
     assert (b'"choices":[]' in raw) is include_usage
 
@@ -294,8 +241,8 @@ async def test_anthropic_transcripts_translate_to_valid_openai_streams(router, u
 @pytest.mark.gen_test
 @pytest.mark.parametrize("name", ["text.txt", "text_with_usage.txt", "parallel_tool_calls.txt", "reasoning_content.txt"])
 async def test_openai_transcripts_translate_to_valid_anthropic_streams(router, upstream, name):
-    upstream.then(Reply(sse=split_events(fixture(f"openai-sse/{name}"))))
-    raw = await read_stream(router, ANTHROPIC, message("to-openai"))
+    upstream.then(Reply(sse=split_events(transcript("openai-sse", name))))
+    raw = await read_stream(router, ANTHROPIC, message("to-openai", stream=True))
     assert payloads(raw)[-1] == {"type": "message_stop"}
 
 
@@ -320,8 +267,8 @@ async def test_openai_stream_shape(router, upstream, model, kind, include_usage)
         text = None
     else:
         prompt = "go"
-        upstream.then(Reply(sse=scripted(kind, text, calls) if kind == "anthropic" else openai_sse(text, calls, usage=include_usage)))
-    raw = await read_stream(router, OPENAI, chat(model, prompt, tools=openai_tools(), stream_options={"include_usage": include_usage}))
+        upstream.then(Reply(sse=scripted_sse(kind, text, calls) if kind == "anthropic" else openai_sse(text, calls, usage=include_usage)))
+    raw = await read_stream(router, OPENAI, chat(model, prompt, stream=True, tools=openai_tools(), stream_options={"include_usage": include_usage}))
     chunks = payloads(raw)
     assert chunks[-1] == "[DONE]" and "[DONE]" not in chunks[:-1]
     chunks = chunks[:-1]
@@ -345,7 +292,7 @@ async def test_openai_stream_shape(router, upstream, model, kind, include_usage)
                 assert set(call) == {"index", "function"} and set(call["function"]) == {"arguments"}
                 seen[call["index"]] += call["function"]["arguments"]
     assert [json.loads(a) for a in seen.values()] == [json.loads(a) for _, _, a in calls]
-    assert streamed_text(raw, "openai") == (text or "")
+    assert streamed_text(OPENAI, raw) == (text or "")
 
 
 @pytest.mark.gen_test
@@ -359,15 +306,15 @@ async def test_anthropic_stream_shape(router, upstream, model, kind):
         calls = []
     else:
         prompt = "go"
-        upstream.then(Reply(sse=scripted(kind, text, calls)))
-    raw = await read_stream(router, ANTHROPIC, message(model, prompt, tools=anthropic_tools()))
+        upstream.then(Reply(sse=scripted_sse(kind, text, calls)))
+    raw = await read_stream(router, ANTHROPIC, message(model, prompt, stream=True, tools=anthropic_tools()))
     decoded = events(raw)
     assert all(e.event == json.loads(e.data)["type"] for e in decoded)  # every event named, as its data's type
     names = [e.event for e in decoded if e.event != "ping"]
     assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
     blocks = [json.loads(e.data)["content_block"]["type"] for e in decoded if e.event == "content_block_start"]
     assert blocks == ["text"] + ["tool_use"] * len(calls)
-    assert streamed_text(raw, "anthropic") == text
+    assert streamed_text(ANTHROPIC, raw) == text
     assert raw.startswith(b"event: message_start\ndata: ")
 
 
@@ -379,10 +326,10 @@ async def test_anthropic_stream_shape(router, upstream, model, kind):
 async def test_short_circuit_plugin_streams_a_valid_answer(start_router, upstream, tmp_path, path):
     config = base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[{"use": "tests.plugins_for_tests.ShortCircuit"}])
     router = start_router(config)
-    response, raw = await post_raw(router, path, body_for(path, "any-model"))
+    response, raw = await router.post_stream(path, body_for(path, "any-model", stream=True))
     assert response.code == 200 and response.headers["x-tornrouter-provider"] == "plugin"
-    assert validate(raw, FORMAT[path]) == []
-    assert streamed_text(raw, FORMAT[path]) == "short-circuited"
+    assert validate(raw, KIND[path]) == []
+    assert streamed_text(path, raw) == "short-circuited"
     assert upstream.requests == []
     entry = await log_entry(router)
     assert entry["stream"] is True and entry["status"] == 200 and entry["provider"] == "plugin"
@@ -393,7 +340,7 @@ async def test_short_circuit_plugin_streams_a_valid_answer(start_router, upstrea
 async def test_raw_tool_arguments_of_a_whole_answer_stream_verbatim(start_router, upstream, tmp_path):
     config = base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[{"use": "tests.plugins_for_tests.CallsTool"}])
     router = start_router(config)
-    response, raw = await post_raw(router, OPENAI, chat("any-model"))  # not read_stream: the validator wants JSON arguments
+    response, raw = await router.post_stream(OPENAI, chat("any-model", stream=True))  # not read_stream: the validator wants JSON arguments
     assert response.code == 200, raw
     calls = [c for p in payloads(raw) if isinstance(p, dict) for c in p["choices"][0]["delta"].get("tool_calls") or ()]
     assert "".join(c["function"].get("arguments", "") for c in calls) == RAW_ARGUMENTS
@@ -405,8 +352,8 @@ async def test_raw_tool_arguments_of_a_whole_answer_stream_verbatim(start_router
 @pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
 async def test_echo_provider_streams_in_pieces(router, path):
     said = "please say this back to me in a few separate pieces"
-    raw = await read_stream(router, path, body_for(path, "local-echo", said))
-    assert streamed_text(raw, FORMAT[path]) == f"echo: {said}"
+    raw = await read_stream(router, path, body_for(path, "local-echo", said, stream=True))
+    assert streamed_text(path, raw) == f"echo: {said}"
     if path == OPENAI:
         deltas = [p for p in payloads(raw) if isinstance(p, dict) and p["choices"] and p["choices"][0]["delta"].get("content")]
     else:
@@ -440,7 +387,7 @@ def check_error_body(path: str, response: HTTPResponse, raw: bytes, status: int,
 async def test_upstream_status_before_the_stream_is_an_http_error(router, upstream, path, model, kind, status, expected):
     headers = {"Retry-After": "7"} if status == 429 else {}
     upstream.then(Reply(status=status, headers=headers, body=upstream_error(kind, status, "upstream says no")))
-    response, raw = await post_raw(router, path, body_for(path, model))
+    response, raw = await router.post_stream(path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, expected, "upstream says no")
     if status == 429:
         assert response.headers["Retry-After"] == "7"
@@ -452,11 +399,11 @@ async def test_upstream_status_before_the_stream_is_an_http_error(router, upstre
 @pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
 async def test_connection_refused_before_the_stream_is_502(start_router, upstream, tmp_path, path):
     router = start_router(base_config("http://127.0.0.1:9", str(tmp_path / "requests.jsonl")))
-    response, raw = await post_raw(router, path, body_for(path, "to-anthropic" if path == OPENAI else "to-openai"))
+    response, raw = await router.post_stream(path, body_for(path, "to-anthropic" if path == OPENAI else "to-openai", stream=True))
     check_error_body(path, response, raw, 502, "provider '")
     entry = await log_entry(router)
     assert entry["status"] == 502 and entry["error"]
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
@@ -465,7 +412,7 @@ async def test_connection_refused_before_the_stream_is_502(start_router, upstrea
 async def test_error_event_first_is_an_http_error(router, upstream, path, model, error_type, expected):
     error = {"type": "error", "error": {"type": error_type, "message": "Overloaded, try later"}}
     upstream.then(Reply(sse=[sse_event("error", error)]))
-    response, raw = await post_raw(router, path, body_for(path, model))
+    response, raw = await router.post_stream(path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, expected, "Overloaded, try later")
     entry = await log_entry(router)
     assert entry["status"] == expected and "Overloaded" in entry["error"]
@@ -473,7 +420,7 @@ async def test_error_event_first_is_an_http_error(router, upstream, path, model,
 
 def mid_stream_failure(kind: str, failure: str) -> Reply:
     """A stream that begins well (message start, some text) and then fails."""
-    full = scripted(kind, "one two three four five six")
+    full = scripted_sse(kind, "one two three four five six")
     begun = full[:5]  # the start and a few text pieces
     if failure == "dropped":
         return Reply(sse=begun, drop=True)
@@ -483,7 +430,7 @@ def mid_stream_failure(kind: str, failure: str) -> Reply:
         return Reply(sse=[*begun, b'data: {"not": "json"\n\n', *full[5:]])
     if failure == "out_of_order":  # the start, then in one chunk: text and an event the stream cannot have there
         if kind == "openai":  # tool call 0 continued after tool call 1 began
-            calls = scripted(kind, None, [("call_a", "get_time", '{"tz": "UTC"}'), ("call_b", "get_time", "{}")])
+            calls = scripted_sse(kind, None, [("call_a", "get_time", '{"tz": "UTC"}'), ("call_b", "get_time", "{}")])
             return Reply(sse=[*begun[:2], b"".join([*begun[2:], calls[1], calls[5], calls[2], *full[5:]])])
         stray = {"type": "content_block_delta", "index": 7, "delta": {"type": "text_delta", "text": "?"}}
         return Reply(sse=[*begun[:3], b"".join([*begun[3:], sse_event("content_block_delta", stray), *full[5:]])])
@@ -497,13 +444,13 @@ def mid_stream_failure(kind: str, failure: str) -> Reply:
 @pytest.mark.parametrize("failure", ["dropped", "error_event", "truncated", "malformed", "out_of_order"])
 async def test_failure_mid_stream_ends_with_the_apis_error_event(router, upstream, path, model, kind, failure):
     upstream.then(mid_stream_failure(kind, failure))
-    raw = await read_stream(router, path, body_for(path, model))
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
     last = payloads(raw)[-1]
     if path == ANTHROPIC:
         assert events(raw)[-1].event == "error" and last["type"] == "error" and last["error"]["message"]
     else:
         assert set(last) == {"error"} and last["error"]["message"]
-    assert streamed_text(raw, FORMAT[path]).startswith("one ")  # what came before the failure was delivered
+    assert streamed_text(path, raw).startswith("one ")  # what came before the failure was delivered
     entry = await log_entry(router)
     assert entry["error"] and entry["status"] >= 500 and entry["stream"] is True
     if failure in ("malformed", "out_of_order"):
@@ -511,7 +458,7 @@ async def test_failure_mid_stream_ends_with_the_apis_error_event(router, upstrea
     if failure == "error_event":
         assert "server had an error" in entry["error"]
     assert entry["response"]["content"][0]["text"].startswith("one ")
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
@@ -526,10 +473,10 @@ async def test_failure_before_content_is_retried(start_router, upstream, tmp_pat
         first = Reply(sse=[sse_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "try again"}})]
                       if kind == "anthropic" else [sse_data(upstream_error("openai", 500, "try again"))])
     else:
-        first = Reply(sse=scripted(kind, "never sent")[:1], drop=True)  # the message's start, then the connection drops
-    upstream.then(first, Reply(sse=scripted(kind, "second time lucky")))
-    raw = await read_stream(router, path, body_for(path, model))
-    assert streamed_text(raw, FORMAT[path]) == "second time lucky"
+        first = Reply(sse=scripted_sse(kind, "never sent")[:1], drop=True)  # the message's start, then the connection drops
+    upstream.then(first, Reply(sse=scripted_sse(kind, "second time lucky")))
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
+    assert streamed_text(path, raw) == "second time lucky"
     assert len(upstream.requests) == 2
     entry = await log_entry(router)
     assert entry["status"] == 200 and entry["error"] is None
@@ -541,8 +488,8 @@ async def test_failure_before_content_is_retried(start_router, upstream, tmp_pat
 async def test_failure_after_content_is_not_retried(start_router, upstream, tmp_path, path, model, kind):
     router = router_with(start_router, upstream, tmp_path, retries=2, retry_backoff_s=0.01)
     upstream.then(mid_stream_failure(kind, "dropped"))
-    raw = await read_stream(router, path, body_for(path, model))
-    assert streamed_text(raw, FORMAT[path]).startswith("one ")
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
+    assert streamed_text(path, raw).startswith("one ")
     assert len(upstream.requests) == 1
     entry = await log_entry(router)
     assert entry["status"] == 502 and entry["error"] and len(entry["attempts"]) == 1
@@ -551,20 +498,9 @@ async def test_failure_after_content_is_not_retried(start_router, upstream, tmp_
 # --- 7. a client that goes away mid-stream -----------------------------------------------
 
 
-async def send_raw(router, path: str, body: dict[str, Any]) -> IOStream:
-    """A streamed request sent over a raw socket, which the test may close at any point."""
-    stream = await TCPClient().connect("127.0.0.1", router.port)
-    data = json.dumps(body).encode()
-    await stream.write(
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n".encode() + data
-    )
-    return stream
-
-
 async def read_then_hang_up(router, path: str, body: dict[str, Any], events_wanted: int) -> bytes:
     """Read a stream until ``events_wanted`` events have arrived, then close the connection."""
-    stream = await send_raw(router, path, body)
+    stream = await router.send_raw(path, body)
     head = await stream.read_until(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     received = b""
@@ -577,30 +513,30 @@ async def read_then_hang_up(router, path: str, body: dict[str, Any], events_want
 @pytest.mark.gen_test
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_client_disconnect_stops_the_upstream(router, upstream, path, model, kind):
-    upstream.then(Reply(sse=scripted(kind, " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
-    received = await read_then_hang_up(router, path, body_for(path, model), events_wanted=4)
+    upstream.then(Reply(sse=scripted_sse(kind, " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
+    received = await read_then_hang_up(router, path, body_for(path, model, stream=True), events_wanted=4)
     assert b"w0" in received
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
     assert upstream.closed == [upstream.last]
     entry = await log_entry(router)
     assert entry["cancelled"] is True and entry["status"] == 499 and entry["stream"] is True
     assert entry["error"] is None
     assert entry["response"]["content"][0]["text"].startswith("w0 ")
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_client_disconnect_before_the_first_byte(router, upstream, path, model, kind):
-    upstream.then(Reply(delay=30, sse=scripted(kind, "too late")))
-    stream = await send_raw(router, path, body_for(path, model))
-    await eventually(lambda: upstream.requests, "the request to reach the upstream")
+    upstream.then(Reply(delay=30, sse=scripted_sse(kind, "too late")))
+    stream = await router.send_raw(path, body_for(path, model, stream=True))
+    await poll(lambda: upstream.requests, "the request to reach the upstream")
     stream.close()
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
     entry = await log_entry(router)
     assert entry["cancelled"] is True and entry["status"] == 499 and entry["error"] is None
     assert entry["response"] is None and entry["ttft_ms"] is None
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
@@ -610,16 +546,16 @@ async def test_pooled_handles_forget_an_aborted_stream(start_router, upstream, t
     config = base_config(upstream.url, str(tmp_path / "requests.jsonl"))
     config["server"]["max_clients"] = 1
     router = start_router(config)
-    upstream.then(Reply(sse=scripted("anthropic", " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
-    await read_then_hang_up(router, ANTHROPIC, message("claude-x"), events_wanted=4)
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    upstream.then(Reply(sse=scripted_sse("anthropic", " ".join(f"w{i}" for i in range(200))), chunk_delay=0.1))
+    await read_then_hang_up(router, ANTHROPIC, message("claude-x", stream=True), events_wanted=4)
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
     upstream.then(Reply(delay=1.2))  # long enough for libcurl to call a progress callback
-    response = await router.post(ANTHROPIC, {**message("claude-x"), "stream": False})
+    response = await router.post(ANTHROPIC, message("claude-x", stream=False))
     assert response.code == 200, response.body
     upstream.stream_chunk_delay = 0.1
-    raw = await read_stream(router, OPENAI, chat("gpt-4o"))
-    assert OPENAI_TEXT in streamed_text(raw, "openai")
+    raw = await read_stream(router, OPENAI, chat("gpt-4o", stream=True))
+    assert OPENAI_TEXT in streamed_text(OPENAI, raw)
 
 
 # --- 8. timeouts: first byte (an HTTP error), idle (the error event) ----------------------
@@ -629,28 +565,28 @@ async def test_pooled_handles_forget_an_aborted_stream(start_router, upstream, t
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_idle_timeout_mid_stream(start_router, upstream, tmp_path, path, model, kind):
     router = router_with(start_router, upstream, tmp_path, idle_timeout_s=0.5)
-    sse = scripted(kind, "one two three four")
+    sse = scripted_sse(kind, "one two three four")
     upstream.then(Reply(sse=[b"".join(sse[:4]), *sse[4:]], chunk_delay=30))  # the start, then a stall
-    raw = await read_stream(router, path, body_for(path, model))
-    assert streamed_text(raw, FORMAT[path]).startswith("one ")
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
+    assert streamed_text(path, raw).startswith("one ")
     assert "timed out after 0.5 s between stream events" in payloads(raw)[-1]["error"]["message"]
     entry = await log_entry(router)
     assert entry["status"] == 504 and "timed out" in entry["error"] and entry["stream"] is True
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_first_byte_timeout_is_504(start_router, upstream, tmp_path, path, model, kind):
     router = router_with(start_router, upstream, tmp_path, first_byte_timeout_s=0.5)
-    upstream.then(Reply(delay=30, sse=scripted(kind, "too late")))
-    response, raw = await post_raw(router, path, body_for(path, model))
+    upstream.then(Reply(delay=30, sse=scripted_sse(kind, "too late")))
+    response, raw = await router.post_stream(path, body_for(path, model, stream=True))
     check_error_body(path, response, raw, 504, "waiting for the first byte")
     entry = await log_entry(router)
     assert entry["status"] == 504 and "first byte" in entry["error"]
-    await eventually(lambda: upstream.closed, "the upstream to see its connection closed", deadline=ABORT_DEADLINE)
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: upstream.closed, "the upstream to see its connection closed", timeout=ABORT_DEADLINE)
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
 
 
 # --- 9. the request log and the late plugins see the assembled answer ---------------------
@@ -660,9 +596,9 @@ async def test_first_byte_timeout_is_504(start_router, upstream, tmp_path, path,
 @pytest.mark.parametrize("path,model,kind", PATHS)
 async def test_log_entry_holds_the_assembled_response(router, upstream, path, model, kind):
     text, calls = SCENARIOS["text_then_tool"]
-    upstream.then(Reply(sse=scripted(kind, text, calls)))
-    response, raw = await post_raw(router, path, body_for(path, model))
-    assert response.code == 200 and validate(raw, FORMAT[path]) == []
+    upstream.then(Reply(sse=scripted_sse(kind, text, calls)))
+    response, raw = await router.post_stream(path, body_for(path, model, stream=True))
+    assert response.code == 200 and validate(raw, KIND[path]) == []
     provider, sent_model = TARGETS[model]
     assert upstream.last.body["model"] == sent_model
     assert (response.headers["x-tornrouter-provider"], response.headers["x-tornrouter-model"]) == (provider, sent_model)
@@ -682,9 +618,9 @@ async def test_log_entry_holds_the_assembled_response(router, upstream, path, mo
 async def test_post_response_plugin_changes_the_log_not_the_stream(start_router, upstream, tmp_path, path, model, kind):
     plugin = {"use": "tests.plugins_for_tests.Rewrite", "settings": {"text": "rewritten"}}
     router = start_router(base_config(upstream.url, str(tmp_path / "requests.jsonl"), plugins=[plugin]))
-    upstream.then(Reply(sse=scripted(kind, "the original words")))
-    raw = await read_stream(router, path, body_for(path, model))
-    assert streamed_text(raw, FORMAT[path]) == "the original words"
+    upstream.then(Reply(sse=scripted_sse(kind, "the original words")))
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
+    assert streamed_text(path, raw) == "the original words"
     entry = await log_entry(router)
     assert entry["response"]["content"] == [{"type": "text", "text": "rewritten"}]
     assert entry["plugins"] == ["rewrite"]
@@ -698,13 +634,13 @@ async def test_many_concurrent_streams(router, upstream):
     upstream.stream_chunk_delay = 0.01
     models = {OPENAI: ["gpt-4o", "to-anthropic", "local-echo"], ANTHROPIC: ["claude-x", "to-openai", "local-echo"]}
     requests = [(path, models[path][i % 3], f"request-{i}") for i, path in enumerate([OPENAI, ANTHROPIC] * 25)]
-    raws = await asyncio.gather(*(read_stream(router, path, body_for(path, model, said)) for path, model, said in requests))
+    raws = await asyncio.gather(*(read_stream(router, path, body_for(path, model, said, stream=True)) for path, model, said in requests))
     for (path, model, said), raw in zip(requests, raws):
-        text = streamed_text(raw, FORMAT[path])
+        text = streamed_text(path, raw)
         assert text.endswith(" " + said)  # its own answer, not a neighbour's
-    entries = await eventually(lambda: len(e := router.log_entries()) >= len(requests) and e, "every request logged")
+    entries = await poll(lambda: len(e := router.log_entries()) >= len(requests) and e, "every request logged")
     assert len(entries) == len(requests) and len({e["id"] for e in entries}) == len(requests)
     assert all(e["status"] == 200 and e["stream"] is True and e["error"] is None for e in entries)
     assert sorted(e["messages"][0]["content"][0]["text"] for e in entries) == sorted(said for _, _, said in requests)
-    await eventually(lambda: pool_is_free(router), "the curl pool to be free")
+    await poll(lambda: pool_is_free(router), "the curl pool to be free")
     assert upstream.closed == []

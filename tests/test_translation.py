@@ -285,7 +285,8 @@ def completion(message: dict[str, Any], finish: str, usage: dict[str, Any] | Non
     }
 
 
-def message(content: list[dict[str, Any]], stop: str, usage: dict[str, Any], model: str = "gpt-4.1-2025-04-14") -> dict[str, Any]:
+def message_for_client(content: list[dict[str, Any]], stop: str, usage: dict[str, Any], model: str = "gpt-4.1-2025-04-14") -> dict[str, Any]:
+    """The Messages body an Anthropic client gets for an OpenAI upstream's completion (its id and model kept)."""
     return {"id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
 
@@ -303,7 +304,7 @@ OPENAI_RESPONSES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]
         ANTHROPIC_CLIENT,
         completion({"content": "Hello!"}, "stop", {"prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
                                                    "prompt_tokens_details": {"cached_tokens": 1920}}),
-        message([{"type": "text", "text": "Hello!"}], "end_turn", anthropic_usage(86, 300, cache_read=1920)),
+        message_for_client([{"type": "text", "text": "Hello!"}], "end_turn", anthropic_usage(86, 300, cache_read=1920)),
         ["service_tier"],
     ),
     (
@@ -312,7 +313,7 @@ OPENAI_RESPONSES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]
         completion({"content": None, "tool_calls": [
             {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"SF\"}"}},
             {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]}, "tool_calls"),
-        message([{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "SF"}},
+        message_for_client([{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "SF"}},
                  {"type": "tool_use", "id": "call_2", "name": "get_time", "input": {}}], "tool_use", anthropic_usage(19, 10)),
         ["service_tier"],
     ),
@@ -320,14 +321,14 @@ OPENAI_RESPONSES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]
         "length -> max_tokens",
         ANTHROPIC_CLIENT,
         completion({"content": "Once upon a"}, "length", system_fingerprint="fp_44709d6fcb"),
-        message([{"type": "text", "text": "Once upon a"}], "max_tokens", anthropic_usage(19, 10)),
+        message_for_client([{"type": "text", "text": "Once upon a"}], "max_tokens", anthropic_usage(19, 10)),
         ["service_tier", "system_fingerprint"],
     ),
     (
         "stop while the client had stop sequences",
         {**ANTHROPIC_CLIENT, "stop_sequences": ["5"]},
         completion({"content": "1, 2, 3, 4, "}, "stop"),
-        message([{"type": "text", "text": "1, 2, 3, 4, "}], "end_turn", anthropic_usage(19, 10)),
+        message_for_client([{"type": "text", "text": "1, 2, 3, 4, "}], "end_turn", anthropic_usage(19, 10)),
         ["stop_sequence", "service_tier"],
     ),
     (
@@ -335,7 +336,7 @@ OPENAI_RESPONSES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]
         ANTHROPIC_CLIENT,
         {**completion({"content": ""}, "content_filter"), "choices": [
             {"index": 0, "message": {"role": "assistant", "content": ""}, "logprobs": {"content": []}, "finish_reason": "content_filter"}]},
-        message([], "refusal", anthropic_usage(19, 10)),
+        message_for_client([], "refusal", anthropic_usage(19, 10)),
         ["service_tier", "logprobs"],
     ),
 ]
