@@ -8,6 +8,7 @@ translations through the OpenAI codec are in ``test_translation.py``.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, Callable
 
 import anthropic
