@@ -158,6 +158,13 @@ OPENAI_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] = [
          "thinking": {"type": "enabled", "budget_tokens": 4000}},
         ["reasoning_effort"],
     ),
+    (
+        "web_search_options has no Anthropic request field: named, not sent",
+        {"model": "gpt-4o-search-preview", "messages": [{"role": "user", "content": "news?"}],
+         "web_search_options": {"search_context_size": "low"}},
+        {"model": "gpt-4o-search-preview", "max_tokens": DEFAULT_MAX_TOKENS, "messages": [{"role": "user", "content": "news?"}]},
+        ["web_search_options"],
+    ),
 ]
 
 

@@ -260,7 +260,9 @@ class ChatRequest:
 
     ``source`` is the wire format the request arrived in: it says how to read
     ``extra`` at every level.  ``reasoning`` is None when the client did not
-    say how the model should reason.  ``tags`` is filled by the classifiers
+    say how the model should reason.  ``web_search`` holds the options of a
+    request-level web search (OpenAI's ``web_search_options``; an Anthropic
+    client offers a ``web_search`` server tool in ``tools`` instead).  ``tags`` is filled by the classifiers
     (tag -> name of the classifier that set it); ``forced_provider`` by a
     ``provider,model`` model name.
     """
@@ -278,6 +280,7 @@ class ChatRequest:
     tool_choice: ToolChoice | None = None
     user: str | None = None
     reasoning: Reasoning | None = None
+    web_search: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     forced_provider: str | None = None

@@ -39,7 +39,8 @@ _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
     ChatRequest: (
         ("model", _STR), ("source", _STR), ("messages", (list,)), ("system", (list, str)), ("max_tokens", (int, _NONE)),
         ("temperature", _NUMBER), ("top_p", _NUMBER), ("stop", (list,)), ("stream", (bool,)), ("tools", (list,)),
-        ("tool_choice", (ToolChoice, _NONE)), ("user", _OPT_STR), ("reasoning", (Reasoning, _NONE)), ("extra", _DICT),
+        ("tool_choice", (ToolChoice, _NONE)), ("user", _OPT_STR), ("reasoning", (Reasoning, _NONE)), ("web_search", (dict, _NONE)),
+        ("extra", _DICT),
         ("tags", _DICT), ("forced_provider", _OPT_STR),
     ),
     Usage: (

@@ -112,7 +112,7 @@ class WebSearch(TagIf):
     default_tag = "web_search"
 
     def matches(self, request: ChatRequest) -> bool:
-        if "web_search_options" in request.extra:
+        if request.web_search is not None:
             return True
         return any(
             (tool.builtin or "").startswith("web_search") or tool.name in ("web_search", "websearch")

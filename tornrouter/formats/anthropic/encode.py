@@ -287,6 +287,8 @@ def request_to_wire(request: ChatRequest, default_max_tokens: int | None) -> tup
     lost = w.foreign.request(request.extra, "anthropic") if w.foreign is not None else ()
     if request.reasoning is not None:
         _thinking(request, request.reasoning, body, w)
+    if request.web_search is not None:
+        w.lose("web_search_options")  # Anthropic searches through a server tool, which needs its own settings
     if w.keep:
         w.extra(body, request.extra, "")
     w.lose_all(lost)

@@ -78,6 +78,7 @@ def request_from_wire(data: dict[str, Any]) -> ChatRequest:
         tool_choice=_tool_choice_from_wire(data.get("tool_choice"), data.get("parallel_tool_calls"), extra),
         user=data.get("user"),
         reasoning=_reasoning_from_wire(extra),
+        web_search=extra.pop("web_search_options") if isinstance(extra.get("web_search_options"), dict) else None,
         extra=extra,
     )
 

@@ -309,6 +309,8 @@ def request_to_wire(request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
         w.lose_all(w.foreign.request(request.extra, "openai"))
     if request.reasoning is not None:
         _reasoning(body, request.reasoning, w)
+    if request.web_search is not None:
+        body["web_search_options"] = request.web_search
     return body, list(w.lossy)
 
 
