@@ -135,7 +135,8 @@ class Row:
     requests: int
     errors: int
     error_samples: list[str]
-    cpu_us_per_event: float | None = None  # the server's CPU time per text delta (streams)
+    cpu_us_per_request: float | None = None  # the server's CPU time per request (or stream)
+    cpu_us_per_event: float | None = None  # the same per text delta (streams)
     vs_baseline: float | None = None
 
 
@@ -346,8 +347,10 @@ async def measure_cell(
     result = await run_cell(target, concurrency, args.duration, args.warmup, synchronized=args.paced)
     row = make_row(name, endpoint, tokens, concurrency, result)
     cpu_s = await cpu
-    if tokens and result.requests and name != "upstream":
-        row.cpu_us_per_event = cpu_s / (result.requests * tokens) * 1e6
+    if result.requests and name != "upstream":
+        row.cpu_us_per_request = cpu_s / result.requests * 1e6
+        if tokens:
+            row.cpu_us_per_event = row.cpu_us_per_request / tokens
     size = f" {tokens} tokens" if tokens else ""
     print(f"  {name:<9} {endpoint.name:<18}{size} c={concurrency:<3} {row.rate:9.0f}/s  errors {row.errors}",
           file=sys.stderr, flush=True)
@@ -363,12 +366,16 @@ def format_table(rows: list[Row], stream: bool) -> str:
     header = ["target", "endpoint"] + (["tokens"] if stream else []) + ["conc", rate]
     if stream:
         header += ["ttft p50 ms", "ttft p99 ms", "cpu us/event"]
+    else:
+        header += ["cpu us/req"]
     header += ["p50 ms", "p99 ms", "errors", "vs baseline"]
     table = [header]
     for r in rows:
         line = [r.target, r.endpoint] + ([str(r.stream_tokens)] if stream else []) + [str(r.concurrency), f"{r.rate:.0f}"]
         if stream:
             line += [_cell(r.ttft_p50_ms, ".2f"), _cell(r.ttft_p99_ms, ".2f"), _cell(r.cpu_us_per_event, ".1f")]
+        else:
+            line += [_cell(r.cpu_us_per_request, ".0f")]
         ratio = "-"
         if r.vs_baseline is not None:
             # Truncated, not rounded: 59.8% must not print as a passing "60%".
