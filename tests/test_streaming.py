@@ -644,3 +644,17 @@ async def test_many_concurrent_streams(router, upstream):
     assert sorted(e["messages"][0]["content"][0]["text"] for e in entries) == sorted(said for _, _, said in requests)
     await poll(lambda: pool_is_free(router), "the curl pool to be free")
     assert upstream.closed == []
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path,model,kind", PATHS)
+async def test_a_whole_stream_in_one_read_with_bytes_after_its_end(router, upstream, path, model, kind):
+    """However curl cuts the stream (here: all of it, and then some, in one
+    chunk), the client gets it whole; what follows the terminal event is not
+    the client's, and no error event comes after a finished stream."""
+    trailing = sse_event("ping", {"type": "ping"}) if kind == "anthropic" else sse_data({"late": True})
+    upstream.then(Reply(sse=[b"".join(scripted_sse(kind, "all at once")) + trailing]))
+    raw = await read_stream(router, path, body_for(path, model, stream=True))
+    assert streamed_text(path, raw) == "all at once"
+    entry = await log_entry(router)
+    assert entry["status"] == 200 and entry["error"] is None

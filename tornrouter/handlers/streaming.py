@@ -52,6 +52,8 @@ class ClientStream:
         out: list[bytes] = []
         try:
             for raw, events in batch:
+                if self.finished:  # what comes after the terminal event is not the client's
+                    break
                 for event in events:
                     self.accumulator.add(event)
                 if self.encoder is not None:

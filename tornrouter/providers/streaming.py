@@ -205,7 +205,12 @@ class UpstreamStream(EventStream):
     async def next_batch(self) -> list[Piece] | None:
         while not self._cancelled:
             if self._batches:
-                return self._batches.popleft()
+                # All that came since the last call, as one batch: one write and
+                # one flush for the client, however many curl chunks it took.
+                batch = self._batches.popleft()
+                while self._batches:
+                    batch += self._batches.popleft()
+                return batch
             if self._end is not False:
                 end, self._end = self._end, None
                 if end is None:
