@@ -29,13 +29,16 @@ the cost per stream; ``--paced`` makes it answer as a model does (first token
 after 50 ms, then one event every 5 ms) with the streams of a round started
 together, which shows how long events wait for each other.
 ``--plugins 4`` puts four ``system_prompt`` plugins in the router's pipeline,
-which shows what the plugin stages cost per request.
+which shows what the plugin stages cost per request.  ``--processes 2`` runs
+the router with two workers, unpinned (on two cores they share one with the
+load generator); CPU time and request logs are summed over the workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import http.client
 import json
 import os
@@ -219,10 +222,9 @@ class Service:
             time.sleep(0.1)
 
     def cpu_seconds(self) -> float:
-        """User and system time of the process, all its threads, so far (Linux)."""
-        with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
-            fields = f.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User and system time so far of the process and its live children
+        (``--processes`` workers), all their threads (Linux)."""
+        return sum(_cpu_seconds(pid) for pid in [self.proc.pid, *_children(self.proc.pid)])
 
     def output_tail(self, lines: int = 30) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
@@ -242,6 +244,23 @@ class Service:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:  # it has just exited
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def router_config(workdir: str, upstream_port: int, plugins: int = 0) -> str:
@@ -298,7 +317,9 @@ def services(targets: tuple[str, ...], workdir: str, args: argparse.Namespace) -
         if "router" in targets:
             port = free_port()
             conf = router_config(workdir, up, args.plugins)
-            start("router", [py, "-m", "tornrouter", "--conf", conf, "--port", str(port)], server_cpus, port)
+            argv = [py, "-m", "tornrouter", "--conf", conf, "--port", str(port), "--processes", str(args.processes)]
+            # Workers get every CPU: on 2 cores, the load generator shares theirs.
+            start("router", argv, server_cpus if args.processes == 1 else None, port)
         for service in started.values():
             service.wait_healthy()
         if client_cpus:
@@ -490,6 +511,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--plugins", type=int, default=0, help="system_prompt plugin entries in the router's pipeline (default 0)"
     )
+    parser.add_argument("--processes", type=int, default=1,
+                        help="the router's --processes: with more than 1, its workers are not pinned (default 1)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, process output, request log)")
     args = parser.parse_args(argv)
@@ -512,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     server_cpus, client_cpus = cpu_plan()
     if server_cpus and client_cpus:
         pinning = f"servers on CPU {min(server_cpus)}, load generator + upstream on CPU {min(client_cpus)}"
+        if args.processes > 1:
+            pinning += f"; the router's {args.processes} workers on every CPU, sharing with the load generator"
     else:
         pinning = "no CPU pinning (fewer than 2 CPUs)"
     print(f"tornrouter bench: {args.duration:g} s per cell after {args.warmup:g} s warmup; {pinning}", file=sys.stderr)
@@ -528,8 +553,8 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         log_entries = None
         if "router" in targets:  # read after the router has stopped, so its log is flushed
-            log_path = os.path.join(workdir, "requests.jsonl")
-            log_entries = count_lines(log_path)
+            # requests.jsonl, or with --processes one file a worker (requests.<worker>.jsonl)
+            log_entries = sum(count_lines(path) for path in glob.glob(os.path.join(workdir, "requests*.jsonl")))
             print(f"router request log: {log_entries} entries")
         if args.json:
             results = {"stream": args.stream, "duration": args.duration, "request_log_entries": log_entries,

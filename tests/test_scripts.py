@@ -68,6 +68,15 @@ def test_streaming_mode_reports_time_to_first_token(tmp_path):
     assert "router adds [openai 500 tokens c=2]: cpu " in stdout  # what the router costs over the relay
 
 
+def test_router_workers_are_measured_together(tmp_path):
+    """``--processes 2``: the router's workers serve, their CPU time and their
+    request logs (one file a worker) are counted."""
+    _, results = run_bench(tmp_path, "--processes", "2", "--targets", "router", "--endpoints", "openai")
+    (row,) = results["rows"]
+    assert row["errors"] == 0 and row["requests"] > 0 and row["cpu_us_per_request"] > 0, row
+    assert results["request_log_entries"] >= row["requests"]
+
+
 def test_paced_mode_waits_for_the_first_token(tmp_path):
     stdout, results = run_bench(tmp_path, "--stream", "--paced", "--stream-tokens", "4", "--concurrency", "2",
                                 "--targets", "baseline,router", "--endpoints", "openai")
