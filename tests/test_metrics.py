@@ -122,7 +122,8 @@ WORKER = textwrap.dedent("""
     if sys.argv[1] == "serve":
         record = RequestRecord("r", "/v1/chat/completions", http=None)
         metrics.started(record.endpoint)
-        metrics.finished(record, 200, "anonymous")
+        record.status = 200
+        metrics.finished(record, "anonymous")
         metrics.started(record.endpoint)  # one still in flight when the process ends
     else:
         sys.stdout.write(metrics.render()[0].decode())

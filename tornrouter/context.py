@@ -66,7 +66,7 @@ class RequestRecord:
     __slots__ = (
         "id", "endpoint", "ctx", "requested_model", "decision", "target", "plugins", "late_stages_ran", "opening",
         "attempts", "active_plugins", "lossy", "error", "usage", "started", "first_byte_at", "cancelled",
-        "failed_status", "key_name", "cost_usd", "continued",
+        "failed_status", "status", "key_name", "cost_usd", "continued",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
@@ -88,6 +88,7 @@ class RequestRecord:
         self.first_byte_at: float | None = None
         self.cancelled = False
         self.failed_status: int | None = None  # a stream that failed after its 200 was sent
+        self.status: int | None = None  # what the client got, once the request has ended (499: it left)
         self.key_name: str | None = None  # the client key's name (never the key), when keys: are configured
         self.cost_usd: float | None = None  # from the price table, once the request has ended
         self.continued: dict[str, Any] | None = None  # continue_on_failure: a stream taken over mid-way (or why not)

@@ -99,13 +99,13 @@ class Metrics:
     def started(self, endpoint: str) -> None:
         self._child(self.in_flight, endpoint).inc()
 
-    def finished(self, record: RequestRecord, status: int, key: str) -> None:
+    def finished(self, record: RequestRecord, key: str) -> None:
         """Everything one handled request contributes; called once, from ``on_finish``."""
         self._child(self.in_flight, record.endpoint).dec()
         provider = record.served_by or NONE
         model = record.target.model if record.target else NONE
         duration = time.perf_counter() - record.started
-        self._child(self.requests, record.endpoint, provider, model, str(status)).inc()
+        self._child(self.requests, record.endpoint, provider, model, str(record.status)).inc()
         self._child(self.duration, record.endpoint, provider, model).observe(duration)
         if record.first_byte_at is not None:
             self._child(self.ttft, record.endpoint, provider, model).observe(record.first_byte_at - record.started)

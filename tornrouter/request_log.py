@@ -31,7 +31,7 @@ log = logging.getLogger("tornrouter")
 HAND_OFF_S = 0.05
 
 
-def log_entry(record: RequestRecord, status: int) -> dict[str, Any]:
+def log_entry(record: RequestRecord) -> dict[str, Any]:
     """The request log entry: the seed's fields, then what an operator needs more.
 
     It is built whatever the request went through: a field that cannot be
@@ -42,7 +42,7 @@ def log_entry(record: RequestRecord, status: int) -> dict[str, Any]:
     problems = []
     for name, build in ENTRY_FIELDS:
         try:
-            entry[name] = build(record, status)
+            entry[name] = build(record)
         except Exception as exc:  # noqa: BLE001 - the entry must be written; the problem goes in it
             entry[name] = None
             problems.append(f"{name}: {exc!r}")
@@ -55,33 +55,33 @@ def _ms(seconds: float) -> float:
 
 
 # The log entry's fields, in order, each built on its own (``log_entry``).
-ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord, int], Any]], ...] = (
-    ("ts_ms", lambda r, status: int(time.time() * 1000)),
-    ("id", lambda r, status: r.id),
-    ("endpoint", lambda r, status: r.endpoint),
-    ("provider", lambda r, status: r.served_by),
-    ("requested_model", lambda r, status: r.requested_model),
-    ("sent_model", lambda r, status: r.target.model if r.target else (r.request.model if r.request else None)),
-    ("duration_ms", lambda r, status: _ms(time.perf_counter() - r.started)),
-    ("tags", lambda r, status: list(r.request.tags) if r.request else []),
-    ("plugins", lambda r, status: r.active_plugins),
-    ("system", lambda r, status: r.request.system_text() or None if r.request else None),
-    ("messages", lambda r, status: [m.to_json() for m in r.request.messages] if r.request else []),
-    ("response", lambda r, status: r.response.to_json() if r.response else None),
-    ("error", lambda r, status: r.error),
-    ("status", lambda r, status: status),
-    ("stream", lambda r, status: bool(r.request and r.request.stream)),
-    ("usage", lambda r, status: r.usage.to_json() if r.usage else None),
-    ("ttft_ms", lambda r, status: _ms(r.first_byte_at - r.started) if r.first_byte_at else None),
-    ("routing", lambda r, status: {
+ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord], Any]], ...] = (
+    ("ts_ms", lambda r: int(time.time() * 1000)),
+    ("id", lambda r: r.id),
+    ("endpoint", lambda r: r.endpoint),
+    ("provider", lambda r: r.served_by),
+    ("requested_model", lambda r: r.requested_model),
+    ("sent_model", lambda r: r.target.model if r.target else (r.request.model if r.request else None)),
+    ("duration_ms", lambda r: _ms(time.perf_counter() - r.started)),
+    ("tags", lambda r: list(r.request.tags) if r.request else []),
+    ("plugins", lambda r: r.active_plugins),
+    ("system", lambda r: r.request.system_text() or None if r.request else None),
+    ("messages", lambda r: [m.to_json() for m in r.request.messages] if r.request else []),
+    ("response", lambda r: r.response.to_json() if r.response else None),
+    ("error", lambda r: r.error),
+    ("status", lambda r: r.status),
+    ("stream", lambda r: bool(r.request and r.request.stream)),
+    ("usage", lambda r: r.usage.to_json() if r.usage else None),
+    ("ttft_ms", lambda r: _ms(r.first_byte_at - r.started) if r.first_byte_at else None),
+    ("routing", lambda r: {
         "tags": dict(r.request.tags) if r.request else {}, **(r.decision.to_json() if r.decision else {}),
     }),
-    ("lossy", lambda r, status: r.lossy),
-    ("cancelled", lambda r, status: r.cancelled),
-    ("attempts", lambda r, status: r.attempts),
-    ("key", lambda r, status: r.key_name),
-    ("cost_usd", lambda r, status: r.cost_usd),
-    ("continued", lambda r, status: r.continued),
+    ("lossy", lambda r: r.lossy),
+    ("cancelled", lambda r: r.cancelled),
+    ("attempts", lambda r: r.attempts),
+    ("key", lambda r: r.key_name),
+    ("cost_usd", lambda r: r.cost_usd),
+    ("continued", lambda r: r.continued),
 )
 
 

@@ -88,14 +88,14 @@ class Runtime:
         await self.close_access()
         self.close()
 
-    def record(self, record: RequestRecord, status: int) -> None:
+    def record(self, record: RequestRecord) -> None:
         """Write one handled request to the request log and the dashboard, once:
         a request a stop has already recorded as abandoned is not written again."""
         if self.in_flight.end(record):
-            self._publish(record, status)
+            self._publish(record)
 
-    def _publish(self, record: RequestRecord, status: int) -> None:
-        line = entry_line(log_entry(record, status))
+    def _publish(self, record: RequestRecord) -> None:
+        line = entry_line(log_entry(record))
         if self.request_log is not None:
             self.request_log.write(line)
         self.events.publish(line)
@@ -133,7 +133,8 @@ class Runtime:
         for record in abandoned:
             record.cancelled = True
             record.error = record.error or reason
-            self._publish(record, CLIENT_CLOSED)
+            record.status = CLIENT_CLOSED
+            self._publish(record)
         return len(abandoned)
 
 

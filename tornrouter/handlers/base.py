@@ -207,11 +207,11 @@ class APIHandler(RequestHandler):
         one that fails (on data a plugin left in a shape it cannot read) is
         logged and costs neither the others nor the request's log entry."""
         record, runtime = self.record, self.runtime
-        status = CLIENT_CLOSED if record.cancelled else record.failed_status or self.get_status()
+        record.status = CLIENT_CLOSED if record.cancelled else record.failed_status or self.get_status()
         for step, args in (
             (runtime.access.settle, (record, self.admission)),  # cost for the log; usage, spend, slots back
-            (runtime.record, (record, status)),
-            (runtime.metrics.finished, (record, status, record.key_name or ANONYMOUS)),
+            (runtime.record, (record,)),
+            (runtime.metrics.finished, (record, record.key_name or ANONYMOUS)),
         ):
             try:
                 step(*args)
