@@ -32,6 +32,8 @@ together, which shows how long events wait for each other.
 which shows what the plugin stages cost per request.  ``--processes 2`` runs
 the router with two workers, unpinned (on two cores they share one with the
 load generator); CPU time and request logs are summed over the workers.
+Every row has the server's peak RSS over the cell; both servers get as many
+curl handles as the highest concurrency asks for, so none waits for one.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ class Row:
     error_samples: list[str]
     cpu_us_per_request: float | None = None  # the server's CPU time per request (or stream)
     cpu_us_per_event: float | None = None  # the same per text delta (streams)
+    rss_mib: float | None = None  # the server's peak resident memory over the window, workers included
     vs_baseline: float | None = None
 
 
@@ -226,6 +229,10 @@ class Service:
         (``--processes`` workers), all their threads (Linux)."""
         return sum(_cpu_seconds(pid) for pid in [self.proc.pid, *_children(self.proc.pid)])
 
+    def rss_mib(self) -> float:
+        """Resident memory of the process and its live children, in MiB (Linux)."""
+        return sum(_rss_mib(pid) for pid in [self.proc.pid, *_children(self.proc.pid)])
+
     def output_tail(self, lines: int = 30) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return "".join(f.readlines()[-lines:])
@@ -263,13 +270,21 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def router_config(workdir: str, upstream_port: int, plugins: int = 0) -> str:
+def _rss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # it has just exited
+        return 0.0
+
+
+def router_config(workdir: str, upstream_port: int, plugins: int = 0, max_clients: int = 200) -> str:
     """The router's config: a provider of each kind on the upstream, and
     ``plugins`` entries of the built-in ``system_prompt`` (each rewrites every
     request, so the pipeline's per-plugin cost shows in the figures)."""
     path = os.path.join(workdir, "router.yaml")
     config = {
-        "server": {"max_clients": 200},
+        "server": {"max_clients": max_clients},
         "log": {"requests": os.path.join(workdir, "requests.jsonl")},
         "providers": {
             "oai": {"kind": "openai", "base_url": f"http://{HOST}:{upstream_port}/v1", "api_key": "x"},
@@ -297,6 +312,7 @@ def services(targets: tuple[str, ...], workdir: str, args: argparse.Namespace) -
             stack.callback(service.stop)
             started[name] = service
 
+        upstream_transfers = max(200, *args.concurrency)  # no request waits for a curl handle
         up = free_port()
         start(
             "upstream",
@@ -310,13 +326,13 @@ def services(targets: tuple[str, ...], workdir: str, args: argparse.Namespace) -
             start(
                 "baseline",
                 [py, os.path.join(SCRIPTS, "relay_baseline.py"), "--port", str(port),
-                 "--upstream", f"http://{HOST}:{up}", "--max-clients", "200"],
+                 "--upstream", f"http://{HOST}:{up}", "--max-clients", str(upstream_transfers)],
                 server_cpus,
                 port,
             )
         if "router" in targets:
             port = free_port()
-            conf = router_config(workdir, up, args.plugins)
+            conf = router_config(workdir, up, args.plugins, upstream_transfers)
             argv = [py, "-m", "tornrouter", "--conf", conf, "--port", str(port), "--processes", str(args.processes)]
             # Workers get every CPU: on 2 cores, the load generator shares theirs.
             start("router", argv, server_cpus if args.processes == 1 else None, port)
@@ -358,16 +374,18 @@ async def measure_cell(
     """One cell, with the server's CPU time over the measured window (streams)."""
     target = endpoint.target(service.port, args.stream, tokens or 64)
 
-    async def cpu_in_window() -> float:
+    async def cpu_and_rss_in_window() -> tuple[float, float]:
         await asyncio.sleep(args.warmup)
-        start = service.cpu_seconds()
-        await asyncio.sleep(args.duration)
-        return service.cpu_seconds() - start
+        start, end, peak = service.cpu_seconds(), time.monotonic() + args.duration, 0.0
+        while time.monotonic() < end:
+            peak = max(peak, service.rss_mib())
+            await asyncio.sleep(min(0.25, max(0.0, end - time.monotonic())))
+        return service.cpu_seconds() - start, peak
 
-    cpu = asyncio.ensure_future(cpu_in_window())
+    sampled = asyncio.ensure_future(cpu_and_rss_in_window())
     result = await run_cell(target, concurrency, args.duration, args.warmup, synchronized=args.paced)
     row = make_row(name, endpoint, tokens, concurrency, result)
-    cpu_s = await cpu
+    cpu_s, row.rss_mib = await sampled
     if result.requests and name != "upstream":
         row.cpu_us_per_request = cpu_s / result.requests * 1e6
         if tokens:
@@ -389,7 +407,7 @@ def format_table(rows: list[Row], stream: bool) -> str:
         header += ["ttft p50 ms", "ttft p99 ms", "cpu us/event"]
     else:
         header += ["cpu us/req"]
-    header += ["p50 ms", "p99 ms", "errors", "vs baseline"]
+    header += ["rss MiB", "p50 ms", "p99 ms", "errors", "vs baseline"]
     table = [header]
     for r in rows:
         line = [r.target, r.endpoint] + ([str(r.stream_tokens)] if stream else []) + [str(r.concurrency), f"{r.rate:.0f}"]
@@ -401,7 +419,7 @@ def format_table(rows: list[Row], stream: bool) -> str:
         if r.vs_baseline is not None:
             # Truncated, not rounded: 59.8% must not print as a passing "60%".
             ratio = f"{int(r.vs_baseline * 100)}%" + ("" if r.vs_baseline >= RATIO_GOAL else " LOW")
-        line += [_cell(r.p50_ms, ".2f"), _cell(r.p99_ms, ".2f"), str(r.errors), ratio]
+        line += [_cell(r.rss_mib, ".0f"), _cell(r.p50_ms, ".2f"), _cell(r.p99_ms, ".2f"), str(r.errors), ratio]
         table.append(line)
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     left = {0, 1}
