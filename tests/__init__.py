@@ -4,7 +4,8 @@ What the tests share, each in one place:
 
 ``conftest.py``          fixtures: ``upstream`` and ``fakes`` (fake upstreams),
                          ``start_router``/``router`` (a real router on loopback),
-                         ``browser``, and the ``log_guard`` every test runs under
+                         ``browser``, ``spawn`` (routers as processes), and the
+                         ``log_guard`` every test runs under
 ``wire.py``              request bodies (``chat``, ``message``, ``body_for``) and
                          the endpoint paths
 ``answers.py``           reading an answer as the client got it
@@ -16,6 +17,8 @@ What the tests share, each in one place:
 ``access_support.py``    client keys and a raw HTTP client (access, metrics, Redis)
 ``codec_fixtures.py``    the recorded bodies the codec tests read
 ``plugins_for_tests.py`` plugins that misbehave on purpose
+``processes.py``         ``python -m tornrouter`` as a subprocess (``RouterProcess``),
+                         its configs and logs, ``run_cli``
 ``log_guard.py``         fails a test whose router logged an unexpected traceback
 ``browser.py``           a headless chromium over CDP, for the dashboard
 """

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from tests.browser import Browser, find_chromium  # noqa: E402
 from tests.configs import base_config  # noqa: E402
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.log_guard import LogGuard  # noqa: E402
+from tests.processes import RouterProcess  # noqa: E402
 from tornrouter.runtime import Runtime, make_app  # noqa: E402
 from tornrouter.config import parse_config  # noqa: E402
 from tornrouter.server import GatewayServer  # noqa: E402
@@ -171,3 +173,19 @@ def browser(io_loop):
     browser = io_loop.run_sync(Browser.launch, timeout=30)
     yield browser
     io_loop.run_sync(browser.close, timeout=30)
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    started: list[RouterProcess] = []
+
+    def start(conf: Path, *args: str) -> RouterProcess:
+        process = RouterProcess(tmp_path, conf, *args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+    for process in started:  # however the test ended it, a router's output has no traceback
+        assert "Traceback" not in process.output(), process.output()

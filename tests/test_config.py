@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 from marshmallow import Schema, fields
 
+from tests.processes import ROOT, run_cli
 from tornrouter.config import ProviderConfig, ServerConfig, StateConfig, Target, Targets, load_config, parse_config
 from tornrouter.config.schemas import defaults_from
 from tornrouter.errors import ConfigError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def problems(raw, environ=None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
@@ -102,13 +98,6 @@ def test_shipped_configs_are_valid():
         load_config(os.path.join(ROOT, "conf", "prod.yaml"), environ={})
     config = load_config(os.path.join(ROOT, "conf", "prod.yaml"), environ=env)
     assert config.providers["local"].base_url == "http://127.0.0.1:11434/v1"
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tornrouter", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_check_flag(tmp_path):

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from tests.fake_upstream import Reply
-from tests.test_config import run_cli
-from tests.test_lifecycle import chat, poll, read_log, spawn, write_config  # noqa: F401  (spawn: a fixture)
+from tests.processes import read_log, run_cli, write_config
+from tests.waiting import poll
+from tests.wire import chat
 from tornrouter import components
 from tornrouter.components import Components
 from tornrouter.config import parse_config

@@ -146,9 +146,10 @@ class UpstreamStream(EventStream):
         pieces: list[Piece] = []
         try:
             for sse in self.sse.feed(chunk):
-                events = self._named(self.decoder.feed_sse(sse))
+                events = self.decoder.feed_sse(sse)
                 if events and isinstance(events[-1], (MessageStop, StreamError)):
                     self._terminal = True
+                    self._named(events)
                 pieces.append((encode_event(sse.data, sse.event), events))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # Malformed JSON, or an event whose fields are not what the API says:
