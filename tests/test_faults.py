@@ -65,7 +65,9 @@ def start_over_fault(start_router, fakes, tmp_path, path: str, reply: Reply | No
 
 def nonstream_fault(name: str, kind: str) -> tuple[Reply | None, int, dict[str, Any]]:
     """(what the primary does, the status the client gets without a fallback,
-    options for the primary).  None: nothing listens (connection refused)."""
+    options for the primary).  None: nothing listens (connection refused).
+    The primary speaks the client's API: its own errors reach the client as
+    they came, status included."""
     error = lambda status: Reply(status=status, body=error_body(kind, f"upstream says {status}"))  # noqa: E731
     faults: dict[str, tuple[Reply | None, int, dict[str, Any]]] = {
         "refused": (None, 502, {}),
@@ -73,11 +75,11 @@ def nonstream_fault(name: str, kind: str) -> tuple[Reply | None, int, dict[str, 
         "closed_before_answer": (Reply(drop=True), 502, {}),
         "reset_mid_body": (Reply(cut_after=40, reset=True), 502, {}),
         "cut_mid_body": (Reply(cut_after=40), 502, {}),
-        "500": (error(500), 502, {}),
+        "500": (error(500), 500, {}),
         "502": (error(502), 502, {}),
-        "503": (error(503), 502, {}),
-        "529": (error(529), 502, {}),
-        "503_retry_after": (Reply(status=503, body=error_body(kind, "busy"), headers={"Retry-After": "7"}), 502, {}),
+        "503": (error(503), 503, {}),
+        "529": (error(529), 529, {}),
+        "503_retry_after": (Reply(status=503, body=error_body(kind, "busy"), headers={"Retry-After": "7"}), 503, {}),
         "429": (Reply(status=429, body=error_body(kind, "slow down", "rate_limit_error")), 429, {}),
         "429_retry_after": (Reply(status=429, body=error_body(kind, "slow down", "rate_limit_error"), headers={"Retry-After": "7"}), 429, {}),
         "slow_first_byte": (Reply(delay=60), 504, {"timeout_s": SHORT}),
@@ -118,7 +120,10 @@ async def test_nonstreamed_fault(start_router, fakes, tmp_path, path, fault, wit
     else:
         assert response.code == status, response.body
         message = native_error(path, response)
-        assert "primary" in message
+        if isinstance(reply.body if reply else None, dict):  # the API's own error: relayed unmodified
+            assert json.loads(response.body) == reply.body
+        else:
+            assert "primary" in message
         assert "<" not in message  # a proxy's page is described, never quoted
         served_by(response, "primary", "model-a")  # the target tried last
         assert len(entry["attempts"]) == 1 and entry["attempts"][0]["error"]
@@ -137,11 +142,13 @@ async def test_nonstreamed_fault(start_router, fakes, tmp_path, path, fault, wit
 
 def stream_fault_before(name: str, kind: str) -> tuple[Reply | None, int, dict[str, Any]]:
     """Failures before the first content: (what the primary does, the status of the
-    HTTP error the client gets without a fallback, options for the primary)."""
+    HTTP error the client gets without a fallback, options for the primary).
+    The primary speaks the client's API: its own error, a status or an error
+    event, reaches the client as it came."""
     faults: dict[str, tuple[Reply | None, int, dict[str, Any]]] = {
         "refused": (None, 502, {}),
-        "error_event_first": (Reply(sse=[*head(kind), error_event(kind)]), 502, {}),
-        "529": (Reply(status=529, body=error_body(kind, "Overloaded", "overloaded_error")), 502, {}),
+        "error_event_first": (Reply(sse=[*head(kind), error_event(kind)]), 529 if kind == "anthropic" else 500, {}),
+        "529": (Reply(status=529, body=error_body(kind, "Overloaded", "overloaded_error")), 529, {}),
         "429_retry_after": (Reply(status=429, body=error_body(kind, "slow down", "rate_limit_error"), headers={"Retry-After": "7"}), 429, {}),
         "drop_before_content": (Reply(sse=head(kind), drop=True), 502, {}),
         "reset_before_content": (Reply(sse=head(kind), drop=True, reset=True), 502, {}),
@@ -187,7 +194,13 @@ async def test_stream_fault_before_content(start_router, fakes, tmp_path, path, 
     else:
         assert response.code == status, raw
         response._body = raw  # the error arrived through the streaming callback
-        assert "primary" in native_error(path, response)
+        message = native_error(path, response)
+        if fault in ("529", "429_retry_after"):  # the API's own error: relayed unmodified
+            assert json.loads(raw) == reply.body
+        elif fault == "error_event_first":
+            assert raw == error_event(kind).split(b"data: ", 1)[1].strip()
+        else:
+            assert "primary" in message
         served_by(response, "primary", "model-a")
         assert entry["status"] == status and entry["error"]
         if fault.endswith("retry_after"):
@@ -257,7 +270,7 @@ async def test_an_error_page_is_summarised_and_kept_in_the_log(start_router, fak
 @pytest.mark.gen_test
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
-async def test_an_apis_own_error_keeps_its_type_and_message(start_router, fakes, tmp_path, path, stream):
+async def test_an_apis_own_error_reaches_its_client_unmodified(start_router, fakes, tmp_path, path, stream):
     body = error_body(KIND[path], "prompt is too long", "invalid_request_error")
     primary = fakes()
     primary.then(Reply(status=400, body=body))
@@ -266,10 +279,10 @@ async def test_an_apis_own_error_keeps_its_type_and_message(start_router, fakes,
     response, raw = await send(router, path, request_body(path, stream=stream))
 
     assert response.code == 400
-    error = json.loads(raw)["error"]
-    assert error["type"] == "invalid_request_error"
-    assert error["message"] == "provider 'primary': upstream returned 400: prompt is too long"
+    assert json.loads(raw) == body  # unmodified: an agent's recovery matches its wording
+    served_by(response, "primary", "model-a")
     entry = await logged_entry(router, response)
+    assert entry["error"] == "provider 'primary': upstream returned 400: prompt is too long"
     assert entry["attempts"][0]["upstream_body"] == json.dumps(body)
 
 
@@ -412,7 +425,7 @@ async def test_no_sockets_curl_handles_or_tasks_leak_under_faults(start_router, 
 
     codes = await run(200)
 
-    assert set(codes) <= {None, 200, 429, 502, 503, 504}, Counter(codes)
+    assert set(codes) <= {None, 200, 429, 500, 502, 503, 504, 529}, Counter(codes)  # 500, 529: an upstream's own, relayed
     assert Counter(codes)[200] > 0 and len(set(codes)) > 2
     # Everything winds down: requests, upstream transfers (curl handles back in the pool), tasks, sockets.
     await poll(lambda: len(router.runtime.in_flight) == 0, "every request to end")

@@ -28,6 +28,7 @@ class Case:
     upstream: Reply | None = None
     status: int = 200  # what the client gets, and the log says
     error: str | None = None  # in the log entry's error
+    shown: str | None = None  # the client's error message, when it is not the log's (an upstream's own error)
     entry_error: str | None = None  # a field that could not be built
     messages: list[Any] | None = field(default_factory=lambda: [{"role": "user", "content": [{"type": "text", "text": "hello"}]}])
     expect_logs: list[tuple[str, str]] = field(default_factory=list)  # tracebacks the failure rightly logs
@@ -48,7 +49,7 @@ CASES = {
     "pre-routing hook raises": Case(boom("pre_request"), status=500, error="plugin 'boom' failed: boom in pre_request"),
     "no route": Case(model="nowhere", status=400, error="no provider configured for model 'nowhere'"),
     "upstream fails": Case(upstream=Reply(status=500, body={"error": {"message": "down", "type": "server_error"}}),
-                           status=502, error="provider 'oai': upstream returned 500: down"),
+                           status=500, error="provider 'oai': upstream returned 500: down", shown="down"),
     "upstream fails mid-stream": Case(stream=True, upstream=Reply(sse=[b'data: {"oops'], drop=True),
                                       status=502, error="provider 'oai'"),
     "post-response hook raises": Case(boom("post_response"),
@@ -95,7 +96,7 @@ async def test_a_failure_at_any_stage_is_logged_once(case, start_router, upstrea
     if not case.stream:  # a stream's status is in its 200 head; a failure shows in its events and in the log
         assert response.code == case.status
         if case.status >= 400:
-            assert json.loads(response.body)["error"]["message"] == case.error
+            assert json.loads(response.body)["error"]["message"] == (case.shown or case.error)
     if case.error is None:
         assert entry["error"] is None
     else:

@@ -41,14 +41,14 @@ async def test_a_scrape_counts_requests_latencies_tokens_and_cost(router, upstre
     assert (await router.post(OPENAI, {**chat("gpt-4o"), "stream": True})).code == 200
     assert (await router.post(OPENAI, {"model": "gpt-4o"})).code == 400
     upstream.then(Reply(status=500, body={"error": {"message": "boom", "type": "server_error"}}))
-    assert (await router.post(OPENAI, chat("gpt-4o"))).code == 502
+    assert (await router.post(OPENAI, chat("gpt-4o"))).code == 500  # the upstream's own, relayed
     samples = await scrape(router)
 
     requests = "tornrouter_requests_total"
     assert value(samples, requests, endpoint=OPENAI, provider="oai", model="gpt-4o", status="200") == 2
     assert value(samples, requests, endpoint=ANTHROPIC, provider="echo", model="local-echo", status="200") == 1
     assert value(samples, requests, endpoint=OPENAI, provider="none", model="none", status="400") == 1
-    assert value(samples, requests, endpoint=OPENAI, provider="oai", model="gpt-4o", status="502") == 1
+    assert value(samples, requests, endpoint=OPENAI, provider="oai", model="gpt-4o", status="500") == 1
     duration = "tornrouter_request_duration_seconds_count"
     assert value(samples, duration, endpoint=OPENAI, provider="oai", model="gpt-4o") == 3
     assert value(samples, "tornrouter_time_to_first_token_seconds_count", endpoint=OPENAI, provider="oai", model="gpt-4o") == 1

@@ -204,7 +204,7 @@ async def test_sdks_see_a_clean_error_for_an_upstreams_html_page(router, upstrea
 # --- upstream failures ----------------------------------------------------------------
 
 
-UPSTREAM_ERRORS = [
+UPSTREAM_ERRORS = [  # status, body, what an OpenAI client gets
     (400, {"type": "error", "error": {"type": "invalid_request_error", "message": "bad thing"}}, 400),
     (401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}, 401),
     (403, {"type": "error", "error": {"type": "permission_error", "message": "no"}}, 403),
@@ -212,27 +212,27 @@ UPSTREAM_ERRORS = [
     (413, {"type": "error", "error": {"type": "request_too_large", "message": "too big"}}, 413),
     (429, {"type": "error", "error": {"type": "rate_limit_error", "message": "rate limited"}}, 429),
     (500, {"type": "error", "error": {"type": "api_error", "message": "internal"}}, 502),
-    (529, {"type": "error", "error": {"type": "overloaded_error", "message": "overloaded"}}, 502),
+    (529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, 502),
 ]
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("status,body,expected", UPSTREAM_ERRORS)
-async def test_upstream_status_maps_to_the_clients_error_shape(router, upstream, status, body, expected):
+@pytest.mark.parametrize("status,body,cross_status", UPSTREAM_ERRORS)
+async def test_upstream_errors_reach_a_client_of_the_same_api_unmodified(router, upstream, status, body, cross_status):
     headers = {"Retry-After": "3"} if status == 429 else {}
     upstream.then(Reply(status=status, body=body, headers=headers), Reply(status=status, body=body, headers=headers))
     same = await router.post(ANTHROPIC, message("claude-x"))
-    assert same.code == expected
-    error = json.loads(same.body)
-    assert error["type"] == "error"
-    assert body["error"]["message"] in error["error"]["message"]
-    if expected < 500:
-        assert error["error"]["type"] == body["error"]["type"]
+    assert same.code == status  # 529 stays 529: an agent's retry logic reads it
+    assert json.loads(same.body) == body
+    assert same.headers["x-tornrouter-provider"] == "ant"
     cross = await router.post(OPENAI, chat("to-anthropic"))
-    assert cross.code == expected
+    assert cross.code == cross_status
     assert body["error"]["message"] in json.loads(cross.body)["error"]["message"]
     if status == 429:
         assert same.headers["Retry-After"] == "3" and cross.headers["Retry-After"] == "3"
+    entries = router.log_entries()
+    assert [e["status"] for e in entries] == [status, cross_status]
+    assert entries[0]["error"] == f"provider 'ant': upstream returned {status}: {body['error']['message']}"
 
 
 @pytest.mark.gen_test

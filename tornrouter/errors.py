@@ -16,7 +16,8 @@
     │   └── BudgetExceeded       429  a key's daily or monthly budget is spent
     ├── StateUnavailable         503  the shared state is unreachable and on_error is fail_closed
     └── UpstreamError            the provider failed; ``status`` is what the client gets:
-        │                        the upstream's own 4xx, else 502
+        │                        the upstream's own 4xx, else 502; with ``relay``, the
+        │                        upstream's own status and error body, as they came
         └── UpstreamTimeout      504
 
 ``error_type`` is the ``type`` in the error body: ``router_error`` for errors the
@@ -156,6 +157,12 @@ class UpstreamError(RouterError):
     an error status as the request log keeps it (decoded, capped, the key
     redacted): the client's message only summarises a body that is not the
     API's error.
+
+    ``relay``, when set, is the error body the client gets instead of one
+    rendered from ``message``, with the upstream's own status: an upstream's
+    error relayed to a client of the same API, unmodified (agents match its
+    wording), or a context overflow reworded for the client's API
+    (``formats.overflow``).  ``message`` still names the provider, for the log.
     """
 
     code = "upstream_error"
@@ -170,13 +177,15 @@ class UpstreamError(RouterError):
         error_type: str | None = "router_error",
         retry_after: str | None = None,
         body: str | None = None,
+        relay: bytes | None = None,
     ) -> None:
         super().__init__(f"provider '{provider}': {message}", error_type=error_type)
         self.provider = provider
         self.upstream_status = upstream_status
         self.retry_after = retry_after
         self.body = body
-        self.status = upstream_status if upstream_status in self.RELAYED else 502
+        self.relay = relay
+        self.status = upstream_status if relay is not None or upstream_status in self.RELAYED else 502
 
     @property
     def headers(self) -> dict[str, str]:

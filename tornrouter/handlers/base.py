@@ -192,7 +192,8 @@ class APIHandler(RequestHandler):
             self.set_header(name, header_safe(value))
         self.set_routing_headers()
         self.set_header("Content-Type", "application/json")
-        self.finish(dumps(self.codec.error_body(error)))
+        relay = getattr(error, "relay", None)  # an upstream's own error, for a client of its API
+        self.finish(relay if relay is not None else dumps(self.codec.error_body(error)))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, UpstreamError):

@@ -32,6 +32,7 @@ from ..config import ProviderConfig
 from ..errors import UpstreamError, UpstreamTimeout
 from ..formats import codec_for
 from ..formats.base import short
+from ..formats.overflow import overflow_body, overflow_in
 from ..concurrency import ConcurrencyLimit
 from .error_body import describe, logged
 from .streaming import EventStream, ReplayStream, UpstreamStream
@@ -147,24 +148,36 @@ class HTTPProvider(Provider):
 
     def status_error(self, status: int, body: bytes, headers: HTTPHeaders, request: ChatRequest) -> UpstreamError:
         """An answer with an error status, streamed or not.  The API's own error
-        keeps its message (and type); any other body is described in one line,
-        since a proxy's HTML page is no message for an API client."""
+        goes to a client of the same API as it came (``relay``: status, type,
+        message); to a client of the other API it keeps its message, and a
+        context overflow is reworded in that API's terms.  Any other body is
+        described in one line, since a proxy's HTML page is no message for an
+        API client."""
         body = self.redacted(body)
         parsed = self.codec.parse_error(body)
+        relay: bytes | None = None
         if parsed is None:
             error_type, message = None, f"upstream returned {status} {describe(headers.get('Content-Type'), body)}"
         else:
             error_type, message = parsed[0], f"upstream returned {status}: {parsed[1]}"
+            if self.codec.name == request.source:
+                relay = body
+            elif (overflow := overflow_in(status, body)) is not None:
+                relay = orjson.dumps(overflow_body(codec_for(request.source), overflow))
         retry_after = headers.get("Retry-After")
-        return UpstreamError(
+        error = UpstreamError(
             self.name,
             message,
             upstream_status=status,
             # The upstream's own error type means something only to a client of the same
             # API; for the other, None lets its codec name the type for the status.
-            error_type=error_type if self.kind == request.source else None,
+            error_type=error_type if self.codec.name == request.source else None,
             retry_after=retry_after if status in (429, 503, 529) else None,
             body=logged(body),
+            relay=relay,
         )
+        if relay is not None and self.codec.name != request.source:
+            error.status = 400  # the reworded overflow: both APIs say it with a 400
+        return error
 
 

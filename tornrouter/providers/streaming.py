@@ -147,7 +147,7 @@ class UpstreamStream(EventStream):
                 events = self.decoder.feed_sse(sse)
                 if events and isinstance(events[-1], (MessageStop, StreamError)):
                     self._terminal = True
-                    self._named(events)
+                    self._named(events, sse.data)
                 pieces.append((encode_event(sse.data, sse.event), events))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # Malformed JSON, or an event whose fields are not what the API says:
@@ -182,12 +182,15 @@ class UpstreamStream(EventStream):
             self._end = end
         self._wake()
 
-    def _named(self, events: list[StreamEvent]) -> list[StreamEvent]:
+    def _named(self, events: list[StreamEvent], data: str | None = None) -> list[StreamEvent]:
         """``events``, with a final ``StreamError`` naming this provider, and
-        kept in ``failure`` as the ``UpstreamError`` it means."""
+        kept in ``failure`` as the ``UpstreamError`` it means.  ``data`` is the
+        upstream's own error event, which a client of the same API gets as it
+        came should the stream fail before its commit point."""
         if events and isinstance(events[-1], StreamError):
             error = events[-1]
-            self.failure = UpstreamError(self.provider.name, error.message, upstream_status=error.status)
+            relay = data.encode() if data is not None and self.provider.codec.name == self.request.source else None
+            self.failure = UpstreamError(self.provider.name, error.message, upstream_status=error.status, relay=relay)
             events[-1] = StreamError(error.status, self.failure.message)
         return events
 
