@@ -63,13 +63,13 @@ class RunningRouter:
             headers={"Content-Type": "application/json", **(headers or {})}, request_timeout=20,
         )
 
-    async def post_stream(self, path: str, body: Any) -> tuple[HTTPResponse, bytes]:
+    async def post_stream(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[HTTPResponse, bytes]:
         """POST and collect the answer as it streams in (``response.body`` stays
         empty with a ``streaming_callback``, error bodies included)."""
         chunks: list[bytes] = []
         response = await self.client.fetch(
             self.url + path, method="POST", body=json.dumps(body), raise_error=False, request_timeout=20,
-            headers={"Content-Type": "application/json"}, streaming_callback=chunks.append,
+            headers={"Content-Type": "application/json", **(headers or {})}, streaming_callback=chunks.append,
         )
         return response, b"".join(chunks)
 

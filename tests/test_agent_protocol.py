@@ -120,3 +120,95 @@ async def test_the_sdks_see_the_overflow_as_their_own_apis(router, upstream):
         await oclient.chat.completions.create(model="to-anthropic", messages=[{"role": "user", "content": "hi"}])
     await oclient.close()
     assert ocaught.value.code == "context_length_exceeded"
+
+
+# --- anthropic-* headers --------------------------------------------------------------------
+
+CLAUDE_CODE_BETAS = "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27"
+CLIENT_HEADERS = {
+    "anthropic-beta": CLAUDE_CODE_BETAS,
+    "anthropic-version": "2023-06-01",
+    "anthropic-dangerous-direct-browser-access": "true",
+}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_anthropic_headers_reach_an_anthropic_upstream(router, upstream, stream):
+    body = message("claude-sonnet-5-5", stream=stream)
+    if stream:
+        response, _ = await router.post_stream(ANTHROPIC, body, headers=CLIENT_HEADERS)
+    else:
+        response = await router.post(ANTHROPIC, body, headers=CLIENT_HEADERS)
+    assert response.code == 200
+    sent = upstream.last.headers
+    assert sent["Anthropic-Beta"] == CLAUDE_CODE_BETAS
+    assert sent["Anthropic-Version"] == "2023-06-01"
+    assert sent["Anthropic-Dangerous-Direct-Browser-Access"] == "true"
+    assert sent["X-Api-Key"] == "sk-ant-test-SECRET"  # the provider's key, never the client's
+    assert "x-tornrouter-lossy" not in response.headers
+
+
+@pytest.mark.gen_test
+async def test_the_sdks_betas_reach_the_upstream(router, upstream):
+    client = anthropic.AsyncAnthropic(base_url=router.url, api_key="client-key")
+    answer = await client.beta.messages.create(
+        model="claude-sonnet-5-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
+        betas=["context-1m-2025-08-07", "interleaved-thinking-2025-05-14"],
+    )
+    await client.close()
+    assert answer.content[0].text
+    assert upstream.last.headers["Anthropic-Beta"] == "context-1m-2025-08-07,interleaved-thinking-2025-05-14"
+    assert upstream.last.headers["X-Api-Key"] == "sk-ant-test-SECRET"
+
+
+@pytest.mark.gen_test
+async def test_anthropic_headers_to_an_openai_upstream_are_lossy(router, upstream):
+    response = await router.post(ANTHROPIC, message("to-openai"), headers=CLIENT_HEADERS)
+    assert response.code == 200
+    assert not any(name.lower().startswith("anthropic-") for name in upstream.last.headers)
+    lossy = response.headers["x-tornrouter-lossy"].split(", ")
+    assert "anthropic-beta" in lossy and "anthropic-dangerous-direct-browser-access" in lossy
+    assert "anthropic-version" not in lossy  # the body is written in the target's own version: nothing lost
+    (entry,) = router.log_entries()
+    assert "anthropic-beta" in entry["lossy"]
+
+
+@pytest.mark.gen_test
+async def test_a_provider_adds_strips_or_overrides_beta_flags(start_router, fakes, tmp_path):
+    added, stripped, overridden = fakes(), fakes(), fakes()
+    router = start_router({
+        "log": {"requests": str(tmp_path / "requests.jsonl")},
+        "providers": {
+            "added": {"kind": "anthropic", "base_url": added.url, "betas": {"add": ["context-1m-2025-08-07"]}},
+            "stripped": {"kind": "anthropic", "base_url": stripped.url,
+                         "betas": {"strip": ["interleaved-thinking-*", "context-management-2025-06-27"]}},
+            "overridden": {"kind": "anthropic", "base_url": overridden.url, "betas": {"override": ["only-this-2026-01-01"]}},
+        },
+        "router": {"routes": [{"model": name, "to": name} for name in ("added", "stripped", "overridden")]},
+    })
+    for name in ("added", "stripped", "overridden"):
+        assert (await router.post(ANTHROPIC, message(name), headers=CLIENT_HEADERS)).code == 200
+    assert added.last.headers["Anthropic-Beta"] == CLAUDE_CODE_BETAS + ",context-1m-2025-08-07"
+    assert stripped.last.headers["Anthropic-Beta"] == "claude-code-20250219"
+    assert overridden.last.headers["Anthropic-Beta"] == "only-this-2026-01-01"
+    # an OpenAI client sends no flags of its own: the provider's are sent all the same
+    assert (await router.post(OPENAI, chat("added"))).code == 200
+    assert added.last.headers["Anthropic-Beta"] == "context-1m-2025-08-07"
+    # every flag stripped: no header at all
+    assert (await router.post(ANTHROPIC, message("stripped"), headers={"anthropic-beta": "interleaved-thinking-x"})).code == 200
+    assert "Anthropic-Beta" not in stripped.last.headers
+
+
+def test_betas_are_for_anthropic_providers_only():
+    from tornrouter.config import parse_config
+    from tornrouter.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        parse_config({"providers": {"o": {"kind": "openai", "base_url": "http://x", "betas": {"add": ["a b"]}}}}, environ={})
+    assert error.value.problems == [
+        "providers.o.betas.add.0: one beta flag: no spaces or commas",
+    ]
+    with pytest.raises(ConfigError) as error:
+        parse_config({"providers": {"o": {"kind": "openai", "base_url": "http://x", "betas": {"add": ["a"]}}}}, environ={})
+    assert error.value.problems == ["providers.o.betas: only for kind anthropic (beta flags are Anthropic's)"]

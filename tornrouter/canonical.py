@@ -264,7 +264,10 @@ class ChatRequest:
     request-level web search (OpenAI's ``web_search_options``; an Anthropic
     client offers a ``web_search`` server tool in ``tools`` instead).  ``tags`` is filled by the classifiers
     (tag -> name of the classifier that set it); ``forced_provider`` by a
-    ``provider,model`` model name.
+    ``provider,model`` model name.  ``headers`` holds the request headers of
+    the source API that are part of the request (Anthropic's ``anthropic-beta``,
+    ``anthropic-version``...), names in lower case: relayed to an upstream of
+    the same API, reported lossy to the other, as ``extra`` is.
     """
 
     model: str
@@ -284,6 +287,7 @@ class ChatRequest:
     extra: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     forced_provider: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     def last_user_text(self) -> str:
         """The text of the last user message ('' if there is none)."""

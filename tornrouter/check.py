@@ -41,7 +41,7 @@ _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
         ("temperature", _NUMBER), ("top_p", _NUMBER), ("stop", (list,)), ("stream", (bool,)), ("tools", (list,)),
         ("tool_choice", (ToolChoice, _NONE)), ("user", _OPT_STR), ("reasoning", (Reasoning, _NONE)), ("web_search", (dict, _NONE)),
         ("extra", _DICT),
-        ("tags", _DICT), ("forced_provider", _OPT_STR),
+        ("tags", _DICT), ("forced_provider", _OPT_STR), ("headers", _DICT),
     ),
     Usage: (
         ("input_tokens", (int,)), ("output_tokens", (int,)), ("cache_read_tokens", (int,)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .loading import load_config, parse_config
 from .objects import (
+    BetasConfig,
     BreakerConfig,
     ComponentEntry,
     Config,
@@ -28,6 +29,7 @@ from .objects import (
 )
 
 __all__ = [
+    "BetasConfig",
     "BreakerConfig",
     "ComponentEntry",
     "Config",

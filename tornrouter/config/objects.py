@@ -36,6 +36,18 @@ class BreakerConfig:
 
 
 @dataclass(frozen=True)
+class BetasConfig:
+    """What an Anthropic-kind provider does to the ``anthropic-beta`` flags it is
+    sent: ``override`` (when set) replaces the client's flags; otherwise the
+    client's flags that match a glob of ``strip`` are dropped; then ``add``'s
+    flags are added."""
+
+    add: tuple[str, ...] = ()
+    strip: tuple[str, ...] = ()
+    override: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     name: str
     kind: str
@@ -56,6 +68,7 @@ class ProviderConfig:
     breaker: BreakerConfig | None = None
     max_concurrent: int | None = None
     max_queue: int = 100
+    betas: BetasConfig | None = None  # anthropic kind: the anthropic-beta flags added, stripped or overridden
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Callable, TypeVar
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 
 from .objects import (
-    BreakerConfig, ComponentEntry, Config, KeyConfig, ModelLimit, Price, ProviderConfig,
+    BetasConfig, BreakerConfig, ComponentEntry, Config, KeyConfig, ModelLimit, Price, ProviderConfig,
     Route, RouterConfig, ServerConfig, StateConfig, Target, Targets,
 )
 
@@ -90,6 +90,21 @@ class BreakerSchema(_Strict):
         return BreakerConfig(**data)
 
 
+_FLAG = validate.Regexp(r"^[^\s,]+$", error="one beta flag: no spaces or commas")
+
+
+@defaults_from(BetasConfig)
+class BetasSchema(_Strict):
+    add = fields.List(fields.String(validate=_FLAG))
+    strip = fields.List(fields.String(validate=_FLAG))
+    override = fields.List(fields.String(validate=_FLAG), allow_none=True)
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> BetasConfig:
+        override = data["override"]
+        return BetasConfig(tuple(data["add"]), tuple(data["strip"]), None if override is None else tuple(override))
+
+
 class LogSchema(_Strict):
     requests = fields.String(allow_none=True)
 
@@ -114,11 +129,17 @@ class ProviderSchema(_Strict):
     breaker = fields.Nested(BreakerSchema, allow_none=True)
     max_concurrent = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     max_queue = fields.Integer(validate=validate.Range(min=0))
+    betas = fields.Nested(BetasSchema, allow_none=True)
 
     @validates_schema
     def needs_url(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("kind") in ("openai", "anthropic") and not data.get("base_url"):
             raise ValidationError("required for this kind", "base_url")
+
+    @validates_schema
+    def betas_for_anthropic(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("betas") is not None and data.get("kind") != "anthropic":
+            raise ValidationError("only for kind anthropic (beta flags are Anthropic's)", "betas")
 
 
 _TARGET_TEXT = re.compile(r"^[^/\s]+(/\S+)?$")

@@ -123,6 +123,11 @@ class Codec(ABC):
             return None, error
         return None
 
+    def api_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Of a client's request headers, those that are part of this API's
+        request (``ChatRequest.headers``), names in lower case.  None by default."""
+        return {}
+
 
 class Foreign:
     """How a format's ``extra`` reads to an encoder of the other format.

@@ -88,6 +88,7 @@ class APIHandler(RequestHandler):
         self._reading_body = False
         record = self.record
         record.ctx.request = self.codec.parse_request(self.body())
+        record.request.headers = self.codec.api_headers(self.request.headers)  # anthropic-beta...
         self.admission = await self.runtime.access.admit(record, self.client_key)  # 403, 429, 503
         if record.request.stream:
             await self.stream()

@@ -37,6 +37,8 @@ from ..concurrency import ConcurrencyLimit
 from .error_body import describe, logged
 from .streaming import EventStream, ReplayStream, UpstreamStream
 
+VERSION_HEADERS = frozenset({"anthropic-version"})
+
 
 class Provider(ABC):
     """A configured upstream.  One instance per ``providers:`` entry."""
@@ -88,7 +90,9 @@ class HTTPProvider(Provider):
         super().__init__(config, http)
         self.codec = codec_for(self.kind)
         self.url = config.base_url.rstrip("/") + self.path
-        self.headers = {"Content-Type": "application/json", **self.auth_headers(), **config.headers}
+        # Names in lower case, as ChatRequest.headers has them: one dict merges both.
+        headers = {"Content-Type": "application/json", **self.auth_headers(), **config.headers}
+        self.headers = {name.lower(): value for name, value in headers.items()}
 
     @abstractmethod
     def auth_headers(self) -> dict[str, str]:
@@ -99,13 +103,26 @@ class HTTPProvider(Provider):
         http_request = HTTPRequest(
             self.url,
             method="POST",
-            headers=self.headers,
+            headers=self.request_headers(request, lossy),
             body=orjson.dumps(body),
             connect_timeout=self.config.connect_timeout_s,
             request_timeout=self.config.timeout_s,
             decompress_response=True,
         )
         return http_request, lossy
+
+    def request_headers(self, request: ChatRequest, lossy: list[str]) -> dict[str, str]:
+        """The upstream request's headers: this provider's (auth, ``headers:``),
+        then, for a client of this API, the client's own API headers
+        (``anthropic-beta``...), which go to an upstream of another API only as
+        names in ``lossy``.  A version header is not lost: the translation
+        writes the body in the target's own version."""
+        if not request.headers:
+            return self.headers
+        if self.codec.name == request.source:
+            return {**self.headers, **request.headers}
+        lossy += [name for name in request.headers if name not in VERSION_HEADERS and name not in lossy]
+        return self.headers
 
     async def send(self, request: ChatRequest) -> tuple[ChatResponse, list[str]]:
         http_request, lossy = self.build(request)

@@ -20,6 +20,7 @@ names of whatever could not be carried (``logprobs``, ``messages.system``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ...canonical import ChatRequest, ChatResponse, Format
@@ -28,7 +29,7 @@ from ..base import Codec, load_request
 from .decode import request_from_wire, response_from_wire
 from .encode import request_to_wire, response_to_wire
 from .schemas import REQUEST_SCHEMA
-from .shapes import error_type_for
+from .shapes import api_headers, error_type_for
 from .stream import MESSAGE_STOP, AnthropicStreamDecoder, AnthropicStreamEncoder
 
 
@@ -59,6 +60,9 @@ class AnthropicCodec(Codec):
 
     def stream_done(self) -> bytes:
         return MESSAGE_STOP
+
+    def api_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return api_headers(headers)
 
     def error_body(self, error: RouterError) -> dict[str, Any]:
         error_type = error.error_type or error_type_for(error.status)

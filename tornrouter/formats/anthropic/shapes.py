@@ -132,5 +132,24 @@ def usage_to_wire(u: Usage, *, keep_extra: bool = False) -> dict[str, Any]:
     return out
 
 
+# The request headers that are part of this API's request: ``anthropic-version``,
+# ``anthropic-beta`` (a comma-separated list of beta flags; the SDK's ``betas``)
+# and whatever ``anthropic-*`` header the API adds next.
+HEADER_PREFIX = "anthropic-"
+
+
+def api_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``anthropic-*`` headers of a client's request, names in lower case; a
+    header sent on several lines is one, its values joined by commas (RFC 9110,
+    section 5.3)."""
+    out: dict[str, str] = {}
+    get_list = getattr(headers, "get_list", None)
+    for name in headers:
+        lower = name.lower()
+        if lower.startswith(HEADER_PREFIX) and lower not in out:
+            out[lower] = ",".join(get_list(name)) if get_list is not None else headers[name]
+    return out
+
+
 def stop_from_wire(value: str | None) -> StopReason | None:
     return None if value is None else STOP_FROM_WIRE.get(value, "end_turn")
