@@ -11,7 +11,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fake_upstream import Reply
+from tests.fake_upstream import Reply, scripted_sse
 from tests.upstream_faults import error_body, send
 from tests.wire import ANTHROPIC, OPENAI, chat, message
 
@@ -212,3 +212,21 @@ def test_betas_are_for_anthropic_providers_only():
     with pytest.raises(ConfigError) as error:
         parse_config({"providers": {"o": {"kind": "openai", "base_url": "http://x", "betas": {"add": ["a"]}}}}, environ={})
     assert error.value.problems == ["providers.o.betas: only for kind anthropic (beta flags are Anthropic's)"]
+
+
+# --- the router's own time --------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_the_overhead_header_leaves_the_upstreams_time_out(router, upstream, stream):
+    upstream.then(Reply(delay=0.3, sse=scripted_sse("anthropic", "one two three") if stream else None))
+    response, _ = await send(router, ANTHROPIC, message("claude-sonnet-5-5", stream=stream))
+    assert response.code == 200
+    overhead = float(response.headers["x-tornrouter-overhead-ms"])
+    (entry,) = router.log_entries()
+    assert entry["overhead_ms"] == overhead
+    (attempt,) = entry["attempts"]
+    assert attempt["duration_ms"] >= 300  # the upstream's wait: not the router's time
+    until = entry["ttft_ms"] if stream else entry["duration_ms"]  # a stream's head goes out with its first byte
+    assert 0 <= overhead <= until - attempt["duration_ms"] + 0.2  # these two rounded to 0.1 ms

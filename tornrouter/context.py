@@ -66,7 +66,7 @@ class RequestRecord:
     __slots__ = (
         "id", "endpoint", "ctx", "requested_model", "decision", "target", "plugins", "late_stages_ran", "opening",
         "attempts", "active_plugins", "lossy", "error", "usage", "started", "first_byte_at", "cancelled",
-        "failed_status", "status", "key_name", "cost_usd", "continued",
+        "failed_status", "status", "key_name", "cost_usd", "continued", "upstream_s", "overhead_s",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
@@ -92,6 +92,8 @@ class RequestRecord:
         self.key_name: str | None = None  # the client key's name (never the key), when keys: are configured
         self.cost_usd: float | None = None  # from the price table, once the request has ended
         self.continued: dict[str, Any] | None = None  # continue_on_failure: a stream taken over mid-way (or why not)
+        self.upstream_s = 0.0  # in upstream attempts and the waits between them
+        self.overhead_s: float | None = None  # the router's own time until the answer's head went out
 
     @property
     def request(self) -> ChatRequest | None:
@@ -108,6 +110,14 @@ class RequestRecord:
         if self.target is not None:
             return self.target.provider.name
         return "plugin" if self.ctx.response is not None else None
+
+    def overhead(self) -> float:
+        """The router's own time so far: the time since the request came, less
+        the time in upstream attempts.  Taken once, when the answer's head goes
+        out (for a stream, with its first byte); after that, what it was then."""
+        if self.overhead_s is None:
+            self.overhead_s = max(0.0, time.perf_counter() - self.started - self.upstream_s)
+        return self.overhead_s
 
     def cancel(self) -> None:
         """The client went away: an upstream stream being opened is given up."""
@@ -132,6 +142,7 @@ class RequestRecord:
             "error": error,
             "duration_ms": round(seconds * 1000, 1),
         }
+        self.upstream_s += seconds
         if body is not None:
             attempt["upstream_body"] = body
         self.attempts.append(attempt)

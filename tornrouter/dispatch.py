@@ -127,7 +127,9 @@ class Dispatcher:
                     last_error = error
                     if isinstance(error, Overloaded) or attempt == config.retries:
                         break
-                    await asyncio.sleep(self.backoff(config, attempt, getattr(error, "retry_after", None)))
+                    wait = self.backoff(config, attempt, getattr(error, "retry_after", None))
+                    await asyncio.sleep(wait)
+                    record.upstream_s += wait  # waiting on the upstream is not the router's overhead
                 else:
                     record.record_attempt(candidate, 200, None, time.perf_counter() - started)
                     if breaker is not None:

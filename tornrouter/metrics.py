@@ -62,7 +62,8 @@ class Metrics:
             ["provider", "model", "status"], buckets=LATENCY_BUCKETS, registry=r,
         )
         self.overhead = Histogram(
-            "tornrouter_router_overhead_seconds", "Non-streamed requests: duration minus the time spent in upstream attempts.",
+            "tornrouter_router_overhead_seconds",
+            "The router's own time: until the answer's head went out (streams: their first byte), less upstream attempts.",
             ["endpoint"], buckets=OVERHEAD_BUCKETS, registry=r,
         )
         self.tokens = Counter(
@@ -109,14 +110,12 @@ class Metrics:
         self._child(self.duration, record.endpoint, provider, model).observe(duration)
         if record.first_byte_at is not None:
             self._child(self.ttft, record.endpoint, provider, model).observe(record.first_byte_at - record.started)
-        upstream_s = 0.0
         for attempt in record.attempts:
             seconds = (attempt.get("duration_ms") or 0.0) / 1000
-            upstream_s += seconds
             status_label = str(attempt["status"]) if attempt.get("status") is not None else NONE
             self._child(self.upstream, attempt["provider"], attempt["model"], status_label).observe(seconds)
-        if record.attempts and not (record.request is not None and record.request.stream):
-            self._child(self.overhead, record.endpoint).observe(max(0.0, duration - upstream_s))
+        if record.attempts:
+            self._child(self.overhead, record.endpoint).observe(record.overhead())
         if record.usage is not None:
             usage = record.usage
             counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_creation_tokens)

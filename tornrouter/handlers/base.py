@@ -96,9 +96,10 @@ class APIHandler(RequestHandler):
         await self.runtime.pipeline.run(record)
         body, lossy = self.codec.encode_response(record.response, record.request)
         record.add_lossy(lossy)
+        data = dumps(body)
         self.set_routing_headers()
         self.set_header("Content-Type", "application/json")
-        self.finish(dumps(body))
+        self.finish(data)
 
     async def stream(self) -> None:
         """A streamed request: the pipeline opens the stream, this writes it as it
@@ -184,6 +185,7 @@ class APIHandler(RequestHandler):
             self.set_header("x-tornrouter-model", header_safe(record.target.model))
         if record.lossy:
             self.set_header("x-tornrouter-lossy", header_safe(", ".join(record.lossy)))
+        self.set_header("x-tornrouter-overhead-ms", f"{record.overhead() * 1000:.2f}")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = _as_router_error(status_code, kwargs.get("exc_info"))
