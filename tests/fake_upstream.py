@@ -1,8 +1,8 @@
 """A fake provider on loopback that speaks both upstream APIs for real.
 
 ``POST /v1/chat/completions`` and ``/chat/completions`` answer as OpenAI does,
-``POST /v1/messages`` as Anthropic does.  Every request is recorded (path,
-headers, parsed body).  By default each answers with a canned success built
+``POST /v1/messages`` and ``/v1/messages/count_tokens`` as Anthropic does.
+Every request is recorded (path, headers, parsed body).  By default each answers with a canned success built
 from the request; tests queue ``Reply`` objects to script what comes next:
 another body, an error status, a delay, an SSE stream, a dropped connection,
 and the misbehaviours of ``tests/test_faults.py`` (a reset, a body cut short, a
@@ -107,6 +107,12 @@ def anthropic_message(request: dict[str, Any], text: str = ANTHROPIC_TEXT) -> di
             "service_tier": "standard",
         },
     }
+
+
+def counted_tokens(request: dict[str, Any]) -> int:
+    """What the fake's ``count_tokens`` answers: 1000 and a token per character of
+    the last user message, so that each request's count can be told apart."""
+    return 1000 + len(last_user_text(request))
 
 
 def last_user_text(request: dict[str, Any]) -> str:
@@ -291,6 +297,8 @@ class _Handler(tornado.web.RequestHandler):
         self.finish(payload)
 
     def default_reply(self, body: Any) -> Reply:
+        if self.kind == "count_tokens":
+            return Reply(body={"input_tokens": counted_tokens(body if isinstance(body, dict) else {})})
         if not (isinstance(body, dict) and body.get("stream")):
             return Reply()
         model = body.get("model", "unknown")
@@ -353,6 +361,7 @@ class FakeUpstream:
                 (r"/v1/chat/completions", _Handler, {"upstream": self, "kind": "openai"}),
                 (r"/chat/completions", _Handler, {"upstream": self, "kind": "openai"}),
                 (r"/v1/messages", _Handler, {"upstream": self, "kind": "anthropic"}),
+                (r"/v1/messages/count_tokens", _Handler, {"upstream": self, "kind": "count_tokens"}),
             ]
         )
         sock, self.port = bind_unused_port()

@@ -67,6 +67,7 @@ class RequestRecord:
         "id", "endpoint", "ctx", "requested_model", "decision", "target", "plugins", "late_stages_ran", "opening",
         "attempts", "active_plugins", "lossy", "error", "usage", "started", "first_byte_at", "cancelled",
         "failed_status", "status", "key_name", "cost_usd", "continued", "upstream_s", "overhead_s",
+        "token_count", "session", "affinity",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
@@ -94,6 +95,9 @@ class RequestRecord:
         self.continued: dict[str, Any] | None = None  # continue_on_failure: a stream taken over mid-way (or why not)
         self.upstream_s = 0.0  # in upstream attempts and the waits between them
         self.overhead_s: float | None = None  # the router's own time until the answer's head went out
+        self.token_count: dict[str, Any] | None = None  # count_tokens: the count, and whether it is an estimate
+        self.session: str | None = None  # the client's session (router.sessions), if it names one
+        self.affinity: dict[str, Any] | None = None  # where its session was pinned, and whether it moved
 
     @property
     def request(self) -> ChatRequest | None:

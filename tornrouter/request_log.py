@@ -83,6 +83,7 @@ ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord], Any]], ...] = (
     ("cost_usd", lambda r: r.cost_usd),
     ("continued", lambda r: r.continued),
     ("overhead_ms", lambda r: round(r.overhead() * 1000, 2)),  # as x-tornrouter-overhead-ms says it
+    ("token_count", lambda r: r.token_count),
 )
 
 

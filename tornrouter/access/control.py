@@ -7,6 +7,7 @@ A request meets it three times (see ``handlers.base.APIHandler``)::
                                over rpm, tpm, concurrency  -> 429 + Retry-After
                                a budget spent              -> 429 + Retry-After
                                state down, fail_closed     -> 503
+                               (count_tokens: only its own count_tokens_rpm)
     on_finish() settle         cost from the price table; the tokens really used
                                replace the estimate; the concurrency slot is given
                                back; spend and usage totals are added: exactly once
@@ -17,7 +18,9 @@ minute are counted at admission from an estimate of the input
 (``estimate_input_tokens``) and corrected at the end to input + output as the
 provider reported them.  A budget is checked at admission against what was
 spent so far in the UTC day or month, so the request that crosses it is served
-and the next one is refused.
+and the next one is refused.  ``count_tokens`` requests cost nothing: they are
+held to their own limit, ``count_tokens_rpm`` (per key, per model entry), and
+to none of the others, and add nothing to usage, spend or the windows.
 
 When the state backend cannot be reached, ``state.on_error`` decides:
 ``fail_open`` serves without limits, ``fail_closed`` answers 503; requests that
@@ -40,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..canonical import Usage
 from ..classifiers.builtin import estimate_input_tokens
-from ..config import Config
+from ..config import Config, ModelLimit
 from ..errors import BudgetExceeded, Forbidden, InvalidRequest, RateLimited, StateUnavailable, Unauthorized
 from .keys import AdminKey, ClientKey, KeyRing
 from .prices import PriceTable
@@ -86,6 +89,7 @@ class Admission:
     budgets: tuple[str, ...] = ()  # the periods whose spend to count (``day``, ``month``)
     counted: bool = True
     settled: bool = False
+    billed: bool = True  # False for count_tokens: nothing goes to usage or spend
 
 
 class Outage:
@@ -137,10 +141,11 @@ class _Limit:
 
 
 class _ModelRule:
-    def __init__(self, glob: str, rpm: int | None, tpm: int | None, concurrency: int | None) -> None:
-        self.glob = glob
-        self.pattern = re.compile(translate(glob))
-        self.rpm, self.tpm, self.concurrency = rpm, tpm, concurrency
+    def __init__(self, limit: ModelLimit) -> None:
+        self.glob = limit.model
+        self.pattern = re.compile(translate(limit.model))
+        self.rpm, self.tpm, self.concurrency = limit.rpm, limit.tpm, limit.concurrency
+        self.count_tokens_rpm = limit.count_tokens_rpm
 
 
 class AccessControl:
@@ -158,7 +163,7 @@ class AccessControl:
         self.backend = backend
         self.fail_closed = config.state.on_error == "fail_closed"
         self.lease_s = config.state.lease_s
-        self.model_rules = [_ModelRule(m.model, m.rpm, m.tpm, m.concurrency) for m in config.model_limits]
+        self.model_rules = [_ModelRule(m) for m in config.model_limits]
         self.on_refusal = on_refusal or (lambda error, key: None)
         self.clock = clock
         self.outage = Outage(
@@ -193,17 +198,18 @@ class AccessControl:
 
     # --- admission -------------------------------------------------------------
 
-    async def admit(self, record: RequestRecord, key: ClientKey | None) -> Admission:
+    async def admit(self, record: RequestRecord, key: ClientKey | None, *, counting: bool = False) -> Admission:
         """Let the parsed request in, or raise ``Forbidden``, ``RateLimited`` or
-        ``StateUnavailable``.  The ticket goes to ``settle`` when the request ends."""
+        ``StateUnavailable``.  The ticket goes to ``settle`` when the request ends.
+        ``counting``: a ``count_tokens`` request, held to its own limits only."""
         model = record.request.model
         record.requested_model = model  # as the pipeline will set it: the log names it even when refused here
         if key is not None and not key.may_use(model):
             raise Forbidden(f"key '{key.name}' may not use model '{model}'", param="model")
         now = self.clock()
-        estimate = estimate_input_tokens(record.request)
-        checks, limits = self._checks(key, model, estimate, now)
-        admission = Admission(key.name if key else ANONYMOUS, record.id, int(now), estimate)
+        estimate = 0 if counting else estimate_input_tokens(record.request)
+        checks, limits = self._counting_checks(key, model) if counting else self._checks(key, model, estimate, now)
+        admission = Admission(key.name if key else ANONYMOUS, record.id, int(now), estimate, billed=not counting)
         if not checks:
             return admission
         if not self.outage.worth_trying():
@@ -258,6 +264,21 @@ class AccessControl:
                                      f"${budget:g}; it is renewed at the start of the next {period} (UTC)"))
         return [limit.check for limit in limits], limits
 
+    def _counting_checks(self, key: ClientKey | None, model: str) -> tuple[list[Check], list[_Limit]]:
+        """A ``count_tokens`` request's checks: the ``count_tokens_rpm`` of its key
+        and of the model entries that match, on windows of their own."""
+        limits: list[_Limit] = []
+        scopes: list[tuple[str, str, str, int | None]] = []
+        if key is not None:
+            scopes.append(("key", f"key:{key.name}", f"key '{key.name}'", key.config.count_tokens_rpm))
+        scopes += [("model", f"model:{rule.glob}", f"models '{rule.glob}'", rule.count_tokens_rpm)
+                   for rule in self.model_rules if rule.pattern.match(model)]
+        for scope, prefix, who, rpm in scopes:
+            if rpm is not None:
+                limits.append(_Limit(Check(WINDOW, f"{prefix}:count_tokens_rpm", rpm), scope, "count_tokens_rpm",
+                                     f"{who} is over its limit of {rpm} count_tokens requests per minute"))
+        return [limit.check for limit in limits], limits
+
     # --- the end of a request --------------------------------------------------------
 
     def settle(self, record: RequestRecord, admission: Admission | None) -> None:
@@ -271,7 +292,7 @@ class AccessControl:
         if target is not None and record.usage is not None:
             cost = self.prices.cost(target.provider.name, target.provider.kind, target.model, usage)
         record.cost_usd = None if cost is None else round(cost, 8)
-        if admission is None or admission.settled:
+        if admission is None or admission.settled or not admission.billed:
             return
         admission.settled = True
         now = self.clock()

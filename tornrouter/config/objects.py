@@ -125,6 +125,7 @@ class KeyConfig:
     concurrency: int | None = None
     budget_usd_per_day: float | None = None
     budget_usd_per_month: float | None = None
+    count_tokens_rpm: int | None = None  # count_tokens requests per minute: a limit of their own
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class ModelLimit:
     rpm: int | None = None
     tpm: int | None = None
     concurrency: int | None = None
+    count_tokens_rpm: int | None = None
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,7 @@ class KeySchema(_Strict):
     concurrency = fields.Integer(allow_none=True, validate=_COUNT)
     budget_usd_per_day = fields.Float(allow_none=True, validate=validate.Range(min=0))
     budget_usd_per_month = fields.Float(allow_none=True, validate=validate.Range(min=0))
+    count_tokens_rpm = fields.Integer(allow_none=True, validate=_COUNT)
 
     @validates_schema
     def one_secret(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -251,6 +252,7 @@ class ModelLimitSchema(_Strict):
     rpm = fields.Integer(allow_none=True, validate=_COUNT)
     tpm = fields.Integer(allow_none=True, validate=_COUNT)
     concurrency = fields.Integer(allow_none=True, validate=_COUNT)
+    count_tokens_rpm = fields.Integer(allow_none=True, validate=_COUNT)
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> ModelLimit:

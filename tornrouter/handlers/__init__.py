@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from .admin import MetricsHandler, UsageHandler
 from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ModelsHandler
+from .counting import CountTokensHandler
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/health", HealthHandler, {"runtime": runtime}),
         (r"/v1/chat/completions", ChatCompletionsHandler, {"runtime": runtime}),
         (r"/v1/messages", MessagesHandler, {"runtime": runtime}),
+        (r"/v1/messages/count_tokens", CountTokensHandler, {"runtime": runtime}),
         (r"/v1/models", ModelsHandler, {"runtime": runtime}),
         (r"/v1/usage", UsageHandler, {"runtime": runtime}),
         (r"/metrics", MetricsHandler, {"runtime": runtime}),

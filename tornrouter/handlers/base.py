@@ -20,7 +20,7 @@ from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from ..access import ANONYMOUS, Admission, ClientKey
-from ..canonical import StreamError
+from ..canonical import ChatRequest, StreamError
 from ..context import RequestRecord
 from ..errors import BodyTooLarge, Overloaded, RouterError, UpstreamError
 from ..formats.base import Codec
@@ -84,11 +84,16 @@ class APIHandler(RequestHandler):
     def body(self) -> bytes:
         return b"".join(self._chunks)
 
+    def received(self, request: ChatRequest) -> None:
+        """What the request brings beside its body: its API's headers
+        (``anthropic-beta``...)."""
+        request.headers = self.codec.api_headers(self.request.headers)
+
     async def post(self) -> None:
         self._reading_body = False
         record = self.record
         record.ctx.request = self.codec.parse_request(self.body())
-        record.request.headers = self.codec.api_headers(self.request.headers)  # anthropic-beta...
+        self.received(record.request)
         self.admission = await self.runtime.access.admit(record, self.client_key)  # 403, 429, 503
         if record.request.stream:
             await self.stream()

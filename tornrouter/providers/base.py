@@ -44,6 +44,7 @@ class Provider(ABC):
     """A configured upstream.  One instance per ``providers:`` entry."""
 
     kind: ClassVar[str]
+    counts_tokens: ClassVar[bool] = False  # its upstream has an endpoint that counts input tokens
 
     def __init__(self, config: ProviderConfig, http: AsyncHTTPClient) -> None:
         self.config = config
@@ -79,6 +80,12 @@ class Provider(ABC):
         carry.  This default answers whole and replays the answer as events."""
         response, lossy = await self.send(request)
         return ReplayStream(replay(response)), lossy
+
+    async def count_tokens(self, request: ChatRequest) -> tuple[int, bytes]:
+        """The upstream's own count of ``request``'s input tokens, with its
+        answer body as it came.  Raises ``UpstreamError``.  Only for a provider
+        whose ``counts_tokens`` is True (the router estimates for the others)."""
+        raise NotImplementedError(f"provider kind {self.kind} does not count tokens")
 
 
 class HTTPProvider(Provider):

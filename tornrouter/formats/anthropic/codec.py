@@ -28,7 +28,7 @@ from ...errors import RouterError
 from ..base import Codec, load_request
 from .decode import request_from_wire, response_from_wire
 from .encode import request_to_wire, response_to_wire
-from .schemas import REQUEST_SCHEMA
+from .schemas import COUNT_TOKENS_SCHEMA, REQUEST_SCHEMA
 from .shapes import api_headers, error_type_for
 from .stream import MESSAGE_STOP, AnthropicStreamDecoder, AnthropicStreamEncoder
 
@@ -40,6 +40,19 @@ class AnthropicCodec(Codec):
 
     def parse_request(self, body: bytes) -> ChatRequest:
         return request_from_wire(load_request(body, REQUEST_SCHEMA))
+
+    def parse_count_tokens(self, body: bytes) -> ChatRequest:
+        """A ``count_tokens`` body: a request as ``parse_request`` reads one,
+        ``max_tokens`` optional (None when absent)."""
+        return request_from_wire(load_request(body, COUNT_TOKENS_SCHEMA))
+
+    def encode_count_tokens(self, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
+        """The upstream ``count_tokens`` body for ``request``: the request's body,
+        without the ``max_tokens`` the client did not send."""
+        body, lossy = request_to_wire(request, None)
+        if request.max_tokens is None:
+            body.pop("max_tokens", None)
+        return body, lossy
 
     def encode_request(
         self, request: ChatRequest, *, default_max_tokens: int | None = None

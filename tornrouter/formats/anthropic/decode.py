@@ -150,7 +150,7 @@ def request_from_wire(data: dict[str, Any]) -> ChatRequest:
         source="anthropic",
         messages=[_message_from_wire(m) for m in data["messages"]],
         system=[] if system is None else [b for b in content_from_wire(system) if isinstance(b, Text)],
-        max_tokens=data["max_tokens"],
+        max_tokens=data.get("max_tokens"),  # absent only in a count_tokens body
         temperature=data.get("temperature"),
         top_p=data.get("top_p"),
         stop=list(data.get("stop_sequences") or ()),

@@ -183,4 +183,13 @@ class MessagesRequest(Wire):
     service_tier = fields.String(allow_none=True)
 
 
+class CountTokensRequest(MessagesRequest):
+    """``POST /v1/messages/count_tokens``: a Messages request without its
+    ``max_tokens`` (the SDK's ``MessageCountTokensParams``).  A field only
+    ``messages.create`` takes is the upstream's to refuse, as it is relayed."""
+
+    max_tokens = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+
 REQUEST_SCHEMA = MessagesRequest()
+COUNT_TOKENS_SCHEMA = CountTokensRequest()
