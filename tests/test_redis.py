@@ -19,9 +19,10 @@ import pytest
 import redis
 
 from tests.access_support import ADMIN_KEY, TEAM_A, TEAM_B, bearer, error_of
+from tests.configs import every_model_to, provider
 from tests.fake_upstream import Reply
 from tests.waiting import poll
-from tests.wire import ANTHROPIC, OPENAI, body_for, chat
+from tests.wire import ANTHROPIC, OPENAI, body_for, chat, message
 
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(
@@ -185,3 +186,52 @@ async def test_redis_down_then_back(instances, redis_server, on_error, caplog):
     assert [r.code for r in burst] == [429] * 8
     assert len([r for r in caplog.records if "reachable again" in r.getMessage()]) == 2
     assert not [r for r in caplog.records if r.exc_info]  # nothing crashed
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_two_instances_keep_a_session_on_one_target(start_router, redis_server, fakes, tmp_path):
+    """Session affinity in Redis: whichever instance a session's request reaches,
+    it goes to the target that served the session first."""
+    a, b = fakes(), fakes()
+    pair = []
+    for name in ("one", "two"):
+        config = every_model_to(tmp_path, {"a": provider("anthropic", a.url), "b": provider("anthropic", b.url)},
+                                ["a/model-a", "b/model-b"], strategy="loadbalance")
+        config["log"]["requests"] = str(tmp_path / f"{name}.jsonl")
+        config["state"] = {"backend": "redis", "url": redis_server.url}
+        config["router"]["sessions"] = {"ttl_s": 600}
+        pair.append(start_router(config))
+    try:
+        firsts = []
+        for i in range(10):
+            headers = {"X-Claude-Code-Session-Id": f"session-{i}"}
+            served = [(await router.post(ANTHROPIC, message("m"), headers=headers)).headers["x-tornrouter-provider"]
+                      for _ in range(3) for router in pair]
+            assert len(set(served)) == 1, served  # six requests, both instances, one target
+            firsts.append(served[0])
+        assert set(firsts) == {"a", "b"}  # the sessions themselves are spread
+        client = redis.Redis(port=redis_server.port)
+        pins = client.keys("tornrouter:session:*")
+        assert len(pins) == 10 and all(0 < client.pttl(pin) <= 600_000 for pin in pins)
+        assert {client.get(pin) for pin in pins} <= {b"a/model-a", b"b/model-b"}
+        client.close()
+    finally:
+        for router in pair:
+            await router.runtime.access.aclose()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_session_is_routed_without_its_pin_while_redis_is_down(start_router, redis_server, fakes, tmp_path):
+    a, b = fakes(), fakes()
+    config = every_model_to(tmp_path, {"a": provider("anthropic", a.url), "b": provider("anthropic", b.url)},
+                            ["a/model-a", "b/model-b"], strategy="loadbalance")
+    config["state"] = {"backend": "redis", "url": redis_server.url, "timeout_s": 0.25}
+    router = start_router(config)
+    try:
+        redis_server.kill()
+        headers = {"X-Claude-Code-Session-Id": "s1"}
+        responses = [await router.post(ANTHROPIC, message("m"), headers=headers) for _ in range(3)]
+        assert [r.code for r in responses] == [200, 200, 200]
+        assert all(e["session"] == "s1" and e["affinity"] is None for e in router.log_entries())
+    finally:
+        await router.runtime.access.aclose()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .canonical import ChatRequest, ChatResponse, Usage
     from .plugins.base import BasePlugin
     from .router import Candidate, Decision
+    from .sessions import Affinity
 
 
 class PluginContext:
@@ -97,7 +98,7 @@ class RequestRecord:
         self.overhead_s: float | None = None  # the router's own time until the answer's head went out
         self.token_count: dict[str, Any] | None = None  # count_tokens: the count, and whether it is an estimate
         self.session: str | None = None  # the client's session (router.sessions), if it names one
-        self.affinity: dict[str, Any] | None = None  # where its session was pinned, and whether it moved
+        self.affinity: Affinity | None = None  # its session's pinned target, and what became of the pin
 
     @property
     def request(self) -> ChatRequest | None:

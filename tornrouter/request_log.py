@@ -84,6 +84,8 @@ ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord], Any]], ...] = (
     ("continued", lambda r: r.continued),
     ("overhead_ms", lambda r: round(r.overhead() * 1000, 2)),  # as x-tornrouter-overhead-ms says it
     ("token_count", lambda r: r.token_count),
+    ("session", lambda r: r.session),
+    ("affinity", lambda r: r.affinity.to_json() if r.affinity else None),
 )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import translate
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,7 @@ class Decision:
     index: int | None = None
     pattern: str | None = None
     continue_on_failure: bool = False
+    sticky: bool = True
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"matched": self.matched}
@@ -53,8 +54,18 @@ class Decision:
             out["index"] = self.index
             out["pattern"] = self.pattern
         if len(self.candidates) > 1:
-            out["candidates"] = [f"{c.provider.name}/{c.model}" for c in self.candidates]
+            out["candidates"] = [target_name(c) for c in self.candidates]
         return out
+
+    def first(self, candidate: Candidate) -> Decision:
+        """This decision with ``candidate`` (one of its own) tried first, the others after in their order."""
+        rest = tuple(c for c in self.candidates if c is not candidate)
+        return replace(self, candidates=(candidate, *rest))
+
+
+def target_name(candidate: Candidate) -> str:
+    """``provider/model``, as the log and a session's pin name a target."""
+    return f"{candidate.provider.name}/{candidate.model}"
 
 
 class ModelRouter:
@@ -85,7 +96,7 @@ class ModelRouter:
         candidates = [Candidate(self.providers[t.provider], t.model or model, t.weight) for t in targets.targets]
         if targets.strategy == "loadbalance" and len(candidates) > 1:
             candidates = self._balance(candidates)
-        return Decision(tuple(candidates), matched, index, pattern, targets.continue_on_failure)
+        return Decision(tuple(candidates), matched, index, pattern, targets.continue_on_failure, targets.sticky)
 
     def _balance(self, candidates: list[Candidate]) -> list[Candidate]:
         """A weighted random order (Efraimidis-Spirakis keys), healthy targets first;

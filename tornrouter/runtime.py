@@ -22,6 +22,7 @@ from .plugins.pipeline import Pipeline
 from .providers import make_provider
 from .request_log import RequestLog, entry_line, log_entry
 from .router import ModelRouter
+from .sessions import Sessions
 
 
 class Runtime:
@@ -58,6 +59,7 @@ class Runtime:
         self.metrics.watch(self.providers.values(), lambda: self.access.outage.since is None)
         same_state = previous is not None and previous._owns_backend and previous.config.state == config.state
         self.access = AccessControl(config, previous.access.backend if same_state else make_backend(config), on_refusal=self.metrics.refused)
+        self.sessions = self.pipeline.sessions = Sessions(config.router.sessions, self.access.backend, self.access.outage)
         self._owns_backend = True
         if same_state:
             previous._owns_backend = False

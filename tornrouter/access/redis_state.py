@@ -16,6 +16,7 @@ Layout, under ``prefix`` (default ``tornrouter:``)::
     <counter>                          cap: a float (expires after its period)
     usage:<period>:<bucket>:<key>      hash "<model>\\x1f<metric>" -> value
     usage:<period>:<bucket>            set of the key names with usage in that bucket
+    <pin key>                          a session's target (a string, expiring ttl_s after its last use)
 
 A single Redis (or a primary with replicas); not Redis Cluster, whose slots
 would split one admission's keys.
@@ -182,6 +183,17 @@ class RedisBackend(StateBackend):
                 counts = out.setdefault(name, {}).setdefault(model, dict.fromkeys(METRICS, 0))
                 counts[metric] = float(value) if metric == "cost_usd" else int(value)
         return out
+
+    async def pinned(self, key: str, ttl_s: float) -> str | None:
+        # GETEX reads and renews in one step (Redis 6.2 and later).
+        return await self._call(self.redis.getex(self.prefix + key, px=max(1, int(ttl_s * 1000))))
+
+    async def pin(self, key: str, value: str, ttl_s: float, *, replace: bool) -> str:
+        ttl_ms = max(1, int(ttl_s * 1000))
+        if await self._call(self.redis.set(self.prefix + key, value, px=ttl_ms, nx=not replace)):
+            return value
+        # Another instance pinned this session meanwhile: its pin stands.
+        return await self._call(self.redis.get(self.prefix + key)) or value
 
     async def aclose(self) -> None:
         await self.redis.aclose()

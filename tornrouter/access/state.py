@@ -1,6 +1,6 @@
-"""Where limits, budgets and usage totals live: ``StateBackend`` and its
-in-process implementation, ``MemoryBackend`` (``redis_state.RedisBackend``
-shares them between instances).
+"""Where limits, budgets, usage totals and sessions' targets live:
+``StateBackend`` and its in-process implementation, ``MemoryBackend``
+(``redis_state.RedisBackend`` shares them between instances).
 
 A backend knows three kinds of counters, named by the caller:
 
@@ -17,6 +17,9 @@ A backend knows three kinds of counters, named by the caller:
     a running total with a ceiling, for spend per day or month: admission only
     checks it (the cost is known afterwards), settling adds to it.
 
+Beside the counters, a backend keeps *pins*: a session's target (``sessions``),
+a string under a key, forgotten ``ttl_s`` after it was last read or written.
+
 ``admit`` checks every limit of a request and, only if all pass, counts the
 request against all of them: one atomic step (one Lua script in Redis), so
 concurrent requests on any number of instances cannot both take the last
@@ -27,6 +30,7 @@ then does is ``limits.AccessControl``'s policy, not the backend's.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +117,17 @@ class StateBackend(ABC):
     async def usage(self, period: str, bucket: str, key: str | None) -> Totals:
         """The usage totals of one period's bucket: of ``key``, or of every key."""
 
+    @abstractmethod
+    async def pinned(self, key: str, ttl_s: float) -> str | None:
+        """The value pinned under ``key``, its time to live renewed to ``ttl_s``
+        (a session in use keeps its target); None if there is none."""
+
+    @abstractmethod
+    async def pin(self, key: str, value: str, ttl_s: float, *, replace: bool) -> str:
+        """Pin ``value`` under ``key`` for ``ttl_s``, and return what is pinned
+        then: without ``replace``, a value pinned meanwhile (by a request of the
+        same session on another instance) stays, and is returned."""
+
     async def aclose(self) -> None:
         """Release connections; the default has none."""
 
@@ -132,6 +147,7 @@ class MemoryBackend(StateBackend):
     slots: dict[str, dict[str, float]] = field(default_factory=dict)  # counter -> member -> lease end
     caps: dict[str, _Expiring] = field(default_factory=dict)
     totals: dict[tuple[str, str, str], _Expiring] = field(default_factory=dict)  # (period, bucket, key) -> model -> counts
+    pins: dict[str, _Expiring] = field(default_factory=dict)
     next_prune: float = 0.0
 
     async def admit(self, checks: list[Check], member: str, now: float, lease_s: float) -> Refusal | None:
@@ -192,9 +208,9 @@ class MemoryBackend(StateBackend):
         return True
 
     def _prune(self, now: float) -> None:
-        """Drop the caps and totals of periods past their time to live."""
+        """Drop the caps, totals and pins past their time to live."""
         self.next_prune = now + PRUNE_EVERY_S
-        for table in (self.caps, self.totals):
+        for table in (self.caps, self.totals, self.pins):
             for name in [name for name, item in table.items() if item.expires_at <= now]:
                 del table[name]
 
@@ -204,6 +220,23 @@ class MemoryBackend(StateBackend):
             for (p, b, k), entry in self.totals.items()
             if p == period and b == bucket and (key is None or k == key)
         }
+
+    async def pinned(self, key: str, ttl_s: float) -> str | None:
+        now = time.time()
+        entry = self.pins.get(key)
+        if entry is None or entry.expires_at <= now:
+            return None
+        entry.expires_at = now + ttl_s
+        return entry.value
+
+    async def pin(self, key: str, value: str, ttl_s: float, *, replace: bool) -> str:
+        now = time.time()
+        entry = self.pins.get(key)
+        if replace or entry is None or entry.expires_at <= now:
+            entry = self.pins[key] = _Expiring(value, now + ttl_s)
+        if now >= self.next_prune:
+            self._prune(now)
+        return entry.value
 
 
 def window_retry(buckets: dict[int, int], amount: int, limit: float, now: float) -> float | None | bool:

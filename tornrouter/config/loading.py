@@ -11,7 +11,7 @@ import yaml
 from marshmallow import ValidationError
 
 from ..errors import ConfigError
-from .objects import ComponentEntry, Config, KeyConfig, ProviderConfig, Route, RouterConfig, Targets
+from .objects import ComponentEntry, Config, KeyConfig, ProviderConfig, Route, RouterConfig, SessionsConfig, Targets
 from .schemas import ConfigSchema
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -78,14 +78,15 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
         for target in entry["to"]:
             if target.provider not in providers:
                 problems.append(f"{path}: unknown provider '{target.provider}'")
-        return Targets(entry["to"], entry["strategy"], entry["continue_on_failure"])
+        return Targets(entry["to"], entry["strategy"], entry["continue_on_failure"], entry["sticky"])
 
     r = data["router"]
     routes = tuple(
         Route(model=route["model"], tags=tuple(route["tags"]), to=targets(route, f"router.routes.{i}.to"))
         for i, route in enumerate(r.get("routes", []))
     )
-    router = RouterConfig(default=targets(r.get("default"), "router.default"), routes=routes)
+    router = RouterConfig(default=targets(r.get("default"), "router.default"), routes=routes,
+                          sessions=r.get("sessions", SessionsConfig()))
 
     from ..classifiers import BUILTIN as builtin_classifiers  # resolved lazily: they import the config types
     from ..plugins import BUILTIN as builtin_plugins

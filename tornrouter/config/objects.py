@@ -94,6 +94,7 @@ class Targets:
     targets: tuple[Target, ...]
     strategy: str = "fallback"
     continue_on_failure: bool = False
+    sticky: bool = True  # a session stays on the target that served it (router.sessions)
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,22 @@ class Route:
 
 
 @dataclass(frozen=True)
+class SessionsConfig:
+    """How a request names its session, for session-sticky routing: the request
+    header ``header``, else the body field ``body_field`` (a dotted path in the
+    client's JSON body: ``metadata.user_id``, ``prompt_cache_key``).  A session's
+    target is kept ``ttl_s`` after its last request."""
+
+    header: str | None = "X-Claude-Code-Session-Id"
+    body_field: str | None = None
+    ttl_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class RouterConfig:
     default: Targets | None = None
     routes: tuple[Route, ...] = ()
+    sessions: SessionsConfig = SessionsConfig()
 
 
 # --- access: client keys, limits, prices, shared state (tornrouter/access) ---

@@ -17,7 +17,7 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, missing
 
 from .objects import (
     BetasConfig, BreakerConfig, ComponentEntry, Config, KeyConfig, ModelLimit, Price, ProviderConfig,
-    Route, RouterConfig, ServerConfig, StateConfig, Target, Targets,
+    Route, RouterConfig, ServerConfig, SessionsConfig, StateConfig, Target, Targets,
 )
 
 PROVIDER_KINDS = ("openai", "anthropic", "echo")
@@ -176,6 +176,7 @@ class TargetsSchema(_Strict):
     to = TargetsField(required=True)
     strategy = fields.String(validate=validate.OneOf(STRATEGIES))
     continue_on_failure = fields.Boolean()
+    sticky = fields.Boolean()
 
 
 @defaults_from(Route)
@@ -185,16 +186,28 @@ class RouteSchema(TargetsSchema):
 
 
 class DefaultField(fields.Field):
-    """``default:``: a target, a list of targets, or ``{to, strategy, continue_on_failure}``."""
+    """``default:``: a target, a list of targets, or ``{to, strategy, continue_on_failure, sticky}``."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
         return TargetsSchema().load(value if isinstance(value, dict) else {"to": value})
+
+
+@defaults_from(SessionsConfig)
+class SessionsSchema(_Strict):
+    header = fields.String(allow_none=True, validate=validate.Regexp(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", error="not a header name"))
+    body_field = fields.String(allow_none=True, validate=validate.Regexp(r"^[^.\s]+(\.[^.\s]+)*$", error="expected a dotted path: metadata.user_id"))
+    ttl_s = fields.Float(validate=_POSITIVE)
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> SessionsConfig:
+        return SessionsConfig(**data)
 
 
 @defaults_from(RouterConfig)
 class RouterSchema(_Strict):
     default = DefaultField(allow_none=True)
     routes = fields.List(fields.Nested(RouteSchema))
+    sessions = fields.Nested(SessionsSchema)
 
 
 class ClassifierEntrySchema(Schema):

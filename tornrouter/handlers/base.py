@@ -86,8 +86,9 @@ class APIHandler(RequestHandler):
 
     def received(self, request: ChatRequest) -> None:
         """What the request brings beside its body: its API's headers
-        (``anthropic-beta``...)."""
+        (``anthropic-beta``...), the session it names (``sessions``)."""
         request.headers = self.codec.api_headers(self.request.headers)
+        self.record.session = self.runtime.sessions.name(self.request.headers, self.body)
 
     async def post(self) -> None:
         self._reading_body = False

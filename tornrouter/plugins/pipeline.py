@@ -30,6 +30,7 @@ from ..dispatch import Dispatcher
 from ..errors import NoResponse, PluginFailed, RouterError
 from ..providers.streaming import EventStream, ReplayStream
 from ..router import ModelRouter, split_forced
+from ..sessions import Sessions
 from .base import BasePlugin, Flow
 
 log = logging.getLogger("tornrouter.plugins")
@@ -44,11 +45,13 @@ class Pipeline:
         classifiers: Classifiers,
         router: ModelRouter,
         dispatcher: Dispatcher,
+        sessions: Sessions | None = None,
     ) -> None:
         self._plugins = [(plugin, re.compile("|".join(f"(?:{translate(g)})" for g in globs))) for plugin, globs in plugins]
         self.classifiers = classifiers
         self.router = router
         self.dispatcher = dispatcher
+        self.sessions = sessions  # session-sticky routing (the runtime's, over its state backend)
         # Which plugins apply depends only on the requested model: decide once per name.
         self.plugins_for = lru_cache(maxsize=4096)(self._plugins_for)
 
@@ -61,6 +64,7 @@ class Pipeline:
         await self.prepare(record)
         if record.decision is not None:
             record.ctx.response = await self.dispatcher.send(record)
+            await self._served(record)
         await self.finish(record)
 
     async def open_stream(self, record: RequestRecord) -> EventStream | None:
@@ -85,6 +89,7 @@ class Pipeline:
             return None
         finally:
             record.opening = None
+        await self._served(record)
         if record.decision.continue_on_failure:
             stream = ContinuingStream(stream, record, self.dispatcher)
         return stream
@@ -121,6 +126,12 @@ class Pipeline:
             return
         request = record.request
         record.decision = self.router.resolve(request.model, request.tags, request.forced_provider)
+        if self.sessions is not None:
+            await self.sessions.order(record)  # a session's pinned target first
+
+    async def _served(self, record: RequestRecord) -> None:
+        if self.sessions is not None:
+            await self.sessions.served(record)
 
     async def finish(self, record: RequestRecord) -> None:
         """PostResponse, then End unless a PostResponse hook stopped; then
