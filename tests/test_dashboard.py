@@ -19,7 +19,7 @@ from tornado.testing import bind_unused_port
 from tests.browser import Browser
 from tests.configs import base_config
 from tests.waiting import poll
-from tests.wire import ANTHROPIC, OPENAI, chat
+from tests.wire import ANTHROPIC, OPENAI, chat, message
 from tornrouter.runtime import make_app
 from tornrouter.events import EventBus
 from tornrouter.handlers import routes
@@ -348,4 +348,37 @@ async def test_browser_keeps_only_the_newest_500_rows(router, browser):
     assert await browser.evaluate(f"{ROWS}.length") == 500
     assert await browser.evaluate(f"{ROWS}[0].dataset.id") == "synthetic-519"
     assert await browser.evaluate(f"{ROWS}[499].dataset.id") == "synthetic-20"
+    assert browser.errors == []
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_browser_shows_sessions_and_filters_by_one(router, browser, tmp_path):
+    await browser.goto(router.url + "/dashboard")
+    await browser.wait_for("document.getElementById('conn').dataset.state === 'connected'")
+    session = "8c1f0e2a-5b7d-4c3e-9f10-2d4b6a8c0e1f"
+    sent = [
+        await router.post(ANTHROPIC, message("local", "one"), headers={"X-Claude-Code-Session-Id": session}),
+        await router.post(ANTHROPIC, message("local", "two"), headers={"X-Claude-Code-Session-Id": "other-session"}),
+        await router.post(OPENAI, chat("local", "none")),
+        await router.post("/v1/messages/count_tokens", {"model": "local", "messages": [{"role": "user", "content": "x" * 40}]},
+                          headers={"X-Claude-Code-Session-Id": session}),
+    ]
+    assert [r.code for r in sent] == [200] * 4
+    ids = [r.headers["x-request-id"] for r in sent]
+    await browser.wait_for(f"{ROWS}.length === 4")
+    assert await text_of(browser, row(ids[0]) + " td.session") == "8c1f0e2a-5b7…"
+    assert await text_of(browser, row(ids[2]) + " td.session") == "–"
+    assert await text_of(browser, row(ids[3]) + " td.tokens") == "10 est."
+    await browser.screenshot(str(tmp_path / "sessions.png"))
+
+    await browser.click(row(ids[0]) + " .session-link")  # only that session's requests
+    await browser.wait_for(f"Array.from({ROWS}).filter(tr => !tr.hidden).length === 2")
+    shown = await browser.evaluate(f"Array.from({ROWS}).filter(tr => !tr.hidden).map(tr => tr.dataset.id)")
+    assert shown == [ids[3], ids[0]]
+    assert await browser.evaluate("document.getElementById('filter').value") == f"session:{session}"
+    assert await browser.evaluate("document.getElementById('detail').hidden")  # the link filters; it opens nothing
+
+    await browser.click(row(ids[0]))
+    await browser.wait_for("!document.getElementById('detail').hidden")
+    assert session in await text_of(browser, "#detail .overview")
     assert browser.errors == []
