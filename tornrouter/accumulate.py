@@ -130,6 +130,7 @@ def merge_usage(start: Usage, delta: Usage | None) -> Usage:
         cache_read_tokens=delta.cache_read_tokens or start.cache_read_tokens,
         cache_creation_tokens=delta.cache_creation_tokens or start.cache_creation_tokens,
         extra={**start.extra, **delta.extra},
+        cache_creation_1h_tokens=delta.cache_creation_1h_tokens or start.cache_creation_1h_tokens,
     )
 
 
@@ -262,7 +263,8 @@ def replay(response: ChatResponse, *, text_piece: int = 0) -> list[StreamEvent]:
     many characters, on word boundaries, as a model would."""
     usage = response.usage
     events: list[StreamEvent] = [
-        MessageStart(response.id, response.model, Usage(usage.input_tokens, 0, usage.cache_read_tokens, usage.cache_creation_tokens))
+        MessageStart(response.id, response.model, Usage(usage.input_tokens, 0, usage.cache_read_tokens, usage.cache_creation_tokens,
+                                                        cache_creation_1h_tokens=usage.cache_creation_1h_tokens))
     ]
     for index, block in enumerate(response.content):
         if isinstance(block, Text):

@@ -306,13 +306,17 @@ class ChatRequest:
 @dataclass(slots=True)
 class Usage:
     """Token counts.  ``input_tokens`` excludes cached tokens, as Anthropic counts;
-    OpenAI's ``prompt_tokens`` is ``input_tokens + cache_read + cache_creation``."""
+    OpenAI's ``prompt_tokens`` is ``input_tokens + cache_read + cache_creation``.
+    ``cache_creation_1h_tokens`` is the part of ``cache_creation_tokens`` written
+    to the cache for an hour rather than five minutes, which costs more
+    (Anthropic's ``cache_creation.ephemeral_1h_input_tokens``)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    cache_creation_1h_tokens: int = 0
 
     @property
     def prompt_tokens(self) -> int:
@@ -324,6 +328,8 @@ class Usage:
             out["cache_read_tokens"] = self.cache_read_tokens
         if self.cache_creation_tokens:
             out["cache_creation_tokens"] = self.cache_creation_tokens
+        if self.cache_creation_1h_tokens:
+            out["cache_creation_1h_tokens"] = self.cache_creation_1h_tokens
         return out
 
 

@@ -45,7 +45,7 @@ _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
     ),
     Usage: (
         ("input_tokens", (int,)), ("output_tokens", (int,)), ("cache_read_tokens", (int,)),
-        ("cache_creation_tokens", (int,)), ("extra", _DICT),
+        ("cache_creation_tokens", (int,)), ("extra", _DICT), ("cache_creation_1h_tokens", (int,)),
     ),
     ChatResponse: (
         ("id", _STR), ("model", _STR), ("content", (list, str)), ("stop_reason", _OPT_STR),
@@ -155,7 +155,7 @@ def check_request(request: Any) -> None:
 def check_usage(usage: Usage) -> Usage:
     """``usage`` if its counts are token counts (integers, not negative)."""
     _check_fields(usage)
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens"):
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cache_creation_1h_tokens"):
         if getattr(usage, name) < 0:
             raise ValueError(f"{name}: expected a token count, got {getattr(usage, name)}")
     return usage

@@ -33,8 +33,9 @@ from ..config import Price
 log = logging.getLogger("tornrouter.access")
 
 # USD per million tokens: input, output, cache read, cache write (Anthropic's
-# 5-minute cache write; OpenAI caches for free and bills cached input at its
-# cache-read price).  List prices as published by the providers; the entries
+# 5-minute cache write, 1.25 times the input price), one-hour cache write
+# (twice the input price); OpenAI caches for free and bills cached input at its
+# cache-read price.  List prices as published by the providers; the entries
 # marked "assumed" are models newer than the published list this table was
 # checked against, priced like the latest known model of their tier.  Set your
 # own in the config's ``prices:`` (see the README) when they differ.
@@ -58,12 +59,12 @@ DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType(
         "openai/o3": Price(2.0, 8.0, 0.5),
         "openai/o3-mini": Price(1.1, 4.4, 0.55),
         "openai/o1": Price(15.0, 60.0, 7.5),
-        "anthropic/claude-opus-4-5": Price(5.0, 25.0, 0.5, 6.25),
-        "anthropic/claude-sonnet-4-5": Price(3.0, 15.0, 0.3, 3.75),
-        "anthropic/claude-haiku-4-5": Price(1.0, 5.0, 0.1, 1.25),
-        "anthropic/claude-opus-*": Price(5.0, 25.0, 0.5, 6.25),  # assumed for newer Opus
-        "anthropic/claude-sonnet-*": Price(3.0, 15.0, 0.3, 3.75),  # assumed for newer Sonnet
-        "anthropic/claude-haiku-*": Price(1.0, 5.0, 0.1, 1.25),  # assumed for newer Haiku
+        "anthropic/claude-opus-4-5": Price(5.0, 25.0, 0.5, 6.25, 10.0),
+        "anthropic/claude-sonnet-4-5": Price(3.0, 15.0, 0.3, 3.75, 6.0),
+        "anthropic/claude-haiku-4-5": Price(1.0, 5.0, 0.1, 1.25, 2.0),
+        "anthropic/claude-opus-*": Price(5.0, 25.0, 0.5, 6.25, 10.0),  # assumed for newer Opus
+        "anthropic/claude-sonnet-*": Price(3.0, 15.0, 0.3, 3.75, 6.0),  # assumed for newer Sonnet
+        "anthropic/claude-haiku-*": Price(1.0, 5.0, 0.1, 1.25, 2.0),  # assumed for newer Haiku
         "echo/*": Price(0.0, 0.0),  # the built-in offline provider
     }
 )
@@ -105,10 +106,13 @@ class PriceTable:
             return None
         cache_read = price.input if price.cache_read is None else price.cache_read
         cache_write = price.input if price.cache_write is None else price.cache_write
+        cache_write_1h = cache_write if price.cache_write_1h is None else price.cache_write_1h
+        written_1h = min(usage.cache_creation_1h_tokens, usage.cache_creation_tokens)
         per_million = (
             usage.input_tokens * price.input
             + usage.output_tokens * price.output
             + usage.cache_read_tokens * cache_read
-            + usage.cache_creation_tokens * cache_write
+            + (usage.cache_creation_tokens - written_1h) * cache_write
+            + written_1h * cache_write_1h
         )
         return per_million / 1_000_000

@@ -157,12 +157,14 @@ class ModelLimit:
 @dataclass(frozen=True)
 class Price:
     """USD per million tokens; cached input at ``cache_read``/``cache_write``
-    (the input price when unset)."""
+    (the input price when unset); input written to the cache for an hour at
+    ``cache_write_1h`` (``cache_write`` when unset)."""
 
     input: float
     output: float
     cache_read: float | None = None
     cache_write: float | None = None
+    cache_write_1h: float | None = None
 
 
 @dataclass(frozen=True)

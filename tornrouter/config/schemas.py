@@ -278,6 +278,7 @@ class PriceSchema(_Strict):
     output = fields.Float(required=True, validate=validate.Range(min=0))
     cache_read = fields.Float(allow_none=True, validate=validate.Range(min=0))
     cache_write = fields.Float(allow_none=True, validate=validate.Range(min=0))
+    cache_write_1h = fields.Float(allow_none=True, validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> Price:

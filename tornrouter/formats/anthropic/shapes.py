@@ -105,7 +105,10 @@ FOREIGN = _Extras()
 
 
 def usage_from_wire(d: Mapping[str, Any]) -> Usage:
-    """A wire ``usage`` object; fields beyond the four token counts go to ``extra``."""
+    """A wire ``usage`` object; fields beyond the four token counts go to
+    ``extra`` (``cache_creation``, its split by time to live, included: its
+    one-hour part is also read, for the price)."""
+    split = d.get("cache_creation")
     return check_usage(
         Usage(
             input_tokens=d.get("input_tokens") or 0,
@@ -113,6 +116,7 @@ def usage_from_wire(d: Mapping[str, Any]) -> Usage:
             cache_read_tokens=d.get("cache_read_input_tokens") or 0,
             cache_creation_tokens=d.get("cache_creation_input_tokens") or 0,
             extra=others(d, _USAGE_KEYS),
+            cache_creation_1h_tokens=(split.get("ephemeral_1h_input_tokens") or 0) if isinstance(split, dict) else 0,
         )
     )
 
