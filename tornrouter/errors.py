@@ -12,6 +12,7 @@
     ├── Overloaded               503  a provider's queue, or the router, is full
     ├── Unauthorized             401  no client key, or not one of the config's
     ├── Forbidden                403  the key may not use that model (or read that usage)
+    ├── NotFound                 404  no such model, or no stored response of this key by that id
     ├── RateLimited              429  over a key's or a model's limit; Retry-After
     │   └── BudgetExceeded       429  a key's daily or monthly budget is spent
     ├── StateUnavailable         503  the shared state is unreachable and on_error is fail_closed
@@ -112,6 +113,19 @@ class Unauthorized(RouterError):
 class Forbidden(RouterError):
     status = 403
     code = "permission_denied"
+
+
+class NotFound(RouterError):
+    """Nothing by that id for this caller.  ``error_type`` defaults to OpenAI's
+    (``invalid_request_error``, as its API answers a 404); an Anthropic-shaped
+    answer passes ``not_found_error``."""
+
+    status = 404
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = "not_found",
+                 error_type: str = "invalid_request_error") -> None:
+        super().__init__(message, param=param, error_type=error_type)
+        self.code = code
 
 
 class RateLimited(RouterError):

@@ -15,9 +15,9 @@ from .dispatch import Dispatcher
 from .events import EventBus
 from .handlers import routes
 from .handlers.base import CLIENT_CLOSED
-from .handlers.api import models_list
 from .inflight import InFlight
 from .metrics import Metrics
+from .model_catalogue import ModelCatalogue
 from .plugins.pipeline import Pipeline
 from .providers import make_provider
 from .request_log import RequestLog, entry_line, log_entry
@@ -50,7 +50,7 @@ class Runtime:
         inherited = _inherited_log(config, previous)
         self.request_log = inherited or (RequestLog(config.request_log) if config.request_log else None)
         self.events = previous.events if previous is not None else EventBus()
-        self.models_json = models_list(self.router.model_names())
+        self.models = ModelCatalogue(self.router.model_names())
         # Access control and metrics (tornrouter/access, tornrouter/metrics).  A reload
         # keeps the metrics (counters run on) and, with the same state: section, the
         # state backend (limits and usage totals held in memory carry over).

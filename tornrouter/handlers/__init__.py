@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .admin import MetricsHandler, UsageHandler
-from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ModelsHandler
+from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
+from .models import ModelHandler, ModelsHandler
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -18,6 +19,7 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/v1/chat/completions", ChatCompletionsHandler, {"runtime": runtime}),
         (r"/v1/messages", MessagesHandler, {"runtime": runtime}),
         (r"/v1/models", ModelsHandler, {"runtime": runtime}),
+        (r"/v1/models/(.+)", ModelHandler, {"runtime": runtime}),
         (r"/v1/usage", UsageHandler, {"runtime": runtime}),
         (r"/metrics", MetricsHandler, {"runtime": runtime}),
     ]
