@@ -4,7 +4,9 @@
 
     RouterError                  status, message; rendered in the client's API shape
     ├── InvalidRequest           400  a body that does not match the API (names the field)
-    │   └── BodyTooLarge         413  over server.max_body_bytes
+    │   ├── BodyTooLarge         413  over server.max_body_bytes
+    │   └── PreviousResponseNotFound
+    │                            400  previous_response_id names no stored response of the caller's
     ├── NoProvider               400  no route, no default for the model
     ├── PluginFailed             500  a Start/PreRouting hook raised
     ├── ClassifierFailed         500  a classifier raised (no routing on tags it could not tell)
@@ -12,10 +14,11 @@
     ├── Overloaded               503  a provider's queue, or the router, is full
     ├── Unauthorized             401  no client key, or not one of the config's
     ├── Forbidden                403  the key may not use that model (or read that usage)
-    ├── NotFound                 404  no such model, or no stored response of this key by that id
+    ├── NotFound                 404  no such model, or no stored response of the caller's by that id
     ├── RateLimited              429  over a key's or a model's limit; Retry-After
     │   └── BudgetExceeded       429  a key's daily or monthly budget is spent
-    ├── StateUnavailable         503  the shared state is unreachable and on_error is fail_closed
+    ├── StateUnavailable         503  the shared state is unreachable and on_error is fail_closed,
+    │                                 or stored responses are (they have no way around it)
     └── UpstreamError            the provider failed; ``status`` is what the client gets:
         │                        the upstream's own 4xx, else 502
         └── UpstreamTimeout      504
@@ -61,6 +64,16 @@ class BodyTooLarge(InvalidRequest):
 
     def __init__(self, limit: int) -> None:
         super().__init__(None, f"request body exceeds the limit of {limit} bytes")
+
+
+class PreviousResponseNotFound(InvalidRequest):
+    """Typed as OpenAI types it, for clients that tell it from other 400s."""
+
+    code = "previous_response_not_found"
+
+    def __init__(self, message: str) -> None:
+        super().__init__("previous_response_id", message)
+        self.error_type = "invalid_request_error"
 
 
 class NoProvider(RouterError):

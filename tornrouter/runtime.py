@@ -21,6 +21,7 @@ from .model_catalogue import ModelCatalogue
 from .plugins.pipeline import Pipeline
 from .providers import make_provider
 from .request_log import RequestLog, entry_line, log_entry
+from .responses_store import make_responses_store
 from .router import ModelRouter
 
 
@@ -59,8 +60,15 @@ class Runtime:
         same_state = previous is not None and previous._owns_backend and previous.config.state == config.state
         self.access = AccessControl(config, previous.access.backend if same_state else make_backend(config), on_refusal=self.metrics.refused)
         self._owns_backend = True
+        # Stored responses (Responses API) carry over the same way: in memory, a
+        # reload must not forget the conversations clients are continuing.
+        same_store = same_state and previous._owns_store and previous.config.responses == config.responses
+        self.responses = previous.responses if same_store else make_responses_store(config)
+        self._owns_store = True
         if same_state:
             previous._owns_backend = False
+        if same_store:
+            previous._owns_store = False
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
 
@@ -121,10 +129,13 @@ class Runtime:
 
     async def close_access(self) -> None:
         """Before ``close``: the usage being written goes out, and the state
-        backend's connections are closed, unless a reloaded successor uses it."""
+        backend's and the stored responses' connections are closed, unless a
+        reloaded successor uses them."""
         await self.access.drain()
         if self._owns_backend:
             await self.access.backend.aclose()
+        if self._owns_store:
+            await self.responses.aclose()
 
     def abandon_in_flight(self, reason: str) -> int:
         """Record every request still running as cancelled (a stop that gave up

@@ -17,7 +17,7 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, missing
 
 from .objects import (
     BreakerConfig, ComponentEntry, Config, KeyConfig, ModelLimit, Price, ProviderConfig,
-    Route, RouterConfig, ServerConfig, StateConfig, Target, Targets,
+    ResponsesConfig, Route, RouterConfig, ServerConfig, StateConfig, Target, Targets,
 )
 
 PROVIDER_KINDS = ("openai", "anthropic", "echo")
@@ -275,6 +275,16 @@ class StateSchema(_Strict):
         return StateConfig(**data)
 
 
+@defaults_from(ResponsesConfig)
+class ResponsesSchema(_Strict):
+    store_ttl_s = fields.Float(validate=_POSITIVE)
+    max_bytes = fields.Integer(validate=validate.Range(min=1024))
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> ResponsesConfig:
+        return ResponsesConfig(**data)
+
+
 @defaults_from(Config)
 class ConfigSchema(_Strict):
     server = fields.Nested(ServerSchema, load_default=lambda: ServerConfig())
@@ -290,3 +300,4 @@ class ConfigSchema(_Strict):
         values=fields.Nested(PriceSchema),
     )
     state = fields.Nested(StateSchema)
+    responses = fields.Nested(ResponsesSchema)

@@ -8,6 +8,7 @@ from .admin import MetricsHandler, UsageHandler
 from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
 from .models import ModelHandler, ModelsHandler
+from .stored_responses import InputItemsHandler, StoredResponseHandler
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -20,6 +21,8 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/v1/messages", MessagesHandler, {"runtime": runtime}),
         (r"/v1/models", ModelsHandler, {"runtime": runtime}),
         (r"/v1/models/(.+)", ModelHandler, {"runtime": runtime}),
+        (r"/v1/responses/([^/]+)", StoredResponseHandler, {"runtime": runtime}),
+        (r"/v1/responses/([^/]+)/input_items", InputItemsHandler, {"runtime": runtime}),
         (r"/v1/usage", UsageHandler, {"runtime": runtime}),
         (r"/metrics", MetricsHandler, {"runtime": runtime}),
     ]

@@ -185,7 +185,7 @@ class APIHandler(RequestHandler):
             self.set_header("x-tornrouter-lossy", header_safe(", ".join(record.lossy)))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = _as_router_error(status_code, kwargs.get("exc_info"))
+        error = as_router_error(status_code, kwargs.get("exc_info"))
         self.record.error = error.message
         self.set_status(error.status)
         for name, value in error.headers.items():
@@ -219,7 +219,7 @@ class APIHandler(RequestHandler):
                 log.exception("%s %s: %s failed", self.endpoint, record.id, step.__qualname__)
 
 
-def _as_router_error(status_code: int, exc_info: Any) -> RouterError:
+def as_router_error(status_code: int, exc_info: Any) -> RouterError:
     """Whatever ended the request, as a ``RouterError`` to render.  An unexpected
     exception becomes a bare 500 whose message reveals nothing internal."""
     exc = exc_info[1] if exc_info else None
