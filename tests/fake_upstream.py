@@ -7,7 +7,8 @@ from the request; tests queue ``Reply`` objects to script what comes next:
 another body, an error status, a delay, an SSE stream, a dropped connection,
 and the misbehaviours of ``tests/test_faults.py`` (a reset, a body cut short, a
 stream that stalls, an answer held until the test releases it).  A ``chooser``
-may pick each unscripted answer instead (``scripts/soak.py``'s fault mix).
+may pick each unscripted answer instead (``scripts/soak.py``'s fault mix;
+``tool_agent``, a model that calls a tool and then answers).
 """
 
 from __future__ import annotations
@@ -209,6 +210,61 @@ def anthropic_sse(text: str | None, tool_calls: Sequence[ToolCallSpec] = (), *, 
 def scripted_sse(kind: str, text: str | None, tool_calls: Sequence[ToolCallSpec] = (), **options: Any) -> list[bytes]:
     """The stream an upstream of ``kind`` sends: ``openai_sse`` or ``anthropic_sse``."""
     return openai_sse(text, tool_calls, **options) if kind == "openai" else anthropic_sse(text, tool_calls, **options)
+
+
+def has_tool_result(kind: str, request: dict[str, Any]) -> bool:
+    """Whether a request body of either API carries a tool's result."""
+    for message in request.get("messages") or []:
+        if kind == "openai" and message.get("role") == "tool":
+            return True
+        content = message.get("content")
+        if kind == "anthropic" and isinstance(content, list):
+            if any(isinstance(block, dict) and block.get("type") == "tool_result" for block in content):
+                return True
+    return False
+
+
+def answer(kind: str, request: dict[str, Any], text: str | None, tool_calls: Sequence[ToolCallSpec] = ()) -> Reply:
+    """The answer an upstream of ``kind`` gives ``request``: ``text`` and
+    ``tool_calls``, streamed if the request asked for a stream, else whole."""
+    model = request.get("model", "unknown")
+    if request.get("stream"):
+        return Reply(sse=scripted_sse(kind, text, tool_calls, model=model))
+    if kind == "openai":
+        body = openai_completion(request, text or "")
+        if tool_calls:
+            choice = body["choices"][0]
+            choice["message"]["content"] = text
+            choice["message"]["tool_calls"] = [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+                for call_id, name, arguments in tool_calls
+            ]
+            choice["finish_reason"] = "tool_calls"
+        return Reply(body=body)
+    body = anthropic_message(request, text or "")
+    if tool_calls:
+        body["content"] = [block for block in body["content"] if text] + [
+            {"type": "tool_use", "id": call_id, "name": name, "input": json.loads(arguments)}
+            for call_id, name, arguments in tool_calls
+        ]
+        body["stop_reason"] = "tool_use"
+    return Reply(body=body)
+
+
+def tool_agent(call: ToolCallSpec, final_text: str) -> Callable[[str, Any], Reply]:
+    """A ``FakeUpstream.chooser`` that plays a model using a tool: it asks for
+    ``call`` until a request carries a tool's result, then answers
+    ``final_text``.  An agent's turns (however many it sends) get the answer
+    their conversation calls for, not the next one of a fixed script."""
+
+    def choose(kind: str, request: Any) -> Reply:
+        if not isinstance(request, dict):
+            return Reply(status=400, body={"error": "not JSON"})
+        if has_tool_result(kind, request):
+            return answer(kind, request, final_text)
+        return answer(kind, request, None, [call])
+
+    return choose
 
 
 class _Handler(tornado.web.RequestHandler):
