@@ -3,8 +3,8 @@ client key that created them (see the package docstring for the contract)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import orjson
 
@@ -14,6 +14,7 @@ from ..errors import InvalidRequest, NotFound, PreviousResponseNotFound, RouterE
 from .items import listed
 from .records import MAX_CHAIN, Chain, Record, Records
 
+T = TypeVar("T")
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100
 ORDERS = ("asc", "desc")
@@ -118,14 +119,14 @@ class ResponsesStore:
                             "is no longer stored (expired or deleted)")
         return chain
 
-    async def _call(self, awaitable: Any) -> Any:
+    async def _call(self, call: Coroutine[Any, Any, T]) -> T:
         """Redis down: a 503 saying so, at once for a second after a failure
         (``Outage``), and the outage logged once, when it starts and ends."""
         if not self.outage.worth_trying():
-            awaitable.close()
+            call.close()
             raise _unavailable()
         try:
-            result = await awaitable
+            result = await call
         except BackendUnavailable as exc:
             self.outage.failed(exc)
             raise _unavailable() from exc
