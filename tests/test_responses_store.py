@@ -20,6 +20,7 @@ from tornrouter.config import parse_config
 from tornrouter.errors import ConfigError, NotFound, PreviousResponseNotFound
 from tornrouter.responses_store import ResponsesStore, as_input_items, make_responses_store
 from tornrouter.responses_store.records import MemoryRecords
+from tornrouter.runtime import Runtime
 
 KEYS = [{"name": "team-a", "key": TEAM_A}, {"name": "team-b", "key": TEAM_B}]
 
@@ -246,6 +247,23 @@ def test_the_responses_section_is_validated():
         parse_config(echo_only(responses={"store_ttl": 5, "max_bytes": 10}), environ={})
     assert str(caught.value).splitlines() == ["responses.max_bytes: Must be greater than or equal to 1024.",
                                               "responses.store_ttl: Unknown field."]
+
+
+@pytest.mark.gen_test
+async def test_a_reload_keeps_the_stored_responses_unless_their_sections_change():
+    config = parse_config(echo_only(), environ={})
+    first = Runtime(config)
+    await first.responses.save(response("resp_1", "kept"), [], None)
+    second = Runtime(config, first)  # what a SIGHUP with the same file builds
+    third = Runtime(parse_config(echo_only(responses={"max_bytes": 4096}), environ={}), second)
+    try:
+        assert (await second.responses.get("resp_1", None))["id"] == "resp_1"
+        with pytest.raises(NotFound):
+            await third.responses.get("resp_1", None)
+    finally:
+        for runtime in (first, second, third):
+            await runtime.close_access()
+            runtime.close()
 
 
 # --- in Redis: shared, expiring in Redis, an outage a clear 503 -------------------------------
