@@ -19,7 +19,10 @@ process (load and upstream) the second.  Children are killed on every way out.
                            [--faults ok=60,500=4,...] [--stream-share 0.5] [--json out.json]
 
 ``--faults`` weighs the misbehaviours (see ``FAULTS``); the rest of the
-upstream's answers are good ones.
+upstream's answers are good ones.  ``--slow-streams 1000`` keeps that many slow
+streams open besides (from the good upstream, an event every
+``--slow-event-s``), from before the traffic starts to its end, and reports the
+router's RSS per open stream: RSS must stay flat with them open.
 """
 
 from __future__ import annotations
@@ -108,14 +111,27 @@ def fault_chooser(weights: dict[str, float], rng: random.Random):
     return choose
 
 
-def router_config(workdir: str, faulty: int, good: int) -> str:
+def slow_chooser(event_s: float):
+    """``FakeUpstream.chooser`` for the good upstream: ``gpt-slow`` streams pace
+    their events, everything else gets the canned answer."""
+    events = openai_sse(" ".join([TEXT] * 4))
+
+    def choose(kind: str, body: Any) -> Reply | None:
+        if isinstance(body, dict) and body.get("model") == "gpt-slow":
+            return Reply(sse=events, chunk_delay=event_s)
+        return None
+
+    return choose
+
+
+def router_config(workdir: str, faulty: int, good: int, slow_streams: int = 0) -> str:
     flaky = {
         "api_key": "sk-soak", "retries": 1, "retry_backoff_s": 0.01, "retry_backoff_max_s": 0.05, "retry_after_max_s": 0.05,
         "timeout_s": 3, "first_byte_timeout_s": 1, "idle_timeout_s": 1,
         "breaker": {"failures": 400, "window_s": 5, "cooldown_s": 0.5}, "max_concurrent": 64, "max_queue": 256,
     }
     config = {
-        "server": {"max_clients": 200, "dashboard": False, "max_response_bytes": MAX_RESPONSE_BYTES},
+        "server": {"max_clients": 200 + slow_streams, "dashboard": False, "max_response_bytes": MAX_RESPONSE_BYTES},
         "log": {"requests": os.path.join(workdir, "requests.jsonl")},
         "providers": {
             "flaky_oai": {"kind": "openai", "base_url": f"http://{HOST}:{faulty}/v1", **flaky},
@@ -130,6 +146,7 @@ def router_config(workdir: str, faulty: int, good: int) -> str:
             {"model": "solo-oai", "to": "flaky_oai/gpt-4o-mini"},
             {"model": "solo-ant", "to": "flaky_ant/claude-haiku-4-5"},
             {"model": "good", "to": "good_oai/gpt-4o-mini"},
+            {"model": "slow", "to": "good_oai/gpt-slow"},
         ]},
     }
     path = os.path.join(workdir, "router.yaml")
@@ -151,6 +168,8 @@ class Run:
     done: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)  # one example per kind of failure
+    traffic_done: bool = False  # the slow streams stop once the traffic has
+    open_rss_kib: int | None = None  # the router's RSS once the slow streams are open
 
     def take(self) -> bool:
         """Claim the next request, while the run's budget lasts."""
@@ -229,6 +248,30 @@ async def worker(run: Run) -> None:
             conn.close()
 
 
+async def slow_worker(run: Run) -> None:
+    """One slow stream after another on a connection of its own, until the traffic is done."""
+    loop = asyncio.get_running_loop()
+    payload = request_bytes(OPENAI_PATH, "slow", True, 0)
+    conn: _Connection | None = None
+    try:
+        while not run.traffic_done:
+            try:
+                if conn is None or conn.closed:
+                    _, conn = await loop.create_connection(lambda: _Connection(None), HOST, run.port)
+                response = await asyncio.wait_for(conn.request(payload), run.args.request_timeout + 60)
+            except (OSError, asyncio.TimeoutError) as exc:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                run.count("slow stream: connection error", f"{type(exc).__name__}: {exc}")
+                continue
+            outcome, sample = classify(OPENAI_PATH, True, response.status, response.body)
+            run.count(f"slow {outcome}", sample)
+    finally:
+        if conn is not None:
+            conn.close()
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of process ``pid`` so far."""
     try:
@@ -258,6 +301,11 @@ async def drive(run: Run, router_pid: int) -> list[tuple[float, int, int | None]
     """Run the workers; sample the router's RSS every ``--sample-every`` seconds."""
     rss: list[tuple[float, int, int | None]] = [(0.0, 0, rss_kib(router_pid))]
     print(f"  t=   0s  requests=      0  rss={mib(rss[0][2])}", file=sys.stderr, flush=True)
+    slow = [asyncio.create_task(slow_worker(run)) for _ in range(run.args.slow_streams)]
+    if slow:  # all open (an event comes every --slow-event-s), before the traffic starts
+        await asyncio.sleep(max(3.0, 3 * run.args.slow_event_s))
+        run.open_rss_kib = rss_kib(router_pid)
+        print(f"  {len(slow)} slow streams open: rss={mib(run.open_rss_kib)}", file=sys.stderr, flush=True)
     workers = [asyncio.create_task(worker(run)) for _ in range(run.args.concurrency)]
     last_done, last_t = 0, time.perf_counter()
     while True:
@@ -270,20 +318,23 @@ async def drive(run: Run, router_pid: int) -> list[tuple[float, int, int | None]
         print(f"  t={sample[0]:4.0f}s  requests={run.done:7d}  {rate:6.0f}/s  rss={mib(sample[2])}", file=sys.stderr, flush=True)
         if len(finished) == len(workers):
             break
+    run.traffic_done = True
+    await asyncio.gather(*slow)  # each ends its stream: a bug in the soak itself must not pass unnoticed
     for task in workers:
-        task.result()  # a bug in the soak itself must not pass unnoticed
+        task.result()
     return rss
 
 
 async def soak(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
     faulty, good = FakeUpstream(), FakeUpstream()
     faulty.chooser = fault_chooser(args.faults, random.Random(args.seed))
+    good.chooser = slow_chooser(args.slow_event_s)
     for upstream in (faulty, good):
         upstream.keep_requests = False
         upstream.start()
     server_cpus, client_cpus = cpu_plan()
     port = free_port()
-    conf = router_config(workdir, faulty.port, good.port)
+    conf = router_config(workdir, faulty.port, good.port, args.slow_streams)
     router = Service("router", [sys.executable, "-m", "tornrouter", "--conf", conf, "--port", str(port)], server_cpus, workdir, port)
     try:
         await asyncio.get_running_loop().run_in_executor(None, router.wait_healthy)
@@ -313,6 +364,8 @@ async def soak(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
         "router_tracebacks": tracebacks,
         "cpu_seconds": cpu,
         "faults": args.faults,
+        "slow_streams": args.slow_streams,
+        "slow_streams_rss_kib": run.open_rss_kib,
     }
 
 
@@ -349,6 +402,9 @@ def report(results: dict[str, Any]) -> str:
         *(f"  {count:8d}  {outcome}" for outcome, count in results["outcomes"].items()),
         f"router RSS: start {mib(rss[0]['rss_kib'])}, end {mib(rss[-1]['rss_kib'])},"
         f" max {mib(max((s['rss_kib'] or 0) for s in rss))}",
+        *([f"with {results['slow_streams']} slow streams open: {mib(results['slow_streams_rss_kib'])},"
+           f" {(results['slow_streams_rss_kib'] - rss[0]['rss_kib']) / results['slow_streams']:.0f} KiB per open stream"
+           f" over the idle router"] if results["slow_streams"] and results["slow_streams_rss_kib"] else []),
         f"request log: {results['request_log_entries']} entries for {results['requests']} requests",
         *(f"  {count:8d}  {what}" for what, count in results["request_log"].items()),
         f"router tracebacks: {results['router_tracebacks']}",
@@ -390,6 +446,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hangup-share", type=float, default=0.01, help="share of clients hanging up (default 0.01)")
     parser.add_argument("--request-timeout", type=float, default=30.0, help="a client gives up after this (default 30 s)")
     parser.add_argument("--sample-every", type=float, default=10.0, help="seconds between RSS samples (default 10)")
+    parser.add_argument("--slow-streams", type=int, default=0, help="slow streams kept open throughout (default 0)")
+    parser.add_argument("--slow-event-s", type=float, default=0.25, help="seconds between a slow stream's events (default 0.25)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (config, router output, request log)")

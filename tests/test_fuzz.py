@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests.codec_fixtures import CodecFixtures
 from tests.wire import ANTHROPIC, OPENAI
+from tornrouter.formats import codec_for
+from tornrouter.formats.accepts import schema_accepts
+from tornrouter.formats.anthropic.schemas import REQUEST_SCHEMA as ANTHROPIC_SCHEMA
+from tornrouter.formats.fields import first_problem
+from tornrouter.formats.openai.schemas import REQUEST_SCHEMA as OPENAI_SCHEMA
 
 VALID_OPENAI = {
     "model": "gpt-5.4",
@@ -162,3 +168,28 @@ async def test_mutated_upstream_streams_end_cleanly_when_translated(router, upst
             problems = validate(response.body, "anthropic" if path == ANTHROPIC else "openai")
             # the upstream's own argument text is passed on as it came, valid JSON or not
             assert [p for p in problems if "not valid JSON" not in p] == [], (chunks, response.body)
+
+
+FORMATS = {"openai": (VALID_OPENAI, OPENAI_SCHEMA), "anthropic": (VALID_ANTHROPIC, ANTHROPIC_SCHEMA)}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_fast_check_vouches_only_for_valid_bodies(fmt: str) -> None:
+    """``schema_accepts`` lets a body skip marshmallow: it must never accept one
+    the schema refuses, and must accept the valid bodies, or it saves nothing."""
+    valid, schema = FORMATS[fmt]
+    fixtures = CodecFixtures(fmt, codec_for(fmt))
+    for body in [valid, *(fixtures.load("requests", name) for name in fixtures.requests)]:
+        assert schema_accepts(schema)(body), body
+    refused = 0
+    for case in fixtures.invalid:
+        assert not schema_accepts(schema)(case["body"]), case["name"]
+    rng = random.Random(11)
+    for _ in range(3000):
+        body = valid
+        for _ in range(rng.randrange(1, 4)):
+            body = _mutate(body, rng)
+        if first_problem(schema, body) is not None:
+            refused += 1
+            assert not schema_accepts(schema)(body), body
+    assert refused > 1000  # the mutations did reach invalid bodies

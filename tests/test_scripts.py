@@ -114,3 +114,37 @@ def test_soak_runs_faulty_traffic_and_reports(tmp_path):
     assert results["upstream_requests"]["faulty"] > 0
     assert all(sample["rss_kib"] for sample in results["rss_kib"])
     assert "requests/s" in proc.stdout and "router RSS: start" in proc.stdout
+
+
+def test_soak_keeps_slow_streams_open_and_reports_their_memory(tmp_path):
+    """``--slow-streams``: paced streams stay open through the traffic, each one
+    valid, and the report gives the router's RSS per open stream."""
+    out = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(SCRIPTS, "soak.py"), "--requests", "100", "--concurrency", "8",
+         "--slow-streams", "6", "--slow-event-s", "0.02", "--faults", "ok=100,500=0,502=0,503=0,529=0,429=0,drop=0,"
+         "reset=0,cut=0,stall=0,slow=0,malformed=0,html=0,error_event=0", "--hangup-share", "0",
+         "--sample-every", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    slow = results["outcomes"].pop("slow 200 stream")
+    assert slow >= 6 and set(results["outcomes"]) <= {"200", "200 stream"}, results["outcomes"]
+    assert results["requests"] == 100 + slow == results["request_log_entries"]
+    assert results["slow_streams_rss_kib"] > results["rss_kib"][0]["rss_kib"]
+    assert "KiB per open stream" in proc.stdout
+
+
+# --- scripts/profile_router.py ---------------------------------------------------------
+
+
+def test_profile_prints_where_the_time_goes():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(SCRIPTS, "profile_router.py"), "--duration", "0.5", "--concurrency", "2",
+         "--stream", "--stream-tokens", "8", "--top", "5"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "router openai c=2:" in proc.stdout and " 0 errors" in proc.stdout
+    assert "Ordered by: internal time" in proc.stdout and "Ordered by: cumulative time" in proc.stdout

@@ -119,3 +119,23 @@ def test_encode_event_exact_bytes() -> None:
     assert encode_event("[DONE]") == b"data: [DONE]\n\n"
     with pytest.raises(ValueError):
         encode_event("x", "bad\nname")
+
+
+@pytest.mark.parametrize("chunk", [
+    b"data: {\"a\":1}\n\n",
+    b"event: ping\ndata: {}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    b"data: one\ndata: two\n\n",  # several data lines
+    b": keep-alive\n\ndata: x\n\n",  # a comment
+    b"id: 7\ndata: x\n\ndata: y\n\n",  # an id carried over
+    b"data:x\n\n",  # no space after the colon
+    b"event: \ndata: x\n\n",  # an empty event name
+    b"retry: 10\ndata: x\n\n",
+    b"data: x\r\n\r\n",
+    b"data: caf\xc3\xa9\n\n\n\n",  # an empty block
+    b"event: only-a-name\n\n",  # no data: no event
+])
+def test_whole_events_read_as_the_general_path_reads_them(chunk: bytes) -> None:
+    """A chunk of whole events takes a shorter way through the decoder; every
+    shape must come out as it does byte by byte (which never takes it)."""
+    start = b"data: first\n\n"
+    assert decode(start, chunk) == decode(*(bytes([b]) for b in start + chunk))

@@ -28,8 +28,8 @@ from tests.wire import ANTHROPIC, KIND, OPENAI, body_for, chat, message
 from tornrouter.sse import ServerSentEvent, SSEDecoder
 from tornrouter.validate_stream import validate
 
-# libcurl aborts an abandoned transfer at its next progress call, about a second
-# later; a stalled one would otherwise wait for its connect timeout (10 s).
+# libcurl aborts an abandoned transfer at its next progress call, on the loop's next
+# turn; a stalled one would otherwise wait for its total timeout.
 ABORT_DEADLINE = 5.0
 
 # client endpoint, model, the upstream kind the base config routes it to

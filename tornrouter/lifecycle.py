@@ -172,7 +172,7 @@ class Service:
 
     async def _close_when_idle(self, runtime: Runtime) -> None:
         await runtime.in_flight.wait_idle()
-        # The transfers of streams whose clients left stop within about a second.
+        # The transfers of streams whose clients left stop on the next loop turns.
         await self._settle([runtime], runtime.config.server.drain_s)
         del self.retiring[runtime]  # from here on a stop waits for this close instead of doing it
         _keep(self.closing, asyncio.ensure_future(runtime.aclose()))

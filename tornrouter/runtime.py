@@ -122,7 +122,7 @@ class Runtime:
 
     def upstream_busy(self) -> bool:
         """Whether upstream transfers are running or queued.  A cancelled stream's
-        transfer stops at libcurl's next progress call, about a second later.
+        transfer stops at libcurl's next progress call, on the next loop turn.
         (Tornado's curl client keeps this in private fields: no public API says it.)"""
         http = self.http
         return bool(http._requests) or len(http._free_list) < len(http._curls)

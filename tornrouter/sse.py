@@ -19,7 +19,7 @@ _BOM = b"\xef\xbb\xbf"
 _CR = 0x0D
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServerSentEvent:
     """One dispatched event.  ``event`` is None for the default type (``message``);
     ``id`` is the last event id seen so far, as the spec carries it over."""
@@ -61,6 +61,10 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """The events completed by ``chunk``, in order."""
+        if not (self._buf or self._pending or self._skip_lf or self._at_start) and chunk[-2:] == b"\n\n":
+            events = self._whole_events(chunk)
+            if events is not None:
+                return events
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
@@ -91,6 +95,24 @@ class SSEDecoder:
                     events.append(event)
             elif raw[0] != 0x3A:  # lines starting with ':' are comments
                 self._field(raw.decode("utf-8", "replace"))
+        return events
+
+    def _whole_events(self, chunk: bytes) -> list[ServerSentEvent] | None:
+        """Events of the shape upstreams send, ``[event: NAME\\n]data: JSON\\n\\n``
+        each, read without the line-by-line machinery; None for anything else
+        (comments, ids, several data lines, CR line ends), which ``feed`` reads
+        the general way: the result is the same either way."""
+        if b"\r" in chunk:
+            return None
+        events = []
+        for block in chunk[:-2].split(b"\n\n"):
+            name = None
+            if block[:7] == b"event: ":
+                head, _, block = block.partition(b"\n")
+                name = head[7:].decode("utf-8", "replace") or None
+            if block[:6] != b"data: " or b"\n" in block:
+                return None
+            events.append(ServerSentEvent(block[6:].decode("utf-8", "replace"), name, self._id))
         return events
 
     def close(self) -> bool:

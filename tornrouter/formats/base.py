@@ -20,6 +20,7 @@ from marshmallow import Schema, ValidationError
 from ..canonical import ChatRequest, ChatResponse, Format, StreamEvent
 from ..errors import InvalidRequest, RouterError
 from ..sse import ServerSentEvent
+from .accepts import schema_accepts
 from .fields import first_problem
 
 
@@ -192,6 +193,8 @@ def load_request(body: bytes, schema: Schema) -> dict[str, Any]:
     """A client's body, parsed and validated against ``schema``; ``InvalidRequest``
     naming the first offending field otherwise."""
     data = load_json_object(body)
+    if schema_accepts(schema)(data):
+        return data
     problem = first_problem(schema, data)
     if problem is not None:
         raise invalid_from(ValidationError(problem))

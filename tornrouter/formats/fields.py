@@ -11,6 +11,8 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, missing
 
+from .accepts import Predicate, finite_number, schema_accepts
+
 
 class Wire(Schema):
     """A level of a wire body: unknown fields pass, since the APIs gain new ones
@@ -28,6 +30,9 @@ class StrictFloat(fields.Float):
             raise self.make_error("invalid", input=value)
         return super()._validated(value)
 
+    def value_check(self) -> Predicate:
+        return finite_number
+
 
 class StrictBool(fields.Boolean):
     """``true`` or ``false``; ``Boolean`` alone would also accept ``1`` and ``"yes"``."""
@@ -36,6 +41,9 @@ class StrictBool(fields.Boolean):
         if value is True or value is False:
             return value
         raise self.make_error("invalid", input=value)
+
+    def value_check(self) -> Predicate:
+        return lambda v: v is True or v is False
 
 
 def first_problem(schema: Schema, data: Mapping[str, Any]) -> Any:
@@ -104,6 +112,19 @@ class Tagged(fields.Field):
             raise ValidationError(errors)
         return value
 
+    def value_check(self) -> Predicate:
+        return self.accepts
+
+    def accepts(self, value: Any) -> bool:
+        """``errors(value)`` is None, sooner (see ``formats.accepts``)."""
+        if not isinstance(value, dict):
+            return False
+        kind = value.get(self.key, self.default)
+        schema = self.schemas.get(kind) if isinstance(kind, str) else None
+        if schema is not None:
+            return schema_accepts(schema)(value)
+        return self.unknown is None and isinstance(kind, str) and kind not in self.retired
+
 
 class Content(Tagged):
     """A string, or a list of parts each checked by the schema of its ``type``.
@@ -127,3 +148,9 @@ class Content(Tagged):
             if errors:
                 raise ValidationError({index: errors})
         return value
+
+    def value_check(self) -> Predicate:
+        accepts, non_empty = self.accepts, self.non_empty
+        return lambda v: isinstance(v, str) or (
+            type(v) is list and (bool(v) or not non_empty) and all(accepts(part) for part in v)
+        )

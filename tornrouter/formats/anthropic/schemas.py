@@ -17,6 +17,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from ..accepts import Predicate, schema_accepts
 from ..fields import Content, StrictBool, StrictFloat, Tagged, Wire, first_problem
 
 # Newer models take a ``system`` turn right after a user turn (``SystemMessageParam``
@@ -51,6 +52,10 @@ class _Each(fields.Field):
         if errors:
             raise ValidationError(errors)
         return value
+
+    def value_check(self) -> Predicate:
+        accepts = schema_accepts(self.schema)
+        return lambda v: isinstance(v, list) and all(isinstance(item, dict) and accepts(item) for item in v)
 
 
 # --- content blocks -------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from ..accepts import Predicate, schema_accepts
 from ..fields import Content, StrictBool, StrictFloat, Tagged, Wire, first_problem
 
 _UNKNOWN = "'{kind}' is not one of: {choices}."
@@ -48,6 +49,10 @@ class _Object(fields.Field):
             raise ValidationError(errors)
         return value
 
+    def value_check(self) -> Predicate:
+        accepts = schema_accepts(self.schema)
+        return lambda v: isinstance(v, dict) and accepts(v)
+
 
 class _Stop(fields.Field):
     """``stop``: one string or a list of strings."""
@@ -56,6 +61,9 @@ class _Stop(fields.Field):
         if isinstance(value, str) or (isinstance(value, list) and all(isinstance(s, str) for s in value)):
             return value
         raise ValidationError("Must be a string or a list of strings.")
+
+    def value_check(self) -> Predicate:
+        return lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(s, str) for s in v))
 
 
 def _tagged(schemas: Mapping[str, Schema], **kwargs: Any) -> Tagged:
@@ -78,6 +86,9 @@ class _ToolChoice(Tagged):
                 return value
             raise ValidationError(f"Must be one of: {', '.join(self.MODES)}, or an object.")
         return super()._deserialize(value, attr, data, **kwargs)
+
+    def value_check(self) -> Predicate:
+        return lambda v: v in self.MODES if isinstance(v, str) else self.accepts(v)
 
 
 # --- content parts ----------------------------------------------------------------
