@@ -173,6 +173,24 @@ async def test_a_response_is_its_keys_alone(keyed_router):
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_stored_response_is_never_replaced(keyed_router, log_guard):
+    router = keyed_router()
+    store = router.runtime.responses
+    await save_conversation(store, "team-a")
+    # an upstream that repeats its ids: another key's answer cannot take resp_1's place...
+    assert await store.save(response("resp_1", "team-b's"), as_input_items("mine now"), "team-b") is False
+    assert (await store.get("resp_1", "team-a"))["output"][0]["content"][0]["text"] == "hello"
+    with pytest.raises(NotFound):
+        await store.get("resp_1", "team-b")
+    # ...nor make a conversation a loop
+    assert await store.save(response("resp_5", "loop", "resp_5"), [], "team-a") is False
+    # the response's own previous_response_id is the default link; the caller's wins
+    assert await store.save(response("resp_6", "six"), [], "team-a", previous_response_id="resp_3")
+    assert (await store.get("resp_6", "team-a"))["previous_response_id"] == "resp_3"
+    assert len(await store.load("resp_6", "team-a")) == 7
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_load_gives_the_whole_conversation_and_store_false_keeps_nothing(keyed_router):
     router = keyed_router()
     store = router.runtime.responses

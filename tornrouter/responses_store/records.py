@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+KEPT, TAKEN, TOO_LARGE = "kept", "taken", "too large"
 MAX_CHAIN = 10_000  # links followed at most: a longer conversation is refused, never cut short
 PRUNE_EVERY_S = 60.0
 ENTRY_OVERHEAD_BYTES = 200  # what Python spends on an entry besides its strings, roughly
@@ -51,9 +52,10 @@ class Records(ABC):
     where: str = "memory"
 
     @abstractmethod
-    async def put(self, record: Record, ttl_s: float) -> bool:
-        """Keep ``record`` for ``ttl_s``, and its ancestors as long; False if
-        it was not kept (too large for the store)."""
+    async def put(self, record: Record, ttl_s: float) -> str:
+        """Keep ``record`` for ``ttl_s``, and its ancestors as long, unless its
+        id is taken (a record is never replaced: not by another key's, and
+        not into a loop).  ``KEPT``, ``TAKEN`` or ``TOO_LARGE``."""
 
     @abstractmethod
     async def chain(self, response_id: str) -> Chain:
@@ -94,12 +96,14 @@ class MemoryRecords(Records):
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def put(self, record: Record, ttl_s: float) -> bool:
+    async def put(self, record: Record, ttl_s: float) -> str:
         now = self.clock()
         self._prune(now)
         size = len(record.data) + len(record.id) + len(record.key) + len(record.prev) + ENTRY_OVERHEAD_BYTES
         if size > self.max_bytes:
-            return False
+            return TOO_LARGE
+        if self._alive(record.id, now) is not None:
+            return TAKEN
         expires_at = now + ttl_s
         prev, hops = record.prev, 0
         while prev and hops < MAX_CHAIN:  # renew (and make recent) the conversation's earlier records
@@ -108,12 +112,11 @@ class MemoryRecords(Records):
                 break
             entry.expires_at = expires_at
             prev, hops = entry.record.prev, hops + 1
-        self._drop(record.id)
         self._entries[record.id] = _Entry(record, size, expires_at)
         self.size += size
         while self.size > self.max_bytes:
             self._drop(next(iter(self._entries)))
-        return True
+        return KEPT
 
     async def chain(self, response_id: str) -> Chain:
         now = self.clock()

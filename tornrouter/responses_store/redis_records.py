@@ -17,11 +17,12 @@ bounds what it holds (``responses.max_bytes`` is the in-memory store's): with a
 from __future__ import annotations
 
 from ..access.redis_state import call, connect, redacted
-from .records import MAX_CHAIN, Chain, Record, Records
+from .records import KEPT, MAX_CHAIN, TAKEN, Chain, Record, Records
 
 # KEYS[1]: the record.  ARGV: key, prev, data, ttl_ms, prefix, max hops.
+# Returns 0 when the id is taken (nothing written), else 1.
 PUT_LUA = """
-redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'key', ARGV[1], 'prev', ARGV[2], 'data', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local prev = ARGV[2]
@@ -73,10 +74,10 @@ class RedisRecords(Records):
     def _name(self, response_id: str) -> str:
         return f"{self.prefix}response:{response_id}"
 
-    async def put(self, record: Record, ttl_s: float) -> bool:
+    async def put(self, record: Record, ttl_s: float) -> str:
         args = [record.key, record.prev, record.data, max(1, int(ttl_s * 1000)), self.prefix, MAX_CHAIN]
-        await call(self._put(keys=[self._name(record.id)], args=args), self.timeout_s, self.where)
-        return True
+        written = await call(self._put(keys=[self._name(record.id)], args=args), self.timeout_s, self.where)
+        return KEPT if written else TAKEN
 
     async def chain(self, response_id: str) -> Chain:
         found, missing, too_long = await call(

@@ -3,6 +3,7 @@ client key that created them (see the package docstring for the contract)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -12,8 +13,9 @@ from ..access.control import Outage
 from ..access.state import BackendUnavailable
 from ..errors import InvalidRequest, NotFound, PreviousResponseNotFound, RouterError, StateUnavailable
 from .items import listed
-from .records import MAX_CHAIN, Chain, Record, Records
+from .records import KEPT, MAX_CHAIN, TAKEN, TOO_LARGE, Chain, Record, Records
 
+log = logging.getLogger("tornrouter")
 T = TypeVar("T")
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100
@@ -28,21 +30,33 @@ class ResponsesStore:
 
     # --- the POST /v1/responses handler's two calls ------------------------------
 
-    async def save(self, response: dict[str, Any], input_items: list[Any], key_name: str | None) -> bool:
+    async def save(self, response: dict[str, Any], input_items: list[Any], key_name: str | None, *,
+                   previous_response_id: str | None = None) -> bool:
         """Keep a finished response (the ``response`` object as the client got
         it, its ``output`` included) with the request's own ``input_items``
-        (not the history a ``previous_response_id`` brought in).  Nothing is
-        kept when the response says ``store: false``.  Returns whether it was
-        kept (False also when it alone is larger than ``responses.max_bytes``)."""
+        (not the history a ``previous_response_id`` brought in), as the
+        continuation of ``previous_response_id`` (by default the one the
+        response names).  Nothing is kept when the response says ``store:
+        false``.  Returns whether it was kept; a response that is not (larger
+        than ``responses.max_bytes``, or an id already stored: an upstream
+        that repeats its ids) is logged."""
         if response.get("store") is False:
             return False
+        prev = previous_response_id or response.get("previous_response_id") or ""
+        if prev and response.get("previous_response_id") != prev:
+            response = {**response, "previous_response_id": prev}  # what it continued, as GET shows it
         record = Record(
             id=response["id"],
             key=key_name or "",
-            prev=response.get("previous_response_id") or "",
+            prev=prev,
             data=orjson.dumps({"response": response, "input": input_items}),
         )
-        return await self._call(self.records.put(record, self.ttl_s))
+        outcome = TAKEN if record.id == prev else await self._call(self.records.put(record, self.ttl_s))
+        if outcome == TAKEN:
+            log.warning("response '%s' not stored: that id is stored already (does the upstream repeat its ids?)", record.id)
+        elif outcome == TOO_LARGE:
+            log.warning("response '%s' not stored: %d bytes, more than responses.max_bytes", record.id, len(record.data))
+        return outcome == KEPT
 
     async def load(self, response_id: str, key_name: str | None) -> list[Any]:
         """The conversation that ``response_id`` ended, oldest first: for each
