@@ -130,6 +130,7 @@ def merge_usage(start: Usage, delta: Usage | None) -> Usage:
         cache_read_tokens=delta.cache_read_tokens or start.cache_read_tokens,
         cache_creation_tokens=delta.cache_creation_tokens or start.cache_creation_tokens,
         extra={**start.extra, **delta.extra},
+        reasoning_tokens=delta.reasoning_tokens or start.reasoning_tokens,
     )
 
 

@@ -82,6 +82,8 @@ class _Writer(Carry):
 
     def image(self, block: Image) -> dict[str, Any]:
         out = {"type": "image", "source": _image_source(block)}
+        if block.detail not in (None, "auto"):
+            self.lose("image.detail")
         self.extra(out, block.extra, "image.")
         return out
 
@@ -134,6 +136,8 @@ class _Writer(Carry):
         if tool.description is not None:
             out["description"] = tool.description
         out["input_schema"] = {"type": "object", "properties": {}} if tool.parameters is None else tool.parameters
+        if tool.strict:
+            self.lose("tools.strict")
         self.extra(out, tool.extra, "tools.")
         return out
 

@@ -156,18 +156,20 @@ def _user_blocks(content: str | list[dict[str, Any]]) -> list[Block]:
 def _image_from_wire(part: dict[str, Any]) -> Image:
     image_url = part["image_url"]
     extra = others(part, IMAGE_PART_KEYS)
-    if "detail" in image_url:
-        extra["detail"] = image_url["detail"]
     inner = others(image_url, IMAGE_URL_KEYS)
     if inner:
         extra["image_url"] = inner
-    url: str = image_url["url"]
+    return image_from_url(image_url["url"], image_url.get("detail"), extra)
+
+
+def image_from_url(url: str, detail: str | None, extra: dict[str, Any]) -> Image:
+    """An image given by URL, a base64 ``data:`` URL read as inline data."""
     if url.startswith("data:"):
         comma = url.find(",")
         head = url[5:comma]
         if comma > 0 and head.endswith(";base64"):
-            return Image(media_type=head[:-7], data=url[comma + 1 :], extra=extra)
-    return Image(url=url, extra=extra)
+            return Image(media_type=head[:-7], data=url[comma + 1 :], extra=extra, detail=detail)
+    return Image(url=url, extra=extra, detail=detail)
 
 
 def _assistant_blocks(raw: dict[str, Any]) -> list[Block]:
@@ -215,12 +217,13 @@ def _tool_from_wire(raw: dict[str, Any]) -> Tool:
         return Tool(spec["name"], spec.get("description"), builtin=kind, extra=raw)
     function = raw["function"]
     extra = others(raw, TOOL_KEYS)
-    if "strict" in function:
-        extra["strict"] = function["strict"]
     inner = others(function, FUNCTION_DEF_KEYS)
     if inner:
         extra["function"] = inner
-    return Tool(function["name"], function.get("description"), function.get("parameters"), extra=extra)
+    return Tool(
+        function["name"], function.get("description"), function.get("parameters"), extra=extra,
+        strict=function.get("strict"),
+    )
 
 
 def _tool_choice_from_wire(choice: Any, parallel: bool | None, extra: dict[str, Any]) -> ToolChoice | None:

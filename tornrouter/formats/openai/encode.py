@@ -83,8 +83,9 @@ class _Writer(Carry):
         return out
 
     def image(self, block: Image) -> dict[str, Any]:
-        url = block.url if block.data is None else f"data:{block.media_type};base64,{block.data}"
-        image_url: dict[str, Any] = {"url": url}
+        image_url: dict[str, Any] = {"url": image_url_of(block)}
+        if block.detail is not None:
+            image_url["detail"] = block.detail
         out = {"type": "image_url", "image_url": image_url}
         if block.extra:
             self.nested(out, image_url, block.extra, "image.", "image_url", frozenset({"detail"}))
@@ -112,6 +113,8 @@ class _Writer(Carry):
             function["description"] = tool.description
         if tool.parameters is not None:
             function["parameters"] = tool.parameters
+        if tool.strict is not None:
+            function["strict"] = tool.strict
         out = {"type": "function", "function": function}
         if tool.extra:
             self.nested(out, function, tool.extra, "tools.", "function", frozenset({"strict"}))
@@ -233,6 +236,11 @@ class _Writer(Carry):
             self.lose("tool_choice")
         if choice.parallel is not None and (tools or self.keep):
             body["parallel_tool_calls"] = choice.parallel
+
+
+def image_url_of(block: Image) -> str:
+    """The image's URL, an inline image as a ``data:`` URL."""
+    return block.url if block.data is None else f"data:{block.media_type};base64,{block.data}"
 
 
 def _compact(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:

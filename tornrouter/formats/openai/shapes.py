@@ -133,6 +133,7 @@ def usage_from_wire(d: Mapping[str, Any]) -> Usage:
     """A wire ``usage`` object.  ``prompt_tokens`` includes cached (and cache-written)
     tokens; canonical ``input_tokens`` does not.  Token details go to ``extra``."""
     details = d.get("prompt_tokens_details") or {}
+    completion = d.get("completion_tokens_details") or {}
     prompt = check_usage(
         Usage(
             input_tokens=d.get("prompt_tokens") or 0,
@@ -140,6 +141,7 @@ def usage_from_wire(d: Mapping[str, Any]) -> Usage:
             cache_read_tokens=details.get("cached_tokens") or 0,
             cache_creation_tokens=details.get("cache_write_tokens") or 0,
             extra=others(d, _USAGE_KEYS),
+            reasoning_tokens=completion.get("reasoning_tokens") or 0,
         )
     )
     # prompt_tokens counts the cached ones too; the canonical input_tokens does not
@@ -168,5 +170,7 @@ def usage_to_wire(u: Usage, *, keep_extra: bool = False) -> dict[str, Any]:
             details = {**known, **details}
         elif not (u.cache_read_tokens or u.cache_creation_tokens):
             return out
+    elif u.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
     out["prompt_tokens_details"] = details
     return out
