@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 from marshmallow import Schema, ValidationError
 
-from ..canonical import ChatRequest, ChatResponse, Format, StreamEvent
+from ..canonical import ChatRequest, ChatResponse, Format, StreamEvent, Tool
 from ..errors import InvalidRequest, RouterError
 from ..sse import ServerSentEvent
 from .fields import first_problem
@@ -141,6 +141,12 @@ class Foreign:
         ``InvalidRequest`` for one it cannot serve at all."""
         return self.names(extra, "")
 
+    def carry_request(self, extra: Mapping[str, Any], target: Format) -> tuple[dict[str, Any], list[str]]:
+        """What of a request's own extras an upstream of ``target`` has fields
+        for, in its wire shape, and the lossy names of the rest; raises as
+        ``request`` does.  By default ``target`` has a field for none of them."""
+        return {}, self.request(extra, target)
+
     def response(self, extra: Mapping[str, Any]) -> list[str]:
         """The lossy names of a (non-streamed) response's own extras."""
         return self.names(extra, "")
@@ -148,6 +154,13 @@ class Foreign:
     def delta(self, extra: Mapping[str, Any]) -> list[str]:
         """The lossy names of a stream ``BlockDelta``'s extras."""
         return self.names(extra, "")
+
+
+def hosted_settings(tool: Tool) -> list[str]:
+    """The lossy names of a hosted tool's settings when another API's own
+    equivalent runs in its place (a web search): its ``type`` and ``name``
+    are the tool itself, its other fields settings of the original."""
+    return [f"tools.{tool.builtin}.{k}" for k, v in tool.extra.items() if k not in ("type", "name") and v is not None]
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ...canonical import (
     ToolChoice,
     ToolResult,
 )
+from ..base import hosted_settings
 from ..lossy import Carry
 from .shapes import (
     BAD_TOOL_ID_CHARS,
@@ -29,6 +30,7 @@ from .shapes import (
     MIN_THINKING_BUDGET,
     STOP_TO_WIRE,
     TEXT_KEYS,
+    WEB_SEARCH_TOOL,
     usage_to_wire,
 )
 
@@ -120,6 +122,7 @@ class _Writer(Carry):
             out = {"type": "redacted_thinking", "data": block.redacted}
         elif block.signature is None and self.for_request:
             self.lose("thinking")  # the API refuses thinking it did not sign
+            self.extra({}, block.extra, "thinking.")
             return None
         else:
             out = {"type": "thinking", "thinking": block.thinking, "signature": block.signature or ""}
@@ -130,6 +133,9 @@ class _Writer(Carry):
         if tool.builtin is not None:
             if self.keep:
                 return tool.extra or {"type": tool.builtin, "name": tool.name}
+            if tool.web_search:  # another API's hosted web search: this one's server tool searches
+                self.lose_all(hosted_settings(tool))
+                return dict(WEB_SEARCH_TOOL)
             self.lose(f"tools.{tool.builtin}")
             return None
         out: dict[str, Any] = {"name": tool.name}

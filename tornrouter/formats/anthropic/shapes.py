@@ -86,6 +86,8 @@ EFFORT_BUDGET: Mapping[str, int] = MappingProxyType(
     {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
 )
 MIN_THINKING_BUDGET = 1024
+# The server tool that runs another API's hosted web search.
+WEB_SEARCH_TOOL: Mapping[str, str] = MappingProxyType({"type": "web_search_20250305", "name": "web_search"})
 FALLBACK_MAX_TOKENS = 4096
 # Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; some OpenAI-compatible
 # upstreams mint ids like "functions.get_weather:0".

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ...accumulate import EVENT_EXTRA, StreamOrder
+from ...accumulate import BLOCK_EXTRA, EVENT_EXTRA, StreamOrder
 from ...canonical import (
     BlockDelta,
     BlockStart,
@@ -186,6 +186,9 @@ class AnthropicStreamEncoder(Carry):
         self._order.check(event)
         if isinstance(event, BlockDelta):
             index = self._wire.get(event.index)
+            if BLOCK_EXTRA in event.extra:  # fields of the block, not a delta this API has
+                self.extra({}, event.extra, "")
+                return b""
             return b"" if index is None else self._delta(index, event)
         if isinstance(event, BlockStart):
             return self._block_start(event)

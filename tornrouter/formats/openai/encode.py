@@ -70,6 +70,7 @@ class _Writer(Carry):
             return block.data
         if isinstance(block, Thinking):
             self.lose("thinking")
+            self.extra({}, block.extra, "thinking.")
         else:
             self.lose(f"content.{block.data.get('type') if isinstance(block, Opaque) else block.type}")
         return None
@@ -314,7 +315,10 @@ def request_to_wire(request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
     if w.keep:
         w.extra(body, request.extra, "", LEGACY_MAX_TOKENS if legacy else frozenset())
     elif w.foreign is not None:
-        w.lose_all(w.foreign.request(request.extra, "openai"))
+        carried, lost = w.foreign.carry_request(request.extra, "openai")
+        for key, value in carried.items():
+            body.setdefault(key, value)
+        w.lose_all(lost)
     if request.reasoning is not None:
         _reasoning(body, request.reasoning, w)
     if request.web_search is not None:

@@ -12,6 +12,7 @@ from ...canonical import Format, StopReason, Usage
 from ...check import check_usage
 from ...errors import InvalidRequest
 from ..base import Foreign, others
+from ..responses.chat import carried_from_chat
 
 
 FINISH_TO_STOP: Mapping[str, StopReason] = MappingProxyType(
@@ -89,14 +90,18 @@ _SILENT_REQUEST_KEYS = frozenset({"stream_options", "n"})
 # Response extras that hold the fields of an inner object (choices[0], its message).
 _NESTED_RESPONSE_KEYS = frozenset({"choice", "message"})
 _SILENT_RESPONSE_KEYS = frozenset({"created"})
-_API_NAMES: Mapping[str, str] = MappingProxyType({"anthropic": "Anthropic Messages", "openai": "OpenAI"})
+_API_NAMES: Mapping[str, str] = MappingProxyType(
+    {"anthropic": "Anthropic Messages", "openai": "OpenAI", "responses": "OpenAI Responses"}
+)
 
 
 class _Extras(Foreign):
     """This codec's ``extra`` as another format loses it (see ``codec`` for what it
     keeps where): a leading instruction message's fields but its role are lost as
     ``messages.<field>``; a completion's ``choice`` and ``message`` by their own
-    fields, its ``created`` silently; ``n`` above 1 cannot be served at all."""
+    fields, its ``created`` silently; ``n`` above 1 cannot be served at all.
+    The fields a Responses request has too go to a Responses upstream
+    (``responses.chat.carried_from_chat``)."""
 
     def names(self, extra: Mapping[str, Any], prefix: str) -> list[str]:
         if prefix != "text." or "message" not in extra:
@@ -110,6 +115,12 @@ class _Extras(Foreign):
         if n is not None and n != 1:
             raise InvalidRequest("n", f"the {_API_NAMES[target]} API supports only n=1")
         return [k for k, v in extra.items() if k not in _SILENT_REQUEST_KEYS and v is not None and v is not False]
+
+    def carry_request(self, extra: Mapping[str, Any], target: Format) -> tuple[dict[str, Any], list[str]]:
+        if target != "responses":
+            return {}, self.request(extra, target)
+        carried, rest = carried_from_chat(extra)
+        return carried, self.request(rest, target)
 
     def response(self, extra: Mapping[str, Any]) -> list[str]:
         lost: list[str] = []
