@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 from marshmallow import Schema, ValidationError
 
-from ..canonical import ChatRequest, ChatResponse, Format, StreamEvent, Tool
+from ..canonical import ChatRequest, ChatResponse, Format, MessageStart, StreamEvent, Tool
 from ..errors import InvalidRequest, RouterError
 from ..sse import ServerSentEvent
 from .fields import first_problem
@@ -50,6 +50,10 @@ class StreamEncoder(Protocol):
 
     def finish_with_error(self, message: str, status: int = 502) -> bytes:
         """End the stream with the API's error event."""
+
+    def take_over(self, start: MessageStart, events: int) -> None:
+        """Go on from a stream relayed byte for byte so far (its ``MessageStart``,
+        and how many events it had): only ``finish_with_error`` follows."""
 
 
 class Codec(ABC):
