@@ -191,7 +191,8 @@ class AnthropicStreamEncoder(Carry):
         if isinstance(event, BlockDelta):
             index = self._wire.get(event.index)
             if BLOCK_EXTRA in event.extra:  # fields of the block, not a delta this API has
-                self.extra({}, event.extra, "")
+                if self.foreign is not None:
+                    self.lose_all(self.foreign.delta(event.extra))
                 return b""
             return b"" if index is None else self._delta(index, event)
         if isinstance(event, BlockStart):

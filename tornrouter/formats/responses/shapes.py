@@ -95,6 +95,8 @@ class _Extras(Foreign):
     prompt they stand for is OpenAI's."""
 
     def names(self, extra: Mapping[str, Any], prefix: str) -> list[str]:
+        if not prefix:  # a stream's message-level fields: the response's
+            return self.response(extra)
         lost: list[str] = []
         for key, value in extra.items():
             if key in MARKS:

@@ -584,7 +584,8 @@ class ResponsesStreamEncoder(Carry):
                              {"type": "response.function_call_arguments.done", **ids, "arguments": text})
         elif open_.kind == "reasoning" and open_.summary:
             part = {"type": "summary_text", "text": text}
-            open_.item["summary"] = [part]
+            if not (self.keep and open_.item.get("summary")):  # a summary of several parts came whole
+                open_.item["summary"] = [part]
             out = self._emit("response.reasoning_summary_text.done",
                              {"type": "response.reasoning_summary_text.done", **ids, "summary_index": 0, "text": text})
             out += self._emit("response.reasoning_summary_part.done",
