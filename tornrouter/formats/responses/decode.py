@@ -174,7 +174,7 @@ def _input_from_wire(data: dict[str, Any]) -> tuple[list[Text], list[Message]]:
     if items is None:
         return system, []
     if isinstance(items, str):
-        return system, [Message("user", [Text(items)])]
+        return system, [Message("user", [Text(items, {STRING: True})])]
     start = 0
     while start < len(items) and items[start].get("type", "message") == "message" and items[start]["role"] in _INSTRUCTION_ROLES:
         item = items[start]
@@ -196,10 +196,11 @@ def _input_from_wire(data: dict[str, Any]) -> tuple[list[Text], list[Message]]:
 def _tool_from_wire(raw: dict[str, Any]) -> Tool:
     kind = raw["type"]
     if kind == "function":
-        return Tool(
-            raw["name"], raw.get("description"), raw.get("parameters"), extra=others(raw, FUNCTION_TOOL_KEYS),
-            strict=raw.get("strict"),
-        )
+        extra = others(raw, FUNCTION_TOOL_KEYS)
+        for key in ("parameters", "strict"):  # null as sent: written back so
+            if key in raw and raw[key] is None:
+                extra[key] = None
+        return Tool(raw["name"], raw.get("description"), raw.get("parameters"), extra=extra, strict=raw.get("strict"))
     # Hosted tools (web_search, file_search, mcp...) and custom ones, relayed whole.
     return Tool(raw.get("name") or kind, builtin=kind, extra=raw)
 
@@ -237,7 +238,7 @@ def request_from_wire(data: dict[str, Any]) -> ChatRequest:
     """A validated request body as a ``ChatRequest``; values are shared, not copied."""
     extra = others(data, REQUEST_KEYS)
     if data.get("input") is None and not any(data.get(k) for k in ("previous_response_id", "conversation", "prompt")):
-        raise InvalidRequest("input", "input: Missing data for required field.")
+        raise InvalidRequest("input", "Missing data for required field.")
     if isinstance(data.get("input"), str):
         extra["input"] = None  # the mark of an input sent as a string (``encode``)
     system, messages = _input_from_wire(data)

@@ -112,7 +112,7 @@ class _Extras(Foreign):
         for key in _STATEFUL:
             if extra.get(key) is not None:
                 raise InvalidRequest(
-                    key, f"{key} needs an upstream of the Responses API; send the whole conversation in 'input'"
+                    key, "only an upstream of the Responses API can follow it; send the whole conversation in 'input'"
                 )
         lost: list[str] = []
         for key, value in extra.items():
