@@ -19,6 +19,7 @@ from tests.codec_fixtures import CodecFixtures
 from tornrouter.canonical import (
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Message,
     Opaque,
@@ -132,11 +133,12 @@ def test_a_plugins_new_limit_goes_under_the_clients_key() -> None:
 
 def test_images_and_other_user_parts() -> None:
     content = parse(fixture("requests", "multimodal")).messages[0].content
-    assert [b.type for b in content] == ["text", "image", "image", "opaque", "opaque"]
+    assert [b.type for b in content] == ["text", "image", "image", "opaque", "file"]
     by_url, inline = content[1], content[2]
     assert isinstance(by_url, Image) and by_url.url.startswith("https://") and by_url.detail == "high" and by_url.extra == {}
     assert inline == Image(media_type="image/png", data=PNG)
-    assert [b.data["type"] for b in content[3:]] == ["input_audio", "file"]
+    assert content[3].data["type"] == "input_audio"
+    assert content[4] == File(file_id="file-6F2ksmvXxt4VdoqmHRw6kL")
 
 
 def test_tool_calls_and_tool_results() -> None:

@@ -12,7 +12,7 @@ import pytest
 from openai.types.responses import Response
 
 from tests.codec_fixtures import CodecFixtures
-from tornrouter.canonical import Image, Message, Opaque, Reasoning, Text, Thinking, Tool, ToolCall, ToolChoice, ToolResult
+from tornrouter.canonical import File, Image, Message, Opaque, Reasoning, Text, Thinking, Tool, ToolCall, ToolChoice, ToolResult
 from tornrouter.errors import InvalidRequest
 from tornrouter.formats.responses.codec import ResponsesCodec
 
@@ -66,7 +66,7 @@ def test_images_and_files() -> None:
     assert isinstance(text, Text)
     assert isinstance(by_url, Image) and by_url.url.startswith("https://") and by_url.detail == "high"
     assert isinstance(inline, Image) and inline.media_type == "image/png" and inline.detail == "auto"
-    assert isinstance(file, Opaque) and file.data["type"] == "input_file"
+    assert file == File(data="JVBERi0xLjQK", media_type="application/pdf", filename="draconomicon.pdf")
 
 
 def test_one_assistant_turn_per_run_of_model_items() -> None:

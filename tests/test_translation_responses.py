@@ -281,3 +281,35 @@ def test_anthropic_answer_to_a_responses_client_exactly() -> None:
                              "output_tokens": 6, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 22}
     assert (body["id"], body["status"], body["incomplete_details"]) == ("resp_msg_01X", "completed", None)
     assert lossy == ["thinking.signature"]
+
+
+# --- files: carried where the target reads them -------------------------------------------------
+
+
+def test_input_files_go_where_the_target_can_read_them() -> None:
+    body = F.load("requests", "multimodal")
+    body["input"][0]["content"] += [{"type": "input_file", "file_id": "file-abc"},
+                                    {"type": "input_file", "file_url": "https://example.com/a.pdf", "filename": "a.pdf"}]
+    chat, lossy = OPENAI.encode_request(F.parse(body))
+    assert chat["messages"][0]["content"][3:] == [
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0xLjQK", "filename": "draconomicon.pdf"}},
+        {"type": "file", "file": {"file_id": "file-abc"}},  # the same OpenAI file store
+    ]
+    assert lossy == ["content.file"]  # chat completions reads no file by URL
+    claude, lossy = ANTHROPIC.encode_request(F.parse(body), default_max_tokens=DEFAULT_MAX_TOKENS)
+    assert claude["messages"][0]["content"][3:] == [
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}, "title": "draconomicon.pdf"},
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}, "title": "a.pdf"},
+    ]
+    assert lossy == ["image.detail", "content.file"]  # an OpenAI file id means nothing to Anthropic
+
+
+def test_files_of_the_other_apis_reach_a_responses_upstream() -> None:
+    chat = {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "x"}, {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "r.pdf"}}]}]}
+    assert RESPONSES.encode_request(OPENAI.parse_request(json.dumps(chat).encode()))[0]["input"][0]["content"][1] == {
+        "type": "input_file", "file_data": "data:application/pdf;base64,JVBE", "filename": "r.pdf"}
+    claude = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/b.pdf"}, "title": "b.pdf"}, {"type": "text", "text": "sum up"}]}]}
+    assert RESPONSES.encode_request(ANTHROPIC.parse_request(json.dumps(claude).encode()))[0]["input"][0]["content"][0] == {
+        "type": "input_file", "file_url": "https://example.com/b.pdf", "filename": "b.pdf"}

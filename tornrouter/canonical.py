@@ -77,6 +77,29 @@ class Image:
 
 
 @dataclass(slots=True)
+class File:
+    """A document (a PDF...) given inline (``media_type`` + base64 ``data``), by
+    URL, or by ``file_id``: the id OpenAI's file store gave it, which only an
+    OpenAI upstream can read.  ``filename`` as the client named it (Anthropic's
+    document ``title``)."""
+
+    data: str | None = None
+    media_type: str | None = None
+    url: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    type = "file"
+
+    def to_json(self) -> dict[str, Any]:
+        data = None if self.data is None else f"<{len(self.data)} base64 chars>"  # the shape, not the megabytes
+        return _drop_empty(
+            {"type": "file", "url": self.url, "media_type": self.media_type, "data": data, "file_id": self.file_id,
+             "filename": self.filename, "extra": self.extra}
+        )
+
+
+@dataclass(slots=True)
 class ToolCall:
     """A call the assistant makes: OpenAI ``tool_calls[]`` / Anthropic ``tool_use``.
 
@@ -169,7 +192,7 @@ class Opaque:
         return {"type": "opaque", "format": self.format, "data": self.data}
 
 
-Block = Union[Text, Image, ToolCall, ToolResult, Thinking, Opaque]
+Block = Union[Text, Image, File, ToolCall, ToolResult, Thinking, Opaque]
 
 
 @dataclass(slots=True)

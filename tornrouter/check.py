@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, get_args
 
 from .canonical import (
-    Block, ChatRequest, ChatResponse, Format, Image, Message, Opaque, Reasoning, ReasoningMode, Role, Text, Thinking,
+    Block, ChatRequest, ChatResponse, File, Format, Image, Message, Opaque, Reasoning, ReasoningMode, Role, Text, Thinking,
     Tool, ToolCall, ToolChoice, ToolChoiceMode, ToolResult, Usage,
 )
 
@@ -28,6 +28,10 @@ _NUMBER = (float, int, _NONE)
 _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
     Text: (("text", _STR), ("extra", _DICT), ("refusal", (bool,))),
     Image: (("url", _OPT_STR), ("media_type", _OPT_STR), ("data", _OPT_STR), ("extra", _DICT), ("detail", _OPT_STR)),
+    File: (
+        ("data", _OPT_STR), ("media_type", _OPT_STR), ("url", _OPT_STR), ("file_id", _OPT_STR), ("filename", _OPT_STR),
+        ("extra", _DICT),
+    ),
     ToolCall: (("id", _STR), ("name", _STR), ("input", _DICT), ("raw_arguments", _OPT_STR), ("extra", _DICT)),
     ToolResult: (("tool_call_id", _STR), ("content", (list, str)), ("is_error", (bool,)), ("extra", _DICT)),
     Thinking: (("thinking", _STR), ("signature", _OPT_STR), ("redacted", _OPT_STR), ("extra", _DICT)),
@@ -63,7 +67,7 @@ _CHOICES: dict[type, tuple[str, frozenset[str]]] = {
     Reasoning: ("mode", frozenset(get_args(ReasoningMode))),
     ChatRequest: ("source", frozenset(get_args(Format))),
 }
-_BLOCKS = (Text, Image, ToolCall, ToolResult, Thinking, Opaque)
+_BLOCKS = (Text, Image, File, ToolCall, ToolResult, Thinking, Opaque)
 _TYPE_NAMES = {str: "a string", dict: "a dict", list: "a list", bool: "a boolean", int: "an integer", float: "a number", _NONE: "None"}
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 from marshmallow import Schema, ValidationError
 
-from ..canonical import ChatRequest, ChatResponse, Format, MessageStart, StreamEvent, Tool
+from ..canonical import ChatRequest, ChatResponse, File, Format, MessageStart, StreamEvent, Tool
 from ..errors import InvalidRequest, RouterError
 from ..sse import ServerSentEvent
 from .fields import first_problem
@@ -158,6 +158,32 @@ class Foreign:
     def delta(self, extra: Mapping[str, Any]) -> list[str]:
         """The lossy names of a stream ``BlockDelta``'s extras."""
         return self.names(extra, "")
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """``(media_type, base64 data)`` of a base64 ``data:`` URL; None for anything else."""
+    if url.startswith("data:"):
+        comma = url.find(",")
+        head = url[5:comma]
+        if comma > 0 and head.endswith(";base64"):
+            return head[:-7], url[comma + 1 :]
+    return None
+
+
+def file_data(block: File) -> str | None:
+    """A file's inline data as the OpenAI APIs send it: a ``data:`` URL (raw
+    base64 when its media type is not known)."""
+    if block.data is None:
+        return None
+    return block.data if block.media_type is None else f"data:{block.media_type};base64,{block.data}"
+
+
+def file_from_data(data: str | None, **fields: Any) -> File:
+    """A file whose inline data came as the OpenAI APIs send it (``file_data``)."""
+    split = split_data_url(data) if data is not None else None
+    if split is not None:
+        return File(data=split[1], media_type=split[0], **fields)
+    return File(data=data, **fields)
 
 
 def hosted_settings(tool: Tool) -> list[str]:

@@ -11,6 +11,7 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Opaque,
     Reasoning,
@@ -25,6 +26,7 @@ from ..base import hosted_settings
 from ..lossy import Carry
 from .shapes import (
     BAD_TOOL_ID_CHARS,
+    DOCUMENT_MEDIA_TYPES,
     EFFORT_BUDGET,
     FALLBACK_MAX_TOKENS,
     MIN_THINKING_BUDGET,
@@ -72,6 +74,8 @@ class _Writer(Carry):
             return None
         if isinstance(block, Image):
             return self.image(block)
+        if isinstance(block, File):
+            return self.document(block)
         return self.tool_result(block)
 
     def text(self, block: Text) -> dict[str, Any] | None:
@@ -87,6 +91,25 @@ class _Writer(Carry):
         if block.detail not in (None, "auto"):
             self.lose("image.detail")
         self.extra(out, block.extra, "image.")
+        return out
+
+    def document(self, block: File) -> dict[str, Any] | None:
+        """A ``document``: a PDF by base64 data or URL (its title the file's
+        name).  An OpenAI file id means nothing here; other types of data are
+        not documents this API reads."""
+        if block.data is not None and (self.keep or block.media_type in DOCUMENT_MEDIA_TYPES):
+            source: dict[str, Any] = {"type": "base64", "media_type": block.media_type, "data": block.data}
+        elif block.url is not None:
+            source = {"type": "url", "url": block.url}
+        else:
+            self.lose("content.file")
+            return None
+        if block.file_id is not None:
+            self.lose("file.file_id")
+        out: dict[str, Any] = {"type": "document", "source": source}
+        if block.filename is not None:
+            out["title"] = block.filename
+        self.extra(out, block.extra, "file.")
         return out
 
     def tool_use(self, block: ToolCall) -> dict[str, Any]:

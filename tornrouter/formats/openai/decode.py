@@ -10,6 +10,7 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Message,
     Opaque,
@@ -24,12 +25,14 @@ from ...canonical import (
     Usage,
     new_id,
 )
-from ..base import others
+from ..base import file_from_data, others, split_data_url
 from .shapes import (
     ASSISTANT_KEYS,
     CHOICE_KEYS,
     COMPLETION_KEYS,
     CONTENT_KEY,
+    FILE_KEYS,
+    FILE_PART_KEYS,
     FINISH_TO_STOP,
     FUNCTION_CALL_KEYS,
     FUNCTION_DEF_KEYS,
@@ -148,7 +151,9 @@ def _user_blocks(content: str | list[dict[str, Any]]) -> list[Block]:
             blocks.append(_text(part))
         elif kind == "image_url":
             blocks.append(_image_from_wire(part))
-        else:  # input_audio, file: nothing canonical to map them to
+        elif kind == "file":
+            blocks.append(_file_from_wire(part))
+        else:  # input_audio: nothing canonical to map it to
             blocks.append(Opaque("openai", part))
     return blocks
 
@@ -164,12 +169,19 @@ def _image_from_wire(part: dict[str, Any]) -> Image:
 
 def image_from_url(url: str, detail: str | None, extra: dict[str, Any]) -> Image:
     """An image given by URL, a base64 ``data:`` URL read as inline data."""
-    if url.startswith("data:"):
-        comma = url.find(",")
-        head = url[5:comma]
-        if comma > 0 and head.endswith(";base64"):
-            return Image(media_type=head[:-7], data=url[comma + 1 :], extra=extra, detail=detail)
+    inline = split_data_url(url)
+    if inline is not None:
+        return Image(media_type=inline[0], data=inline[1], extra=extra, detail=detail)
     return Image(url=url, extra=extra, detail=detail)
+
+
+def _file_from_wire(part: dict[str, Any]) -> File:
+    file = part["file"]
+    extra = others(part, FILE_PART_KEYS)
+    inner = others(file, FILE_KEYS)
+    if inner:
+        extra["file"] = inner
+    return file_from_data(file.get("file_data"), file_id=file.get("file_id"), filename=file.get("filename"), extra=extra)
 
 
 def _assistant_blocks(raw: dict[str, Any]) -> list[Block]:

@@ -12,6 +12,7 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Message,
     Opaque,
@@ -23,6 +24,7 @@ from ...canonical import (
     ToolChoice,
     ToolResult,
 )
+from ..base import file_data
 from ..lossy import Carry
 from .shapes import (
     LEGACY_MAX_TOKENS,
@@ -92,6 +94,26 @@ class _Writer(Carry):
             self.nested(out, image_url, block.extra, "image.", "image_url", frozenset({"detail"}))
         return out
 
+    def file(self, block: File) -> dict[str, Any] | None:
+        """A ``file`` part; a file by URL alone has none (the API reads no URLs)."""
+        file: dict[str, Any] = {}
+        data = file_data(block)
+        if data is not None:
+            file["file_data"] = data
+        if block.file_id is not None:
+            file["file_id"] = block.file_id
+        if not file:
+            self.lose("content.file")
+            return None
+        if block.url is not None:
+            self.lose("file.url")
+        if block.filename is not None:
+            file["filename"] = block.filename
+        out = {"type": "file", "file": file}
+        if block.extra:
+            self.nested(out, file, block.extra, "file.", "file", frozenset())
+        return out
+
     def tool_call(self, block: ToolCall) -> dict[str, Any]:
         if block.raw_arguments is not None:
             arguments = block.raw_arguments
@@ -157,6 +179,10 @@ class _Writer(Carry):
                 parts.append(self.image(block))
             elif isinstance(block, ToolResult):
                 turns.append(self.tool_message(block))
+            elif isinstance(block, File):
+                part = self.file(block)
+                if part is not None:
+                    parts.append(part)
             else:
                 part = self.unplaced(block)
                 if part is not None:

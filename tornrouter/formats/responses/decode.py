@@ -22,12 +22,13 @@ from ...canonical import (
     new_id,
 )
 from ...errors import InvalidRequest
-from ..base import others
+from ..base import file_from_data, others
 from ..openai.decode import image_from_url
 from ..openai.shapes import MODE_FROM_WIRE
 from .shapes import (
     ARGUMENTS,
     EFFORT_KEY,
+    FILE_PART_KEYS,
     FUNCTION_CALL_KEYS,
     FUNCTION_OUTPUT_KEYS,
     FUNCTION_TOOL_KEYS,
@@ -69,7 +70,12 @@ def _part(part: dict[str, Any], role: str) -> Block:
         return Text(part["refusal"], others(part, REFUSAL_PART_KEYS), refusal=True)
     if kind == "input_image" and isinstance(part.get("image_url"), str):
         return image_from_url(part["image_url"], part.get("detail"), others(part, IMAGE_PART_KEYS))
-    return Opaque("responses", part)  # an image by file id, a file, audio: OpenAI's own
+    if kind == "input_file":
+        return file_from_data(
+            part.get("file_data"), url=part.get("file_url"), file_id=part.get("file_id"), filename=part.get("filename"),
+            extra=others(part, FILE_PART_KEYS),
+        )
+    return Opaque("responses", part)  # an image by file id, audio: OpenAI's own
 
 
 def content_from_wire(content: str | list[dict[str, Any]], role: str) -> list[Block]:

@@ -12,6 +12,7 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Message,
     Opaque,
@@ -23,7 +24,7 @@ from ...canonical import (
     ToolResult,
     new_id,
 )
-from ..base import hosted_settings
+from ..base import file_data, hosted_settings
 from ..lossy import Carry
 from ..openai.encode import image_url_of
 from ..openai.shapes import MODE_TO_WIRE
@@ -86,6 +87,14 @@ class _Writer(Carry):
         self.extra(out, block.extra, "image.")
         return out
 
+    def file_part(self, block: File) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "input_file"}
+        data = file_data(block)
+        for key, value in (("file_data", data), ("file_url", block.url), ("file_id", block.file_id), ("filename", block.filename)):
+            if value is not None:
+                out[key] = value
+        return self.extra(out, block.extra, "file.")
+
     def unplaced(self, block: Block) -> dict[str, Any] | None:
         """A block with no place of its own: a Responses one relayed, another lost."""
         if isinstance(block, Opaque) and block.format == "responses":
@@ -145,6 +154,8 @@ class _Writer(Carry):
                 parts.append(self.text_part(block, message.role))
             elif isinstance(block, Image):
                 parts.append(self.image_part(block))
+            elif isinstance(block, File):
+                parts.append(self.file_part(block))
             elif isinstance(block, ToolResult):
                 items.append(self.tool_output(block))
             elif isinstance(block, Opaque) and block.format == "responses" and block.data.get("type") not in _PART_TYPES:
@@ -168,6 +179,8 @@ class _Writer(Carry):
                 parts.append(self.text_part(item, "user"))
             elif isinstance(item, Image):
                 parts.append(self.image_part(item))
+            elif isinstance(item, File):
+                parts.append(self.file_part(item))
             else:
                 part = self.unplaced(item)
                 if part is not None:
