@@ -44,6 +44,7 @@ from .shapes import (
     STRING,
     TEXT_PART,
     TEXT_PART_KEYS,
+    summary_to_wire,
     usage_from_wire,
 )
 
@@ -110,10 +111,6 @@ def thinking_from_wire(item: dict[str, Any]) -> Thinking:
     if summary != summary_to_wire(thinking.thinking):
         thinking.extra["summary"] = summary
     return thinking
-
-
-def summary_to_wire(text: str) -> list[dict[str, Any]]:
-    return [{"type": "summary_text", "text": text}] if text else []
 
 
 def _output_of(item: dict[str, Any]) -> list[Block]:

@@ -28,7 +28,6 @@ from ..base import file_data, hosted_settings
 from ..lossy import Carry
 from ..openai.encode import image_url_of
 from ..openai.shapes import MODE_TO_WIRE
-from .decode import summary_to_wire
 from .shapes import (
     ARGUMENTS,
     ITEM,
@@ -37,6 +36,7 @@ from .shapes import (
     STRING,
     TEXT_PART,
     response_id,
+    summary_to_wire,
     usage_to_wire,
 )
 
@@ -62,7 +62,7 @@ def arguments_of(call: ToolCall, keep: bool) -> str:
 
 
 class _Writer(Carry):
-    """Canonical -> wire for one request, collecting what is lost (``formats.lossy``)."""
+    """Canonical -> wire for one request or response, collecting what is lost (``formats.lossy``)."""
 
     __slots__ = ()
     target = "responses"
@@ -146,45 +146,36 @@ class _Writer(Carry):
     def turn(self, message: Message) -> list[dict[str, Any]]:
         if message.role == "assistant":
             return self.assistant(message.content)
-        items: list[dict[str, Any]] = []
+        items: list[dict[str, Any]] = []  # tool outputs first, then the message of the rest
         parts: list[dict[str, Any]] = []
-        first: Block | None = None
+        blocks: list[Block] = []  # those the parts came from
         for block in message.content:
-            if isinstance(block, Text):
-                parts.append(self.text_part(block, message.role))
-            elif isinstance(block, Image):
-                parts.append(self.image_part(block))
-            elif isinstance(block, File):
-                parts.append(self.file_part(block))
-            elif isinstance(block, ToolResult):
+            if isinstance(block, ToolResult):
                 items.append(self.tool_output(block))
             elif isinstance(block, Opaque) and block.format == "responses" and block.data.get("type") not in _PART_TYPES:
                 items.append(block.data)  # a hosted tool's output, an item reference
-                continue
             else:
-                part = self.unplaced(block)
-                if part is None:
-                    continue
-                parts.append(part)
-            first = first or (block if not isinstance(block, ToolResult) else None)
+                part = self.part(block, message.role)
+                if part is not None:
+                    parts.append(part)
+                    blocks.append(block)
         if parts or not items:
-            item = {"role": message.role, "content": self.content(parts, first)}
+            item = {"role": message.role, "content": self.content(parts, blocks[0] if blocks else None)}
             items.append(self.extra(item, message.extra, "messages."))
         return items
 
+    def part(self, block: Block, role: str) -> dict[str, Any] | None:
+        """A content part of a user (or instruction) message or of a tool's output."""
+        if isinstance(block, Text):
+            return self.text_part(block, role)
+        if isinstance(block, Image):
+            return self.image_part(block)
+        if isinstance(block, File):
+            return self.file_part(block)
+        return self.unplaced(block)
+
     def tool_output(self, block: ToolResult) -> dict[str, Any]:
-        parts: list[dict[str, Any]] = []
-        for item in block.content:
-            if isinstance(item, Text):
-                parts.append(self.text_part(item, "user"))
-            elif isinstance(item, Image):
-                parts.append(self.image_part(item))
-            elif isinstance(item, File):
-                parts.append(self.file_part(item))
-            else:
-                part = self.unplaced(item)
-                if part is not None:
-                    parts.append(part)
+        parts = [p for p in (self.part(item, "user") for item in block.content) if p is not None]
         if block.is_error:
             self.lose("tool_result.is_error")
         plain = all(p.keys() == {"type", "text"} for p in parts) and len(parts) <= 1
@@ -274,12 +265,6 @@ class _Writer(Carry):
             body["parallel_tool_calls"] = choice.parallel
 
 
-class _ResponseWriter(_Writer):
-    """The same for a response's output."""
-
-    __slots__ = ()
-
-
 def _named_choice(name: str, tools: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     for tool in tools:
         if tool.get("name") == name and tool.get("type") in ("function", "custom"):
@@ -303,10 +288,10 @@ def _input(request: ChatRequest, w: _Writer, leading: list[dict[str, Any]]) -> s
     items = list(leading)
     for message in request.messages:
         items.extend(w.turn(message))
-    if w.keep and "input" in request.extra and len(items) == 1 and items[0] == {"role": "user", "content": items[0].get("content")}:
-        content = items[0]["content"]
-        if isinstance(content, str):
-            return content  # it came as a string
+    if w.keep and "input" in request.extra and len(items) == 1:  # it came as a string: so it goes, if it still is one
+        only = items[0]
+        if only.keys() == {"role", "content"} and only["role"] == "user" and isinstance(only["content"], str):
+            return only["content"]
     return items
 
 
@@ -502,7 +487,7 @@ def echo(request: ChatRequest) -> dict[str, Any]:
 
 
 def response_to_wire(response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
-    w = _ResponseWriter(response.source)
+    w = _Writer(response.source)
     status, incomplete = status_of(response, w)
     body: dict[str, Any] = {
         "id": response_id(response.id),

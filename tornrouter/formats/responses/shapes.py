@@ -84,6 +84,11 @@ def response_id(upstream_id: str) -> str:
     return upstream_id if upstream_id.startswith("resp_") else f"resp_{upstream_id}"
 
 
+def summary_to_wire(text: str) -> list[dict[str, Any]]:
+    """A reasoning item's summary of one text (none for no text)."""
+    return [{"type": "summary_text", "text": text}] if text else []
+
+
 class _Extras(Foreign):
     """This codec's ``extra`` as another format reads it.
 
