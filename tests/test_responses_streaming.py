@@ -340,3 +340,46 @@ async def test_echo_streams_in_pieces(router):
     raw = await read_stream(router, RESPONSES, body_for(RESPONSES, "local-echo", said, stream=True))
     assert streamed_text(RESPONSES, raw) == f"echo: {said}"
     assert sum(1 for p in payloads(raw) if p["type"] == "response.output_text.delta") >= 3
+
+
+# --- 7. fallback and continuation for a Responses client ----------------------------------------
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+async def test_a_failing_responses_upstream_falls_back_to_another_api(start_router, fakes, tmp_path, stream):
+    from tests.configs import every_model_to, provider
+
+    primary, backup = fakes(), fakes()
+    primary.then(Reply(status=503, body={"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}))
+    backup.then(Reply(sse=scripted_sse("anthropic", "from the backup")) if stream else Reply())
+    router = start_router(every_model_to(tmp_path, {"primary": provider("openai-responses", primary.url),
+                                                    "backup": provider("anthropic", backup.url)}, ["primary/model-a", "backup/model-b"]))
+    body = body_for(RESPONSES, "any", stream=stream)
+    if stream:
+        raw = await read_stream(router, RESPONSES, body)
+        assert streamed_text(RESPONSES, raw) == "from the backup"
+    else:
+        got = await router.post(RESPONSES, body)
+        assert got.code == 200 and got.headers["x-tornrouter-provider"] == "backup"
+    assert primary.last.path == "/v1/responses" and backup.last.path == "/v1/messages"
+    entry = await log_entry(router)
+    assert [(a["provider"], a["status"]) for a in entry["attempts"]] == [("primary", 503), ("backup", 200)]
+
+
+@pytest.mark.gen_test
+async def test_a_responses_stream_is_continued_on_another_target(start_router, fakes, tmp_path):
+    from tests.configs import every_model_to, provider
+
+    primary, backup = fakes(), fakes()
+    primary.then(Reply(sse=scripted_sse("anthropic", "one two three four five six")[:6], drop=True))
+    backup.then(Reply(sse=scripted_sse("anthropic", " four five six.", model="model-b")))
+    router = start_router(every_model_to(tmp_path, {"primary": provider("anthropic", primary.url), "backup": provider("anthropic", backup.url)},
+                                         ["primary/model-a", "backup/model-b"], continue_on_failure=True))
+    raw = await read_stream(router, RESPONSES, body_for(RESPONSES, "any", "count", stream=True))
+    assert streamed_text(RESPONSES, raw) == "one two three four five six."
+    events = [json.loads(e.data) for e in SSEDecoder().feed(raw)]
+    assert [e["type"] for e in events].count("response.created") == 1 and events[-1]["type"] == "response.completed"
+    assert backup.last.body["messages"][-1]["role"] == "assistant"
+    entry = await log_entry(router)
+    assert entry["continued"]["to"] == "backup/model-b" and entry["status"] == 200
