@@ -67,7 +67,7 @@ from .shapes import (
 )
 
 _ITEM_STATUS = frozenset({"status"})
-_PART_DEFAULTS = MappingProxyType({"annotations": [], "logprobs": []})
+_REFUSAL_KEYS = frozenset({"type", "refusal"})
 
 
 class ResponsesStreamDecoder:
@@ -84,6 +84,7 @@ class ResponsesStreamDecoder:
         self._items: dict[int, dict[str, Any]] = {}  # output_index -> the item as added
         self._parts: dict[tuple[int, int], dict[str, Any]] = {}  # a part's fields as it started
         self._summaries: dict[int, int] = {}  # reasoning item -> summary parts begun
+        self._marked: set[int] = set()  # messages whose first part carries the item's fields
         self._calls = False
 
     def feed_sse(self, sse: ServerSentEvent) -> list[StreamEvent]:
@@ -198,12 +199,12 @@ class ResponsesStreamDecoder:
             raise ValueError(f"a content part for output {index}, which was never added")
         self._parts[(index, part_index)] = part
         if part["type"] == "refusal":
-            text = Text("", others(part, frozenset({"type", "refusal"})), refusal=True)
+            text = Text("", others(part, _REFUSAL_KEYS), refusal=True)
         else:
             text = Text("", others(part, TEXT_PART_KEYS))
-        if not any(k[0] == index for k in self._blocks) and not item.get("_marked"):
+        if index not in self._marked:  # the message's first part: where the item begins
             text.extra[ITEM] = others(item, OUTPUT_ITEM_KEYS)
-            item["_marked"] = True
+            self._marked.add(index)
         return self._block((index, part_index), text)
 
     def _part_done(self, data: dict[str, Any]) -> list[StreamEvent]:
@@ -211,7 +212,7 @@ class ResponsesStreamDecoder:
         index = self._open(key, "content_part.done")
         del self._blocks[key]
         part, started = data["part"], self._parts.pop(key, {})
-        keys = frozenset({"type", "refusal"}) if part.get("type") == "refusal" else TEXT_PART_KEYS
+        keys = _REFUSAL_KEYS if part.get("type") == "refusal" else TEXT_PART_KEYS
         fields = others(part, keys)
         out: list[StreamEvent] = []
         if fields != others(started, keys):
