@@ -5,7 +5,6 @@ case; invalid bodies are refused naming the field."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest

@@ -6,7 +6,6 @@ servers and the official SDKs.  Streams: ``test_responses_streaming.py``."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import anthropic
 import openai
