@@ -1,6 +1,7 @@
 """The OpenAI Responses API (``POST /v1/responses``) <-> canonical model.
 
-``decode.py`` reads wire bodies, ``encode.py`` writes them, ``shapes.py`` holds
+``decode.py`` reads wire bodies, ``encode.py`` writes requests and
+``output.py`` responses, ``shapes.py`` holds
 the vocabulary both share with the stream codec (``stream.py``), ``chat.py``
 what this API says as chat completions does; this module puts them behind the
 ``Codec`` interface.  Errors have chat completions' shape.
@@ -48,7 +49,8 @@ from ...errors import RouterError
 from ..base import Codec, load_request
 from ..openai.codec import error_to_wire
 from .decode import request_from_wire, response_from_wire
-from .encode import request_to_wire, response_to_wire
+from .encode import request_to_wire
+from .output import response_to_wire
 from .schemas import REQUEST_SCHEMA
 from .stream import ResponsesStreamDecoder, ResponsesStreamEncoder
 

@@ -50,7 +50,8 @@ from ...sse import ServerSentEvent
 from ..base import others
 from ..lossy import Carry
 from .decode import stop_from_wire, thinking_from_wire
-from .encode import arguments_of, echo, function_call_item, message_item, others_than_marks, reasoning_item, text_part_out
+from .encode import arguments_of, echo
+from .output import function_call_item, message_item, others_than_marks, reasoning_item, text_part_out
 from .shapes import (
     ERROR_STATUS,
     ITEM,
