@@ -432,3 +432,15 @@ def test_validator_checks_function_call_arguments_and_detects_the_format() -> No
     assert validate(data) == []  # detected as a Responses stream
     broken = data.replace(b'"delta":"Japan\\"}"', b'"delta":"Japan"', 1).replace(b'"arguments":"{\\"location\\":\\"T\xc5\x8dky\xc5\x8d, Japan\\"}"', b'"arguments":"{\\"location\\":\\"T\xc5\x8dky\xc5\x8d, Japan"')
     assert any("arguments are not valid JSON" in p for p in validate(broken))
+
+
+def test_validator_cli_reads_a_responses_transcript(tmp_path, capsys) -> None:
+    from tornrouter.validate_stream import main
+
+    good = tmp_path / "good.txt"
+    good.write_bytes(transcript("responses-sse", "reasoning.txt"))
+    assert main([str(good), "--format", "responses"]) == 0 and capsys.readouterr().out == "ok\n"
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(transcript("responses-sse", "reasoning.txt").replace(b'"sequence_number":3,', b"", 1))
+    assert main([str(bad)]) == 1
+    assert "event 4 (response.reasoning_summary_part.added): no integer sequence_number" in capsys.readouterr().out
