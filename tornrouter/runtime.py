@@ -21,6 +21,7 @@ from .metrics import Metrics
 from .plugins.pipeline import Pipeline
 from .providers import make_provider
 from .request_log import RequestLog, entry_line, log_entry
+from .response_store import ResponseStore
 from .router import ModelRouter
 
 
@@ -51,6 +52,8 @@ class Runtime:
         self.request_log = inherited or (RequestLog(config.request_log) if config.request_log else None)
         self.events = previous.events if previous is not None else EventBus()
         self.models_json = models_list(self.router.model_names())
+        # /v1/responses: answers kept for previous_response_id (this default keeps none).
+        self.responses = previous.responses if previous is not None else ResponseStore()
         # Access control and metrics (tornrouter/access, tornrouter/metrics).  A reload
         # keeps the metrics (counters run on) and, with the same state: section, the
         # state backend (limits and usage totals held in memory carry over).

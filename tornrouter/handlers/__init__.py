@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .admin import MetricsHandler, UsageHandler
-from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ModelsHandler
+from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ModelsHandler, ResponsesHandler
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/health", HealthHandler, {"runtime": runtime}),
         (r"/v1/chat/completions", ChatCompletionsHandler, {"runtime": runtime}),
         (r"/v1/messages", MessagesHandler, {"runtime": runtime}),
+        (r"/v1/responses", ResponsesHandler, {"runtime": runtime}),
         (r"/v1/models", ModelsHandler, {"runtime": runtime}),
         (r"/v1/usage", UsageHandler, {"runtime": runtime}),
         (r"/metrics", MetricsHandler, {"runtime": runtime}),
