@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
-from ..fields import Content, StrictBool, StrictFloat, Tagged, Wire, first_problem
+from ..accepts import Predicate
+from ..fields import Content, Object, StrictBool, StrictFloat, Tagged, ToolChoice, Wire
 
 _UNKNOWN = "'{kind}' is not one of: {choices}."
 ROLES = ("user", "assistant", "system", "developer")
@@ -26,22 +27,6 @@ ROLES = ("user", "assistant", "system", "developer")
 def _int(**kwargs: Any) -> fields.Integer:
     """A JSON integer (``1.5`` and ``"1"`` are refused), nullable as the API allows."""
     return fields.Integer(strict=True, allow_none=True, **kwargs)
-
-
-class _Object(fields.Field):
-    """A nested object checked by ``schema``."""
-
-    def __init__(self, schema: Schema, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.schema = schema
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
-        if not isinstance(value, dict):
-            raise ValidationError("Must be an object.")
-        errors = first_problem(self.schema, value)
-        if errors:
-            raise ValidationError(errors)
-        return value
 
 
 class _Items(fields.Field):
@@ -60,6 +45,10 @@ class _Items(fields.Field):
                 raise ValidationError({index: errors})
         return value
 
+    def value_check(self) -> Predicate:
+        accepts = self.field.accepts
+        return lambda v: isinstance(v, list) and all(accepts(item) for item in v)
+
 
 class _Input(_Items):
     """``input``: a string (one user message) or a list of input items."""
@@ -71,18 +60,9 @@ class _Input(_Items):
             raise ValidationError("Must be a string or a list of input items.")
         return super()._deserialize(value, attr, data, **kwargs)
 
-
-class _ToolChoice(Tagged):
-    """``"none"`` | ``"auto"`` | ``"required"`` | an object naming a tool (or a hosted tool type)."""
-
-    MODES = ("none", "auto", "required")
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
-        if isinstance(value, str):
-            if value in self.MODES:
-                return value
-            raise ValidationError(f"Must be one of: {', '.join(self.MODES)}, or an object.")
-        return super()._deserialize(value, attr, data, **kwargs)
+    def value_check(self) -> Predicate:
+        items = _Items.value_check(self)
+        return lambda v: isinstance(v, str) or items(v)
 
 
 # --- content parts -------------------------------------------------------------------
@@ -115,7 +95,7 @@ class _InputAudio(Wire):
 
 
 class _AudioPart(Wire):
-    input_audio = _Object(_InputAudio(), required=True)
+    input_audio = Object(_InputAudio(), required=True)
 
 
 _INPUT_PARTS = {"input_text": _TextPart(), "input_image": _ImagePart(), "input_file": _FilePart()}
@@ -208,10 +188,10 @@ class ResponsesRequest(Wire):
     top_p = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
     stream = StrictBool(allow_none=True)
     tools = _Items(Tagged({"function": _FunctionTool()}, unknown=None), allow_none=True)
-    tool_choice = _ToolChoice({"function": _Name(), "custom": _Name()}, unknown=None, allow_none=True)
+    tool_choice = ToolChoice({"function": _Name(), "custom": _Name()}, unknown=None, allow_none=True)
     parallel_tool_calls = StrictBool(allow_none=True)
-    text = _Object(_Text(), allow_none=True)
-    reasoning = _Object(_ReasoningConfig(), allow_none=True)
+    text = Object(_Text(), allow_none=True)
+    reasoning = Object(_ReasoningConfig(), allow_none=True)
     metadata = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
     user = fields.String(allow_none=True)
     safety_identifier = fields.String(allow_none=True)
