@@ -56,6 +56,9 @@ class ProviderConfig:
     breaker: BreakerConfig | None = None
     max_concurrent: int | None = None
     max_queue: int = 100
+    # A hosted tool (a Responses web search, an Anthropic code execution...) this
+    # provider's API cannot run: ``drop`` it (reported lossy) or ``refuse`` the request (400).
+    hosted_tools: str = "drop"
 
 
 @dataclass(frozen=True)

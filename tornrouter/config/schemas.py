@@ -20,7 +20,8 @@ from .objects import (
     ResponsesConfig, Route, RouterConfig, ServerConfig, StateConfig, Target, Targets,
 )
 
-PROVIDER_KINDS = ("openai", "anthropic", "echo")
+PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo")
+HOSTED_TOOLS = ("drop", "refuse")
 
 
 S = TypeVar("S", bound=type[Schema])
@@ -114,10 +115,11 @@ class ProviderSchema(_Strict):
     breaker = fields.Nested(BreakerSchema, allow_none=True)
     max_concurrent = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     max_queue = fields.Integer(validate=validate.Range(min=0))
+    hosted_tools = fields.String(validate=validate.OneOf(HOSTED_TOOLS))
 
     @validates_schema
     def needs_url(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if data.get("kind") in ("openai", "anthropic") and not data.get("base_url"):
+        if data.get("kind") != "echo" and not data.get("base_url"):
             raise ValidationError("required for this kind", "base_url")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .admin import MetricsHandler, UsageHandler
-from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler
+from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ResponsesHandler
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
 from .models import ModelHandler, ModelsHandler
 from .stored_responses import InputItemsHandler, StoredResponseHandler
@@ -19,6 +19,7 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/health", HealthHandler, {"runtime": runtime}),
         (r"/v1/chat/completions", ChatCompletionsHandler, {"runtime": runtime}),
         (r"/v1/messages", MessagesHandler, {"runtime": runtime}),
+        (r"/v1/responses", ResponsesHandler, {"runtime": runtime}),
         (r"/v1/models", ModelsHandler, {"runtime": runtime}),
         (r"/v1/models/(.+)", ModelHandler, {"runtime": runtime}),
         (r"/v1/responses/([^/]+)", StoredResponseHandler, {"runtime": runtime}),

@@ -1,4 +1,4 @@
-"""``APIHandler``: what the two API endpoints share.
+"""``APIHandler``: what the API endpoints share.
 
 A handler is thin: read the body, let the codec of its API parse it, hand it to
 the pipeline, let the codec write the answer.  Every error, whatever raised it,
@@ -20,7 +20,7 @@ from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from ..access import ANONYMOUS, Admission, ClientKey
-from ..canonical import StreamError
+from ..canonical import ChatRequest, ChatResponse, StreamError
 from ..context import RequestRecord
 from ..errors import BodyTooLarge, Overloaded, RouterError, UpstreamError
 from ..formats.base import Codec
@@ -84,10 +84,21 @@ class APIHandler(RequestHandler):
     def body(self) -> bytes:
         return b"".join(self._chunks)
 
+    async def expand(self, request: ChatRequest) -> None:
+        """Called with the parsed request before admission and the pipeline:
+        an endpoint whose API refers to earlier answers by id (the Responses
+        API's ``previous_response_id``) puts them in here.  Does nothing by default."""
+
+    async def answered(self, request: ChatRequest, response: ChatResponse) -> None:
+        """Called once the client has a whole answer (a stream's, assembled) that
+        did not fail: an endpoint whose API refers to earlier answers keeps it
+        here.  What it raises is logged; the answer is sent.  Does nothing by default."""
+
     async def post(self) -> None:
         self._reading_body = False
         record = self.record
         record.ctx.request = self.codec.parse_request(self.body())
+        await self.expand(record.request)
         self.admission = await self.runtime.access.admit(record, self.client_key)  # 403, 429, 503
         if record.request.stream:
             await self.stream()
@@ -98,6 +109,15 @@ class APIHandler(RequestHandler):
         self.set_routing_headers()
         self.set_header("Content-Type", "application/json")
         self.finish(dumps(body))
+        await self._answered(record.request, record.response)
+
+    async def _answered(self, request: ChatRequest, response: ChatResponse | None) -> None:
+        if response is None:
+            return
+        try:
+            await self.answered(request, response)
+        except Exception:  # noqa: BLE001 - the answer is out; keeping it is a side effect
+            log.exception("%s %s: keeping the answer failed", self.endpoint, self.record.id)
 
     async def stream(self) -> None:
         """A streamed request: the pipeline opens the stream, this writes it as it
@@ -131,9 +151,12 @@ class APIHandler(RequestHandler):
             record.error, record.failed_status = out.error.message, out.error.status
             log.warning("%s %s: %s", self.endpoint, record.id, out.error.message)
         record.add_lossy(out.lossy())
-        await pipeline.finish_stream(record, out.response())
+        response = out.response()
+        await pipeline.finish_stream(record, response)
         if not record.cancelled:
             self.finish()
+            if out.error is None:
+                await self._answered(record.request, response)
 
     def start_event_stream(self) -> None:
         self.set_routing_headers()

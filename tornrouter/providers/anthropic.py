@@ -7,6 +7,7 @@ from .base import HTTPProvider
 
 class AnthropicProvider(HTTPProvider):
     kind = "anthropic"
+    format = "anthropic"
     path = "/v1/messages"
 
     def auth_headers(self) -> dict[str, str]:

@@ -83,7 +83,7 @@ class ReplayStream(EventStream):
 
 class UpstreamStream(EventStream):
     def __init__(self, provider: HTTPProvider, request: ChatRequest, http_request: HTTPRequest, decoder: Any) -> None:
-        self.format = provider.kind
+        self.format = provider.format
         self.provider = provider
         self.request = request
         self.sse = SSEDecoder()
