@@ -232,15 +232,20 @@ async def test_a_body_that_is_not_an_object_is_400(router, upstream, raw):
 
 
 @pytest.mark.gen_test
-async def test_previous_response_id_is_followed_only_by_a_responses_upstream(router, upstream):
+async def test_previous_response_id_is_followed_by_the_routers_store(router, upstream):
+    """Every kind of upstream gets the whole conversation, none an id it did not
+    issue (``test_responses_conversations.py`` has the rest)."""
     client = sdk(router)
     with pytest.raises(openai.BadRequestError) as caught:
-        await client.responses.create(model="to-anthropic", input="and then?", previous_response_id="resp_abc")
-    assert caught.value.body["param"] == "previous_response_id"
+        await client.responses.create(model="resp-x", input="and then?", previous_response_id="resp_abc")
+    assert caught.value.body["param"] == "previous_response_id" and caught.value.code == "previous_response_not_found"
     assert upstream.requests == []
-    answer = await client.responses.create(model="resp-x", input="and then?", previous_response_id="resp_abc")
+    first = await client.responses.create(model="to-anthropic", input="hi")
+    answer = await client.responses.create(model="resp-x", input="and then?", previous_response_id=first.id)
     await client.close()
-    assert upstream.last.body["previous_response_id"] == "resp_abc" and answer.previous_response_id == "resp_abc"
+    sent = upstream.last.body
+    assert "previous_response_id" not in sent and answer.previous_response_id == first.id
+    assert [item.get("role") for item in sent["input"]] == ["user", "assistant", "user"]
 
 
 @pytest.mark.gen_test

@@ -114,8 +114,17 @@ def test_codex_request_to_anthropic_searches_with_the_server_tool() -> None:
     assert "thinking.encrypted_content" in lossy and "tools.web_search" not in lossy
 
 
+@pytest.mark.parametrize("target", [OPENAI, ANTHROPIC, RESPONSES], ids=["chat", "anthropic", "responses"])
+def test_previous_response_id_is_never_sent_upstream(target: Any) -> None:
+    """The router's store has put the conversation it names in ``input``
+    (``handlers.responses``): no upstream gets an id it did not issue."""
+    request = F.parse({"model": "m", "input": "and then?", "previous_response_id": "resp_123"})
+    body, lossy = target.encode_request(request, default_max_tokens=DEFAULT_MAX_TOKENS)
+    assert "previous_response_id" not in body and "previous_response_id" not in lossy
+
+
 @pytest.mark.parametrize("target", [OPENAI, ANTHROPIC], ids=["chat", "anthropic"])
-@pytest.mark.parametrize("field", ["previous_response_id", "conversation", "prompt"])
+@pytest.mark.parametrize("field", ["conversation", "prompt"])
 def test_what_needs_openais_state_is_refused_elsewhere(target: Any, field: str) -> None:
     value = {"id": "pmpt_1"} if field == "prompt" else "resp_123"
     request = F.parse({"model": "m", "input": "and then?", field: value})

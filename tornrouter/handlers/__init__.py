@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .admin import MetricsHandler, UsageHandler
-from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ResponsesHandler
+from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
 from .models import ModelHandler, ModelsHandler
+from .responses import ResponsesHandler
 from .stored_responses import InputItemsHandler, StoredResponseHandler
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The API endpoints and ``/health``."""
+"""The chat-completions and messages endpoints, and ``/health``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from typing import TYPE_CHECKING
 
 from tornado.web import RequestHandler
 
-from ..canonical import ChatRequest, ChatResponse
 from ..formats import codec_for
-from ..formats.responses.shapes import response_id
 from .base import APIHandler, dumps
 
 if TYPE_CHECKING:
@@ -27,21 +25,6 @@ class MessagesHandler(APIHandler):
 
     codec = codec_for("anthropic")
     endpoint = "/v1/messages"
-
-
-class ResponsesHandler(APIHandler):
-    """``POST /v1/responses``: the OpenAI Responses API.  Earlier answers named
-    by ``previous_response_id`` come from, and answers go to, the runtime's
-    ``ResponseStore``."""
-
-    codec = codec_for("responses")
-    endpoint = "/v1/responses"
-
-    async def expand(self, request: ChatRequest) -> None:
-        await self.runtime.responses.expand(request)
-
-    async def answered(self, request: ChatRequest, response: ChatResponse) -> None:
-        await self.runtime.responses.save(response_id(response.id), request, response)
 
 
 class HealthHandler(RequestHandler):

@@ -20,7 +20,7 @@ from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from ..access import ANONYMOUS, Admission, ClientKey
-from ..canonical import ChatRequest, ChatResponse, StreamError
+from ..canonical import ChatRequest, StreamError
 from ..context import RequestRecord
 from ..errors import BodyTooLarge, Overloaded, RouterError, UpstreamError
 from ..formats.base import Codec
@@ -84,21 +84,24 @@ class APIHandler(RequestHandler):
     def body(self) -> bytes:
         return b"".join(self._chunks)
 
-    async def expand(self, request: ChatRequest) -> None:
-        """Called with the parsed request before admission and the pipeline:
-        an endpoint whose API refers to earlier answers by id (the Responses
-        API's ``previous_response_id``) puts them in here.  Does nothing by default."""
+    async def read_request(self) -> ChatRequest:
+        """The request, parsed by the endpoint's codec.  An endpoint whose API
+        refers to earlier answers by id (the Responses API's
+        ``previous_response_id``) puts them in here, before the request is
+        admitted and run."""
+        return self.codec.parse_request(self.body())
 
-    async def answered(self, request: ChatRequest, response: ChatResponse) -> None:
-        """Called once the client has a whole answer (a stream's, assembled) that
-        did not fail: an endpoint whose API refers to earlier answers keeps it
-        here.  What it raises is logged; the answer is sent.  Does nothing by default."""
+    async def answering(self, answer: dict[str, Any]) -> None:
+        """Called with a whole answer's JSON body just before the client gets
+        it: an endpoint whose API refers to earlier answers completes it and
+        keeps it here, so that a client that names it at once finds it (a
+        stream's answer it finds in what ``_send`` writes).  Does nothing by
+        default."""
 
     async def post(self) -> None:
         self._reading_body = False
         record = self.record
-        record.ctx.request = self.codec.parse_request(self.body())
-        await self.expand(record.request)
+        record.ctx.request = await self.read_request()
         self.admission = await self.runtime.access.admit(record, self.client_key)  # 403, 429, 503
         if record.request.stream:
             await self.stream()
@@ -106,18 +109,10 @@ class APIHandler(RequestHandler):
         await self.runtime.pipeline.run(record)
         body, lossy = self.codec.encode_response(record.response, record.request)
         record.add_lossy(lossy)
+        await self.answering(body)
         self.set_routing_headers()
         self.set_header("Content-Type", "application/json")
         self.finish(dumps(body))
-        await self._answered(record.request, record.response)
-
-    async def _answered(self, request: ChatRequest, response: ChatResponse | None) -> None:
-        if response is None:
-            return
-        try:
-            await self.answered(request, response)
-        except Exception:  # noqa: BLE001 - the answer is out; keeping it is a side effect
-            log.exception("%s %s: keeping the answer failed", self.endpoint, self.record.id)
 
     async def stream(self) -> None:
         """A streamed request: the pipeline opens the stream, this writes it as it
@@ -151,12 +146,9 @@ class APIHandler(RequestHandler):
             record.error, record.failed_status = out.error.message, out.error.status
             log.warning("%s %s: %s", self.endpoint, record.id, out.error.message)
         record.add_lossy(out.lossy())
-        response = out.response()
-        await pipeline.finish_stream(record, response)
+        await pipeline.finish_stream(record, out.response())
         if not record.cancelled:
             self.finish()
-            if out.error is None:
-                await self._answered(record.request, response)
 
     def start_event_stream(self) -> None:
         self.set_routing_headers()

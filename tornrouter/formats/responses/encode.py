@@ -37,7 +37,10 @@ from .shapes import (
 
 # Content part types; an opaque block of another type is an input item of its own.
 _PART_TYPES = frozenset({"input_text", "input_image", "input_file", "input_audio", "output_text", "refusal"})
-_REQUEST_MARKS = frozenset({"input", "reasoning", "tool_choice"})  # request extras written by hand
+# Request extras written by hand, and ``previous_response_id``, which the router
+# resolves from its own store (``handlers.responses``): the upstream gets the
+# whole conversation in ``input``, never an id it did not issue.
+_REQUEST_MARKS = frozenset({"input", "reasoning", "tool_choice", "previous_response_id"})
 _SUMMARY = frozenset({"summary"})
 
 

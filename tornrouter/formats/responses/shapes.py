@@ -60,10 +60,12 @@ ERROR_STATUS: Mapping[str, int] = MappingProxyType(
 STATUS_CODE: Mapping[int, str] = MappingProxyType({429: "rate_limit_exceeded", 400: "invalid_prompt"})
 
 # Request fields that need state an upstream of another API does not have: refused.
-_STATEFUL = ("previous_response_id", "conversation", "prompt")
+# (``previous_response_id`` is not one: the router's store has put the
+# conversation it names in ``input`` before the request reaches a provider.)
+_STATEFUL = ("conversation", "prompt")
 # Request fields that carry nothing for another API (``store`` is the router's
 # to keep, whatever the upstream), or whose default asks for nothing.
-_SILENT_REQUEST_KEYS = frozenset({"stream_options", "store"})
+_SILENT_REQUEST_KEYS = frozenset({"stream_options", "store", "previous_response_id"})
 _DEFAULTS = MappingProxyType({"truncation": "disabled", "background": False})
 _REASONING_FIELDS = frozenset({"encrypted_content", "content", "summary"})
 # Fields of an item that only identify it (ids, status): nothing is lost without them.
@@ -96,9 +98,10 @@ class _Extras(Foreign):
     ``messages.<field>`` (not its id, type or status); empty ``annotations``
     and ``logprobs`` say nothing, nor does a part's or an item's ``type``.
     Request fields chat completions also has go to a chat-completions upstream
-    (``chat.carried_to_chat``); ``previous_response_id``, ``conversation`` and
-    ``prompt`` cannot be served by another API at all: the history or the
-    prompt they stand for is OpenAI's."""
+    (``chat.carried_to_chat``); ``conversation`` and ``prompt`` cannot be
+    served by another API at all: the history or the prompt they stand for is
+    OpenAI's.  ``previous_response_id`` says nothing more: the router has put
+    the conversation it names in the request."""
 
     def names(self, extra: Mapping[str, Any], prefix: str) -> list[str]:
         if not prefix:  # a stream's message-level fields: the response's
