@@ -314,7 +314,12 @@ def scripted_sse(kind: str, text: str | None, tool_calls: Sequence[ToolCallSpec]
 
 
 def has_tool_result(kind: str, request: dict[str, Any]) -> bool:
-    """Whether a request body of either API carries a tool's result."""
+    """Whether a request body of any of the APIs carries a tool's result."""
+    if kind == "responses":
+        items = request.get("input")
+        return isinstance(items, list) and any(
+            isinstance(item, dict) and item.get("type") == "function_call_output" for item in items
+        )
     for message in request.get("messages") or []:
         if kind == "openai" and message.get("role") == "tool":
             return True
@@ -330,7 +335,10 @@ def answer(kind: str, request: dict[str, Any], text: str | None, tool_calls: Seq
     ``tool_calls``, streamed if the request asked for a stream, else whole."""
     model = request.get("model", "unknown")
     if request.get("stream"):
-        return Reply(sse=scripted_sse(kind, text, tool_calls, model=model))
+        options: dict[str, Any] = {"request": request} if kind == "responses" else {}
+        return Reply(sse=scripted_sse(kind, text, tool_calls, model=model, **options))
+    if kind == "responses":
+        return Reply(body=responses_response(request, text, tool_calls))
     if kind == "openai":
         body = openai_completion(request, text or "")
         if tool_calls:
