@@ -521,6 +521,7 @@ class FakeUpstream:
                 (r"/chat/completions", _Handler, {"upstream": self, "kind": "openai"}),
                 (r"/v1/messages", _Handler, {"upstream": self, "kind": "anthropic"}),
                 (r"/v1/responses", _Handler, {"upstream": self, "kind": "responses"}),
+                (r"/v1/responses/input_tokens", _Handler, {"upstream": self, "kind": "responses"}),
                 (r"/responses", _Handler, {"upstream": self, "kind": "responses"}),
             ]
         )

@@ -8,7 +8,7 @@ from .admin import MetricsHandler, UsageHandler
 from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
 from .models import ModelHandler, ModelsHandler
-from .responses import ResponsesHandler
+from .responses import InputTokensHandler, ResponsesHandler
 from .stored_responses import InputItemsHandler, StoredResponseHandler
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/v1/responses", ResponsesHandler, {"runtime": runtime}),
         (r"/v1/models", ModelsHandler, {"runtime": runtime}),
         (r"/v1/models/(.+)", ModelHandler, {"runtime": runtime}),
+        (r"/v1/responses/input_tokens", InputTokensHandler, {"runtime": runtime}),
         (r"/v1/responses/([^/]+)", StoredResponseHandler, {"runtime": runtime}),
         (r"/v1/responses/([^/]+)/input_items", InputItemsHandler, {"runtime": runtime}),
         (r"/v1/usage", UsageHandler, {"runtime": runtime}),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from tornado.web import RequestHandler
 
+from ..access import ClientKey
 from ..errors import InvalidRequest, RouterError
 from ..formats import codec_for
 from .base import as_router_error
@@ -31,14 +32,19 @@ log = logging.getLogger("tornrouter")
 _OPENAI = codec_for("openai")
 
 
-class _StoredResponses(RequestHandler):
+class KeyedJSONHandler(RequestHandler):
+    """A JSON endpoint beside the Responses API: the caller's key is known
+    (``client_key``, ``key_name``; 401 before anything else) and every error is
+    answered in OpenAI's shape."""
+
     def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.client_key: ClientKey | None = None
         self.key_name: str | None = None
 
     def prepare(self) -> None:
-        key = self.runtime.access.authenticate(self.request.headers)  # 401 before anything is read
-        self.key_name = key.name if key is not None else None
+        self.client_key = self.runtime.access.authenticate(self.request.headers)  # 401 before anything is read
+        self.key_name = self.client_key.name if self.client_key is not None else None
 
     def answer(self, body: dict[str, Any]) -> None:
         self.set_header("Content-Type", "application/json")
@@ -61,7 +67,7 @@ class _StoredResponses(RequestHandler):
             super().log_exception(typ, value, tb)
 
 
-class StoredResponseHandler(_StoredResponses):
+class StoredResponseHandler(KeyedJSONHandler):
     async def get(self, response_id: str) -> None:
         if self.get_query_argument("stream", "false").lower() not in ("false", "0"):
             raise InvalidRequest("stream", "only a background response can be streamed again, and the router runs none")
@@ -71,7 +77,7 @@ class StoredResponseHandler(_StoredResponses):
         self.answer(await self.runtime.responses.delete(response_id, self.key_name))
 
 
-class InputItemsHandler(_StoredResponses):
+class InputItemsHandler(KeyedJSONHandler):
     async def get(self, response_id: str) -> None:
         raw_limit = self.get_query_argument("limit", "20")
         try:
