@@ -324,9 +324,10 @@ def has_tool_result(kind: str, request: dict[str, Any]) -> bool:
         if kind == "openai" and message.get("role") == "tool":
             return True
         content = message.get("content")
-        if kind == "anthropic" and isinstance(content, list):
-            if any(isinstance(block, dict) and block.get("type") == "tool_result" for block in content):
-                return True
+        if kind == "anthropic" and isinstance(content, list) and any(
+            isinstance(block, dict) and block.get("type") == "tool_result" for block in content
+        ):
+            return True
     return False
 
 

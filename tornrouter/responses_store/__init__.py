@@ -17,23 +17,23 @@ worker) that holds it.  ``redis`` keeps them in the Redis of ``state.url``,
 where every instance can continue any conversation; with Redis unreachable,
 every call fails with ``StateUnavailable`` (503) and the outage is logged once.
 
-The ``POST /v1/responses`` handler makes two calls, with ``store =
-runtime.responses`` and ``key_name = handler.record.key_name`` (None on an
-open router)::
+The ``POST /v1/responses`` handler (``handlers.responses``) makes two calls,
+with ``store = runtime.responses`` and the caller's key name (None on an open
+router)::
 
-    body = orjson.loads(raw)                       # before the body is decoded
+    # before the request is decoded (handlers.responses.parse)
     own_input = as_input_items(body.get("input"))
     if body.get("previous_response_id"):
         # 400 previous_response_not_found (another key's, expired, deleted), 503 Redis down
         body["input"] = await store.load(body["previous_response_id"], key_name) + own_input
-    ...                                            # decode, run the pipeline, answer or stream
-    await store.save(response_json, own_input, key_name)   # once the response is finished
+    ...                                            # decode, admit, run the pipeline
+    # just before the client gets the answer (a stream's final response event)
+    await store.save(response_json, own_input, key_name, previous_response_id=...)
 
-``response_json`` is the response object the client received (for a stream,
-the one in ``response.completed``, or ``response.incomplete``/``failed``); it
-carries ``id``, ``previous_response_id`` and ``store``, and ``save`` keeps
-nothing when ``store`` is false.  ``own_input`` is the request's own items,
-never the history ``load`` added (it is stored already).
+``response_json`` is the response object the client receives; ``save`` keeps
+nothing when its ``store`` is false.  ``own_input`` is the request's own
+items, never the history ``load`` added (that is stored already).  A request
+with ``store: false`` and no ``previous_response_id`` touches no store.
 
 ::
 
