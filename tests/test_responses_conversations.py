@@ -113,6 +113,22 @@ async def test_previous_response_id_continues_on_every_kind(conversing, upstream
 
 
 @pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_an_upstream_that_repeats_its_ids_keeps_conversations_apart(conversing, upstream, stream):
+    """Local servers repeat their ids (``chatcmpl-123``): each answer still gets
+    an id of its own, and each conversation continues with its own history."""
+    router = conversing()
+    upstream.chooser = None  # the fake's canned answers, all under one id
+    client = sdk(router)
+    ada = await create(client, "gpt-4o", stream, input="My name is Ada.")
+    bob = await create(client, "gpt-4o", stream, input="My name is Bob.")
+    assert ada.id != bob.id
+    await create(client, "gpt-4o", stream, input="What is my name?", previous_response_id=ada.id)
+    assert history_sent("openai", upstream.last.body)[0] == ("user", "My name is Ada.")
+    await client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_store_false_keeps_nothing_and_continues_all_the_same(conversing, upstream):
     router = conversing()
     client = sdk(router)

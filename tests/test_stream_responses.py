@@ -12,6 +12,8 @@ re-encoded as Responses streams, must be read by the official SDK's
 
 from __future__ import annotations
 
+import re
+
 import json
 from typing import Any
 
@@ -292,7 +294,7 @@ def test_encoder_writes_numbered_events_with_their_indices() -> None:
                            "logprobs": [], "delta": "Hi", "sequence_number": 4}
     assert payloads[8]["content_index"] == 1 and payloads[13]["output_index"] == 1
     completed = payloads[-1]["response"]
-    assert completed["id"] == "resp_msg_1" and completed["status"] == "completed"
+    assert re.fullmatch(r"resp_[0-9a-f]{24}", completed["id"]) and completed["status"] == "completed"
     assert [i["type"] for i in completed["output"]] == ["message", "function_call"]
     assert [p["text"] for p in completed["output"][0]["content"]] == ["Hi", " there"]
     assert completed["output"][1] | {"id": "x"} == {"id": "x", "type": "function_call", "status": "completed",

@@ -36,8 +36,8 @@ What only this codec reads, so that a same-format relay writes the same body:
 - ``ChatResponse.extra``: the response's other fields (``created_at``, the
   request fields it repeats...).  Its ``status`` is the stop reason.
 
-The id a client gets is the upstream's with a ``resp_`` prefix unless it has
-one (``shapes.response_id``).
+The id a client gets is a Responses upstream's own, or a fresh one of the
+router's for an answer from any other API (``shapes.response_id``).
 """
 
 from __future__ import annotations

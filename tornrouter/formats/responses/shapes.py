@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ...accumulate import BLOCK_EXTRA
-from ...canonical import Format, StopReason, Usage
+from ...canonical import Format, StopReason, Usage, new_id
 from ...check import check_usage
 from ...errors import InvalidRequest
 from ..base import Foreign, others
@@ -81,9 +81,12 @@ _ECHOES = frozenset(
 
 def response_id(upstream_id: str) -> str:
     """The id a Responses client gets for an answer whose upstream id is
-    ``upstream_id``: a Responses upstream's own, another's with the ``resp_``
-    prefix, so that a stream, a whole answer and the log agree."""
-    return upstream_id if upstream_id.startswith("resp_") else f"resp_{upstream_id}"
+    ``upstream_id``: a Responses upstream's own, else one of the router's.
+    Called once per answer (the stream encoder keeps it).  Another API's id
+    cannot serve: a stored response is found by it, and local servers repeat
+    theirs (``chatcmpl-123``), which would continue one conversation with
+    another's history."""
+    return upstream_id if upstream_id.startswith("resp_") else new_id("resp")
 
 
 def summary_to_wire(text: str) -> list[dict[str, Any]]:
