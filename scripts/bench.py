@@ -93,6 +93,7 @@ class Endpoint:
                 "input": "Say hello in one short sentence.",
                 "max_output_tokens": tokens,
                 "temperature": 0.2,
+                "store": False,  # as Codex sends it: the relay keeps nothing either
             }
         elif self.path == OPENAI_PATH:
             request = {
