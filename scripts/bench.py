@@ -9,7 +9,9 @@ process) at each concurrency and prints one row per cell:
     target    the upstream directly (the load generator's ceiling), the baseline relay, the router
     endpoint  openai = POST /v1/chat/completions to an OpenAI-kind provider,
               anthropic = POST /v1/messages to an Anthropic-kind provider,
-              openai->anthropic, anthropic->openai = the cross-format routes (router only)
+              responses = POST /v1/responses to an openai-responses-kind provider,
+              openai->anthropic, anthropic->openai, responses->openai, responses->anthropic
+              = the cross-format routes (router only)
     vs base   router requests/s over the baseline relay's for the same client
               endpoint and concurrency (target: >= 60%)
 
@@ -68,6 +70,7 @@ RATIO_GOAL = 0.60
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
+RESPONSES_PATH = "/v1/responses"
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,17 @@ class Endpoint:
         return "->" not in self.name
 
     def body(self, stream: bool, tokens: int) -> bytes:
-        if self.path == OPENAI_PATH:
+        if self.path == RESPONSES_PATH:
             request: dict[str, object] = {
+                "model": self.model,
+                "instructions": "You are a terse assistant.",
+                "input": "Say hello in one short sentence.",
+                "max_output_tokens": tokens,
+                "temperature": 0.2,
+                "store": False,  # as Codex sends it: the relay keeps nothing either
+            }
+        elif self.path == OPENAI_PATH:
+            request = {
                 "model": self.model,
                 "messages": [
                     {"role": "system", "content": "You are a terse assistant."},
@@ -106,8 +118,11 @@ class Endpoint:
         return json.dumps(request, separators=(",", ":")).encode()
 
     def target(self, port: int, stream: bool, tokens: int = 64) -> Target:
-        openai = self.path == OPENAI_PATH
-        if openai:
+        if self.path == RESPONSES_PATH:
+            headers = (("Authorization", "Bearer x"),)
+            expect = b"event: response.completed" if stream else b'"status":"completed"'
+            first_token = re.compile(rb"event: response\.output_text\.delta") if stream else None
+        elif self.path == OPENAI_PATH:
             headers = (("Authorization", "Bearer x"),)
             expect = b"data: [DONE]" if stream else b"chat.completion"
             first_token = re.compile(rb'"content":\s*"[^"]') if stream else None
@@ -121,8 +136,11 @@ class Endpoint:
 ENDPOINTS = (
     Endpoint("openai", OPENAI_PATH, "gpt-4o-mini"),
     Endpoint("anthropic", ANTHROPIC_PATH, "claude-haiku-4-5"),
+    Endpoint("responses", RESPONSES_PATH, "resp-gpt-5-mini"),
     Endpoint("openai->anthropic", OPENAI_PATH, "claude-haiku-4-5"),
     Endpoint("anthropic->openai", ANTHROPIC_PATH, "gpt-4o-mini"),
+    Endpoint("responses->openai", RESPONSES_PATH, "gpt-4o-mini"),
+    Endpoint("responses->anthropic", RESPONSES_PATH, "claude-haiku-4-5"),
 )
 
 
@@ -289,8 +307,10 @@ def router_config(workdir: str, upstream_port: int, plugins: int = 0, max_client
         "providers": {
             "oai": {"kind": "openai", "base_url": f"http://{HOST}:{upstream_port}/v1", "api_key": "x"},
             "ant": {"kind": "anthropic", "base_url": f"http://{HOST}:{upstream_port}", "api_key": "x"},
+            "oresp": {"kind": "openai-responses", "base_url": f"http://{HOST}:{upstream_port}/v1", "api_key": "x"},
         },
-        "router": {"routes": [{"model": "gpt-*", "to": "oai"}, {"model": "claude-*", "to": "ant"}]},
+        "router": {"routes": [{"model": "resp-*", "to": "oresp/gpt-5-mini"}, {"model": "gpt-*", "to": "oai"},
+                              {"model": "claude-*", "to": "ant"}]},
         "plugins": [{"use": "system_prompt", "settings": {"text": f"House rule {i}."}} for i in range(plugins)],
     }
     with open(path, "w", encoding="utf-8") as f:

@@ -1,14 +1,16 @@
-"""A fast fake provider for the benchmarks: canned bytes in both upstream APIs.
+"""A fast fake provider for the benchmarks: canned bytes in the three upstream APIs.
 
 ``POST /v1/chat/completions`` (and ``/chat/completions``) answers with an OpenAI
-``chat.completion``, ``POST /v1/messages`` with an Anthropic ``message``; a body
-with ``"stream": true`` gets the same answer as an SSE stream in that API's wire
-format (OpenAI ``chat.completion.chunk`` lines ending in ``data: [DONE]``, with a
-usage chunk when ``stream_options.include_usage`` is set; Anthropic's
+``chat.completion``, ``POST /v1/responses`` (and ``/responses``) with a
+Responses API ``response``, ``POST /v1/messages`` with an Anthropic
+``message``; a body with ``"stream": true`` gets the same answer as an SSE
+stream in that API's wire format (OpenAI ``chat.completion.chunk`` lines ending
+in ``data: [DONE]``, with a usage chunk when ``stream_options.include_usage`` is
+set; the Responses API's numbered ``response.*`` events; Anthropic's
 ``message_start`` ... ``message_stop`` events).  ``GET /health`` answers ``ok``.
 
 A streamed answer has ``--stream-tokens`` text deltas, or as many as the
-request's ``max_tokens`` (or ``max_completion_tokens``) asks for (so one upstream serves
+request's ``max_tokens`` (or ``max_completion_tokens``, ``max_output_tokens``) asks for (so one upstream serves
 streams of every size); each size is serialized once, on first use.  Paced,
 the first event waits ``--first-token-ms`` and every later one
 ``--token-delay-ms``, as a model's would.
@@ -41,6 +43,7 @@ from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
 
 OPENAI_MODEL = "gpt-4o-mini"
+RESPONSES_MODEL = "gpt-5-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
 TEXT = "Hello! This is a canned answer from the benchmark upstream."
 CREATED = 1700000000
@@ -99,6 +102,29 @@ def anthropic_message() -> bytes:
     )
 
 
+def _response(status: str, text: str | None, tokens: int) -> dict[str, Any]:
+    """A Responses API ``response`` object: in progress and empty, or done with ``text``."""
+    output = []
+    if text is not None:
+        output.append({"id": "msg_bench0001", "type": "message", "status": "completed", "role": "assistant",
+                       "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}]})
+    usage = None
+    if status != "in_progress":
+        usage = {"input_tokens": 24, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": tokens,
+                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 24 + tokens}
+    return {
+        "id": "resp_bench0001", "object": "response", "created_at": CREATED, "status": status, "background": False,
+        "error": None, "incomplete_details": None, "instructions": None, "max_output_tokens": None, "model": RESPONSES_MODEL,
+        "output": output, "parallel_tool_calls": True, "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default", "store": True, "temperature": 1.0, "text": {"format": {"type": "text"}},
+        "tool_choice": "auto", "tools": [], "top_p": 1.0, "truncation": "disabled", "usage": usage, "metadata": {},
+    }
+
+
+def responses_response() -> bytes:
+    return _json(_response("completed", TEXT, 14))
+
+
 WORDS = TEXT.split()
 
 
@@ -131,6 +157,31 @@ def openai_stream(tokens: int, include_usage: bool) -> list[bytes]:
         usage["usage"] = {"prompt_tokens": 24, "completion_tokens": tokens, "total_tokens": 24 + tokens}
         events.append(usage)
     return [b"data: " + _json(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+
+
+def responses_stream(tokens: int) -> list[bytes]:
+    """The SSE events of a streamed Responses API answer, named and numbered."""
+    pieces = _pieces(tokens)
+    text = "".join(pieces)
+    ids = {"item_id": "msg_bench0001", "output_index": 0}
+    part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+    item = {"id": "msg_bench0001", "type": "message", "status": "completed", "role": "assistant", "content": [part]}
+    started = _response("in_progress", None, 0)
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": started},
+        {"type": "response.in_progress", "response": started},
+        {"type": "response.output_item.added", "output_index": 0, "item": {**item, "status": "in_progress", "content": []}},
+        {"type": "response.content_part.added", **ids, "content_index": 0, "part": {**part, "text": ""}},
+    ]
+    events += [{"type": "response.output_text.delta", **ids, "content_index": 0, "delta": p, "logprobs": []} for p in pieces]
+    events += [
+        {"type": "response.output_text.done", **ids, "content_index": 0, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **ids, "content_index": 0, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": _response("completed", text, tokens)},
+    ]
+    return [b"event: " + e["type"].encode() + b"\ndata: " + _json({**e, "sequence_number": n}) + b"\n\n"
+            for n, e in enumerate(events)]
 
 
 def anthropic_stream(tokens: int) -> list[bytes]:
@@ -178,24 +229,29 @@ class Canned:
     """Every answer, serialized once: the whole ones at start, each stream on its first use."""
 
     def __init__(self, stream_tokens: int, first_token_delay: float, token_delay: float) -> None:
-        self.openai = openai_completion()
-        self.anthropic = anthropic_message()
+        self.whole = {"openai": openai_completion(), "anthropic": anthropic_message(), "responses": responses_response()}
         self.stream_tokens = stream_tokens
         self.first_token_delay = first_token_delay
         self.token_delay = token_delay
         self._streams: dict[tuple[str, int, bool], list[bytes]] = {}
 
-    def stream(self, openai: bool, request: dict[str, Any]) -> list[bytes]:
-        tokens = request.get("max_tokens") or request.get("max_completion_tokens")
+    def stream(self, api: str, request: dict[str, Any]) -> list[bytes]:
+        """``api``: ``openai``, ``anthropic`` or ``responses``."""
+        tokens = request.get("max_tokens") or request.get("max_completion_tokens") or request.get("max_output_tokens")
         tokens = tokens if isinstance(tokens, int) and tokens > 0 else self.stream_tokens
-        usage = openai and bool((request.get("stream_options") or {}).get("include_usage"))
-        key = ("openai" if openai else "anthropic", tokens, usage)
+        usage = api == "openai" and bool((request.get("stream_options") or {}).get("include_usage"))
+        key = (api, tokens, usage)
         if key not in self._streams:
-            self._streams[key] = openai_stream(tokens, usage) if openai else anthropic_stream(tokens)
+            if api == "openai":
+                self._streams[key] = openai_stream(tokens, usage)
+            else:
+                self._streams[key] = responses_stream(tokens) if api == "responses" else anthropic_stream(tokens)
         return self._streams[key]
 
 
 _JSON_HEADERS = (("Content-Type", "application/json"),)
+_APIS = {"/v1/chat/completions": "openai", "/chat/completions": "openai", "/v1/messages": "anthropic",
+         "/v1/responses": "responses", "/responses": "responses"}
 _SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"))
 
 
@@ -224,15 +280,15 @@ class _Exchange(httputil.HTTPMessageDelegate):
         body = b"".join(self.chunks)
         if self.method == "GET" and self.path == "/health":
             self.reply(200, b"ok", (("Content-Type", "text/plain"),))
-        elif self.method != "POST" or self.path not in ("/v1/chat/completions", "/chat/completions", "/v1/messages"):
+        elif self.method != "POST" or self.path not in _APIS:
             self.reply(404, b'{"error":"not found"}', _JSON_HEADERS)
         else:
-            openai = self.path != "/v1/messages"
+            api = _APIS[self.path]
             request = self.stream_request(body)
             if request is None:
-                self.reply(200, self.canned.openai if openai else self.canned.anthropic, _JSON_HEADERS)
+                self.reply(200, self.canned.whole[api], _JSON_HEADERS)
             else:
-                events = self.canned.stream(openai, request)
+                events = self.canned.stream(api, request)
                 self.streaming = asyncio.ensure_future(self.stream(events))  # held: the loop keeps only weak refs
 
     @staticmethod
@@ -299,7 +355,7 @@ async def serve(host: str, port: int, canned: Canned) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Fast fake OpenAI + Anthropic upstream for benchmarks.")
+    parser = argparse.ArgumentParser(description="Fast fake OpenAI (chat completions, Responses) + Anthropic upstream for benchmarks.")
     parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback only by default)")
     parser.add_argument("--port", type=int, default=0, help="listen port (0: any free port)")
     parser.add_argument("--stream-tokens", type=int, default=16,

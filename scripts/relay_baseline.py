@@ -84,7 +84,7 @@ def make_app(upstream: str, max_clients: int) -> tuple[tornado.web.Application, 
     openai = {**json_type, "Authorization": "Bearer x"}
     anthropic = {**json_type, "x-api-key": "x", "anthropic-version": "2023-06-01"}
     relays = [(path, RelayHandler, {"http": http, "url": upstream + path, "headers": headers})
-              for path, headers in (("/v1/chat/completions", openai), ("/v1/messages", anthropic))]
+              for path, headers in (("/v1/chat/completions", openai), ("/v1/responses", openai), ("/v1/messages", anthropic))]
     return tornado.web.Application([*relays, (r"/health", HealthHandler)]), http
 
 

@@ -1,4 +1,4 @@
-"""Reading an answer as the client got it, from either API: the text of a
+"""Reading an answer as the client got it, from any API: the text of a
 whole answer or of a stream, a stream's last event and whether it is the API's
 error event, the message of an error body (its shape checked), and which
 target the ``x-tornrouter-*`` headers say served."""
@@ -10,7 +10,7 @@ from typing import Any
 
 from tornado.httpclient import HTTPResponse
 
-from tests.wire import ANTHROPIC, OPENAI
+from tests.wire import ANTHROPIC, OPENAI, RESPONSES
 from tornrouter.sse import SSEDecoder
 
 
@@ -29,6 +29,8 @@ def answer_text(path: str, response: HTTPResponse) -> str:
     body = json.loads(response.body)
     if path == ANTHROPIC:
         return "".join(block.get("text", "") for block in body["content"])
+    if path == RESPONSES:
+        return "".join(p.get("text", "") for item in body["output"] if item["type"] == "message" for p in item["content"])
     return body["choices"][0]["message"]["content"]
 
 
@@ -41,6 +43,8 @@ def streamed_text(path: str, raw: bytes) -> str:
         payload = json.loads(event.data)
         if path == ANTHROPIC and payload.get("type") == "content_block_delta":
             out.append(payload["delta"].get("text", ""))
+        elif path == RESPONSES and payload.get("type") == "response.output_text.delta":
+            out.append(payload["delta"])
         elif path == OPENAI:
             out.extend(choice["delta"].get("content") or "" for choice in payload.get("choices") or ())
     return "".join(out)
@@ -54,6 +58,8 @@ def last_event(raw: bytes) -> dict[str, Any]:
 
 def is_error_event(path: str, payload: dict[str, Any]) -> bool:
     """Whether ``payload`` is the endpoint API's error event."""
+    if path == RESPONSES:
+        return payload.get("type") in ("response.failed", "error")
     return payload.get("type") == "error" if path == ANTHROPIC else "error" in payload
 
 

@@ -1,7 +1,7 @@
 """Router configurations the tests start from (as the YAML file would hold them).
 
 ``base_config`` is what the ``start_router`` fixture starts unless told
-otherwise: both real-API provider kinds on the fake upstream, an echo
+otherwise: the three real-API provider kinds on the fake upstream, an echo
 provider, and a route to each; ``echo_only`` needs no upstream.  The failover tests build theirs from
 ``provider`` entries: ``every_model_to`` one target or a list of them, or
 ``primary_and_backup``, a primary that speaks the client's API and a backup
@@ -18,13 +18,14 @@ from tests.wire import KIND
 
 
 def base_config(upstream_url: str, log_path: str, **overrides: Any) -> dict[str, Any]:
-    """Two real-API providers on the fake upstream, an echo provider, and routes to each."""
+    """The three real-API providers on the fake upstream, an echo provider, and routes to each."""
     config: dict[str, Any] = {
         "server": {"dashboard": True},
         "log": {"requests": log_path},
         "providers": {
             "oai": {"kind": "openai", "base_url": upstream_url + "/v1", "api_key": "sk-test-openai-SECRET"},
             "ant": {"kind": "anthropic", "base_url": upstream_url, "api_key": "sk-ant-test-SECRET"},
+            "oresp": {"kind": "openai-responses", "base_url": upstream_url + "/v1", "api_key": "sk-test-openai-SECRET"},
             "echo": {"kind": "echo"},
         },
         "router": {
@@ -34,6 +35,8 @@ def base_config(upstream_url: str, log_path: str, **overrides: Any) -> dict[str,
                 {"model": "claude-*", "to": "ant"},
                 {"model": "to-openai", "to": "oai/gpt-4o-mini"},
                 {"model": "to-anthropic", "to": "ant/claude-haiku-4-5"},
+                {"model": "to-responses", "to": "oresp/gpt-5-mini"},
+                {"model": "resp-*", "to": "oresp"},
             ],
         },
     }
@@ -56,7 +59,8 @@ def dead_url() -> str:
 
 def provider(kind: str, url: str, **options: Any) -> dict[str, Any]:
     """A provider of ``kind`` on the (fake) upstream at ``url``, with ``options``."""
-    return {"kind": kind, "base_url": url + "/v1" if kind == "openai" else url, "api_key": f"sk-{kind}-SECRET", **options}
+    base_url = url + "/v1" if kind in ("openai", "openai-responses") else url
+    return {"kind": kind, "base_url": base_url, "api_key": f"sk-{kind}-SECRET", **options}
 
 
 def every_model_to(tmp_path, providers: dict[str, Any], to: Any, *, server: dict[str, Any] | None = None,

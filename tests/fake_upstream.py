@@ -1,13 +1,16 @@
-"""A fake provider on loopback that speaks both upstream APIs for real.
+"""A fake provider on loopback that speaks the upstream APIs for real.
 
-``POST /v1/chat/completions`` and ``/chat/completions`` answer as OpenAI does,
-``POST /v1/messages`` and ``/v1/messages/count_tokens`` as Anthropic does.
-Every request is recorded (path, headers, parsed body).  By default each answers with a canned success built
+``POST /v1/chat/completions`` and ``/chat/completions`` answer as OpenAI's chat
+completions do, ``POST /v1/responses`` and ``/responses`` as OpenAI's
+Responses API does, ``POST /v1/messages`` and
+``/v1/messages/count_tokens`` as Anthropic does.  Every request is recorded (path,
+headers, parsed body).  By default each answers with a canned success built
 from the request; tests queue ``Reply`` objects to script what comes next:
 another body, an error status, a delay, an SSE stream, a dropped connection,
 and the misbehaviours of ``tests/test_faults.py`` (a reset, a body cut short, a
 stream that stalls, an answer held until the test releases it).  A ``chooser``
-may pick each unscripted answer instead (``scripts/soak.py``'s fault mix).
+may pick each unscripted answer instead (``scripts/soak.py``'s fault mix;
+``tool_agent``, a model that calls a tool and then answers).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from tornado.testing import bind_unused_port
 
 OPENAI_TEXT = "Hello from the fake OpenAI upstream."
 ANTHROPIC_TEXT = "Hello from the fake Anthropic upstream."
+RESPONSES_TEXT = "Hello from the fake Responses upstream."
 
 
 @dataclass
@@ -109,6 +113,48 @@ def anthropic_message(request: dict[str, Any], text: str = ANTHROPIC_TEXT) -> di
     }
 
 
+RESPONSES_USAGE = {
+    "input_tokens": 12, "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0},
+    "output_tokens": 8, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 20,
+}
+
+
+def responses_echo(request: dict[str, Any]) -> dict[str, Any]:
+    """The request fields a Responses API response repeats, as OpenAI fills them in."""
+    return {
+        "instructions": request.get("instructions"), "max_output_tokens": request.get("max_output_tokens"),
+        "max_tool_calls": None, "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "previous_response_id": request.get("previous_response_id"), "prompt_cache_key": request.get("prompt_cache_key"),
+        "reasoning": {"effort": None, "summary": None, **(request.get("reasoning") or {})},
+        "safety_identifier": None, "service_tier": "default", "store": request.get("store", True),
+        "temperature": request.get("temperature", 1.0), "text": request.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": request.get("tool_choice", "auto"), "tools": request.get("tools") or [],
+        "top_logprobs": 0, "top_p": request.get("top_p", 1.0), "truncation": "disabled", "user": None,
+        "metadata": request.get("metadata") or {},
+    }
+
+
+def responses_response(
+    request: dict[str, Any], text: str | None = RESPONSES_TEXT, tool_calls: Sequence[ToolCallSpec] = (),
+    *, status: str = "completed", usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A whole Responses API response: a message with ``text``, a ``function_call`` per call."""
+    output: list[dict[str, Any]] = []
+    if text is not None:
+        output.append({"id": "msg_fake0001", "type": "message", "status": status, "role": "assistant",
+                       "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}]})
+    for number, (call_id, name, arguments) in enumerate(tool_calls):
+        output.append({"id": f"fc_fake{number:04d}", "type": "function_call", "status": "completed",
+                       "arguments": arguments, "call_id": call_id, "name": name})
+    return {
+        "id": "resp_fake0001", "object": "response", "created_at": int(time.time()), "status": status,
+        "background": False, "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "model": request.get("model", "unknown"), "output": output, "usage": usage or RESPONSES_USAGE,
+        **responses_echo(request),
+    }
+
+
 def counted_tokens(request: dict[str, Any]) -> int:
     """What the fake's ``count_tokens`` answers: 1000 and a token per character of
     the last user message, so that each request's count can be told apart."""
@@ -116,8 +162,11 @@ def counted_tokens(request: dict[str, Any]) -> int:
 
 
 def last_user_text(request: dict[str, Any]) -> str:
-    """The text of the last user message of either API's request body."""
-    for message in reversed(request.get("messages") or []):
+    """The text of the last user message of any API's request body."""
+    items = request.get("input")
+    if isinstance(items, str):
+        return items
+    for message in reversed(items or request.get("messages") or []):
         if message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, str):
@@ -212,9 +261,127 @@ def anthropic_sse(text: str | None, tool_calls: Sequence[ToolCallSpec] = (), *, 
     return events
 
 
+def responses_sse(
+    text: str | None, tool_calls: Sequence[ToolCallSpec] = (), *, model: str = "gpt-fake",
+    reasoning: str | None = None, encrypted: str | None = None, request: dict[str, Any] | None = None,
+) -> list[bytes]:
+    """A Responses API stream as OpenAI sends one: the response created and in
+    progress, a reasoning item (``reasoning``, its summary, and ``encrypted``
+    content) if asked, a message with the text one word a delta, a
+    ``function_call`` per call with its arguments in pieces, the response completed."""
+    sequence = iter(range(10_000))
+
+    def event(name: str, payload: dict[str, Any]) -> bytes:
+        return sse_event(name, {"type": name, **payload, "sequence_number": next(sequence)})
+
+    final = responses_response({"model": model, **(request or {})}, text, tool_calls)
+    started = {**final, "status": "in_progress", "output": [], "usage": None}
+    events = [event("response.created", {"response": started}), event("response.in_progress", {"response": started})]
+    output: list[dict[str, Any]] = []
+    if reasoning is not None or encrypted is not None:
+        item = {"id": "rs_fake0001", "type": "reasoning", "summary": []}
+        ids = {"item_id": item["id"], "output_index": len(output)}
+        events.append(event("response.output_item.added", {"output_index": len(output), "item": item}))
+        done = dict(item)
+        if reasoning:
+            part = {"type": "summary_text", "text": reasoning}
+            events.append(event("response.reasoning_summary_part.added", {**ids, "summary_index": 0, "part": {**part, "text": ""}}))
+            events += [event("response.reasoning_summary_text.delta", {**ids, "summary_index": 0, "delta": d}) for d in _words(reasoning)]
+            events.append(event("response.reasoning_summary_text.done", {**ids, "summary_index": 0, "text": reasoning}))
+            events.append(event("response.reasoning_summary_part.done", {**ids, "summary_index": 0, "part": part}))
+            done["summary"] = [part]
+        if encrypted is not None:
+            done["encrypted_content"] = encrypted
+        events.append(event("response.output_item.done", {"output_index": len(output), "item": done}))
+        output.append(done)
+    for item in final["output"]:
+        ids = {"item_id": item["id"], "output_index": len(output)}
+        if item["type"] == "message":
+            part = item["content"][0]
+            events.append(event("response.output_item.added", {"output_index": len(output), "item": {**item, "status": "in_progress", "content": []}}))
+            events.append(event("response.content_part.added", {**ids, "content_index": 0, "part": {**part, "text": ""}}))
+            events += [event("response.output_text.delta", {**ids, "content_index": 0, "delta": d, "logprobs": []}) for d in _words(part["text"])]
+            events.append(event("response.output_text.done", {**ids, "content_index": 0, "text": part["text"], "logprobs": []}))
+            events.append(event("response.content_part.done", {**ids, "content_index": 0, "part": part}))
+        else:
+            events.append(event("response.output_item.added", {"output_index": len(output), "item": {**item, "status": "in_progress", "arguments": ""}}))
+            events += [event("response.function_call_arguments.delta", {**ids, "delta": d}) for d in _thirds(item["arguments"])]
+            events.append(event("response.function_call_arguments.done", {**ids, "arguments": item["arguments"]}))
+        events.append(event("response.output_item.done", {"output_index": len(output), "item": item}))
+        output.append(item)
+    events.append(event("response.completed", {"response": {**final, "output": output}}))
+    return events
+
+
 def scripted_sse(kind: str, text: str | None, tool_calls: Sequence[ToolCallSpec] = (), **options: Any) -> list[bytes]:
-    """The stream an upstream of ``kind`` sends: ``openai_sse`` or ``anthropic_sse``."""
+    """The stream an upstream of ``kind`` sends: ``openai_sse``, ``anthropic_sse`` or ``responses_sse``."""
+    if kind == "responses":
+        return responses_sse(text, tool_calls, **options)
     return openai_sse(text, tool_calls, **options) if kind == "openai" else anthropic_sse(text, tool_calls, **options)
+
+
+def has_tool_result(kind: str, request: dict[str, Any]) -> bool:
+    """Whether a request body of any of the APIs carries a tool's result."""
+    if kind == "responses":
+        items = request.get("input")
+        return isinstance(items, list) and any(
+            isinstance(item, dict) and item.get("type") == "function_call_output" for item in items
+        )
+    for message in request.get("messages") or []:
+        if kind == "openai" and message.get("role") == "tool":
+            return True
+        content = message.get("content")
+        if kind == "anthropic" and isinstance(content, list) and any(
+            isinstance(block, dict) and block.get("type") == "tool_result" for block in content
+        ):
+            return True
+    return False
+
+
+def answer(kind: str, request: dict[str, Any], text: str | None, tool_calls: Sequence[ToolCallSpec] = ()) -> Reply:
+    """The answer an upstream of ``kind`` gives ``request``: ``text`` and
+    ``tool_calls``, streamed if the request asked for a stream, else whole."""
+    model = request.get("model", "unknown")
+    if request.get("stream"):
+        options: dict[str, Any] = {"request": request} if kind == "responses" else {}
+        return Reply(sse=scripted_sse(kind, text, tool_calls, model=model, **options))
+    if kind == "responses":
+        return Reply(body=responses_response(request, text, tool_calls))
+    if kind == "openai":
+        body = openai_completion(request, text or "")
+        if tool_calls:
+            choice = body["choices"][0]
+            choice["message"]["content"] = text
+            choice["message"]["tool_calls"] = [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+                for call_id, name, arguments in tool_calls
+            ]
+            choice["finish_reason"] = "tool_calls"
+        return Reply(body=body)
+    body = anthropic_message(request, text or "")
+    if tool_calls:
+        body["content"] = [block for block in body["content"] if text] + [
+            {"type": "tool_use", "id": call_id, "name": name, "input": json.loads(arguments)}
+            for call_id, name, arguments in tool_calls
+        ]
+        body["stop_reason"] = "tool_use"
+    return Reply(body=body)
+
+
+def tool_agent(call: ToolCallSpec, final_text: str) -> Callable[[str, Any], Reply]:
+    """A ``FakeUpstream.chooser`` that plays a model using a tool: it asks for
+    ``call`` until a request carries a tool's result, then answers
+    ``final_text``.  An agent's turns (however many it sends) get the answer
+    their conversation calls for, not the next one of a fixed script."""
+
+    def choose(kind: str, request: Any) -> Reply:
+        if not isinstance(request, dict):
+            return Reply(status=400, body={"error": "not JSON"})
+        if has_tool_result(kind, request):
+            return answer(kind, request, final_text)
+        return answer(kind, request, None, [call])
+
+    return choose
 
 
 class _Handler(tornado.web.RequestHandler):
@@ -284,7 +451,7 @@ class _Handler(tornado.web.RequestHandler):
             return
         payload = reply.body
         if payload is None:
-            payload = openai_completion(body) if self.kind == "openai" else anthropic_message(body)
+            payload = {"openai": openai_completion, "anthropic": anthropic_message, "responses": responses_response}[self.kind](body)
         if isinstance(payload, dict):
             self.set_header("Content-Type", "application/json")
             payload = json.dumps(payload).encode()
@@ -305,6 +472,8 @@ class _Handler(tornado.web.RequestHandler):
         if self.kind == "openai":
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             sse = openai_sse(stream_text(body, OPENAI_TEXT), model=model, usage=usage)
+        elif self.kind == "responses":
+            sse = responses_sse(stream_text(body, RESPONSES_TEXT), model=model, request=body)
         else:
             sse = anthropic_sse(stream_text(body, ANTHROPIC_TEXT), model=model)
         return Reply(sse=sse, chunk_delay=self.upstream.stream_chunk_delay)
@@ -362,6 +531,9 @@ class FakeUpstream:
                 (r"/chat/completions", _Handler, {"upstream": self, "kind": "openai"}),
                 (r"/v1/messages", _Handler, {"upstream": self, "kind": "anthropic"}),
                 (r"/v1/messages/count_tokens", _Handler, {"upstream": self, "kind": "count_tokens"}),
+                (r"/v1/responses", _Handler, {"upstream": self, "kind": "responses"}),
+                (r"/v1/responses/input_tokens", _Handler, {"upstream": self, "kind": "responses"}),
+                (r"/responses", _Handler, {"upstream": self, "kind": "responses"}),
             ]
         )
         sock, self.port = bind_unused_port()

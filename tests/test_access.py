@@ -143,7 +143,7 @@ def context(body: dict[str, Any], endpoint: str = OPENAI) -> RequestRecord:
 def answered(record: RequestRecord, usage: Usage) -> RequestRecord:
     record.ctx.response = ChatResponse(id="x", model="gpt-4o", usage=usage)
     record.usage = usage
-    record.target = SimpleNamespace(provider=SimpleNamespace(name="oai", kind="openai"), model="gpt-4o")
+    record.target = SimpleNamespace(provider=SimpleNamespace(name="oai", kind="openai", vendor="openai"), model="gpt-4o")
     return record
 
 

@@ -42,6 +42,7 @@ async def test_anthropic_errors_reach_an_anthropic_client_exactly(router, upstre
         assert response.code == status
         assert json.loads(raw) == body
         assert response.headers.get("Retry-After") == headers.get("Retry-After")
+        assert float(response.headers["x-tornrouter-overhead-ms"]) >= 0  # on errors too
 
 
 @pytest.mark.gen_test

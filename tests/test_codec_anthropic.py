@@ -18,6 +18,7 @@ from tests.codec_fixtures import CodecFixtures
 from tornrouter.canonical import (
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Message,
     Opaque,
@@ -113,7 +114,9 @@ DECODED: list[tuple[str, Callable[[ChatRequest], Any], Any]] = [
     ("future_fields", lambda r: r.reasoning, Reasoning("adaptive")),
     ("future_fields", lambda r: (r.user, r.extra["metadata"], r.stream), ("user-42", {"trace": "abc"}, True)),
     ("future_fields", lambda r: r.messages[0].extra, {"future_message_field": "kept"}),
-    ("future_fields", lambda r: [b.data["type"] for b in r.messages[0].content if isinstance(b, Opaque)], ["document", "image", "search_result"]),
+    ("future_fields", lambda r: [b.data["type"] for b in r.messages[0].content if isinstance(b, Opaque)], ["image", "search_result"]),
+    ("future_fields", lambda r: r.messages[0].content[0], File(data="JVBERi0xLjcKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K",
+                                                               media_type="application/pdf", filename="Report", extra={"citations": {"enabled": True}})),
     ("future_fields", lambda r: r.messages[0].content[3], Text("Summarise the report.", {"future_block_field": {"x": 1}})),
     ("future_fields", lambda r: r.messages[1], Message("system", [Text("From now on, answer in French.")])),
     ("future_fields", lambda r: [(t.name, t.builtin) for t in r.tools], [("lookup", None), ("memory", "memory_20250818"), ("code_execution", "code_execution_20250825")]),

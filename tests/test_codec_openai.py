@@ -19,6 +19,7 @@ from tests.codec_fixtures import CodecFixtures
 from tornrouter.canonical import (
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Message,
     Opaque,
@@ -132,11 +133,12 @@ def test_a_plugins_new_limit_goes_under_the_clients_key() -> None:
 
 def test_images_and_other_user_parts() -> None:
     content = parse(fixture("requests", "multimodal")).messages[0].content
-    assert [b.type for b in content] == ["text", "image", "image", "opaque", "opaque"]
+    assert [b.type for b in content] == ["text", "image", "image", "opaque", "file"]
     by_url, inline = content[1], content[2]
-    assert isinstance(by_url, Image) and by_url.url.startswith("https://") and by_url.extra == {"detail": "high"}
+    assert isinstance(by_url, Image) and by_url.url.startswith("https://") and by_url.detail == "high" and by_url.extra == {}
     assert inline == Image(media_type="image/png", data=PNG)
-    assert [b.data["type"] for b in content[3:]] == ["input_audio", "file"]
+    assert content[3].data["type"] == "input_audio"
+    assert content[4] == File(file_id="file-6F2ksmvXxt4VdoqmHRw6kL")
 
 
 def test_tool_calls_and_tool_results() -> None:
@@ -150,7 +152,7 @@ def test_tool_calls_and_tool_results() -> None:
     assert [r.tool_call_id for r in results] == ["call_abc123", "call_def456", "call_ghi789", "call_jkl012"]
     assert all(isinstance(r, ToolResult) for r in results)
     assert [t.text for t in results[1].content] == ['{"temperature": 18,', ' "unit": "celsius"}']
-    assert request.tools[0].extra == {"strict": True}
+    assert request.tools[0].strict is True and request.tools[0].extra == {}
     assert (request.tools[2].name, request.tools[2].builtin) == ("code_exec", "custom")
     assert request.tool_choice == ToolChoice("auto", parallel=True)
 
@@ -186,9 +188,9 @@ def test_future_fields_stay_at_their_level() -> None:
     assert text.extra == {"prompt_cache_breakpoint": {"mode": "explicit", "ttl": "30m"}}
     assert image.extra == {
         "prompt_cache_breakpoint": {"mode": "explicit"},
-        "detail": "low",
         "image_url": {"future_image_field": True},
     }
+    assert image.detail == "low"
     assert request.messages[1].content == [  # content "" beside tool calls is no block
         ToolCall(
             "call_1",

@@ -51,6 +51,19 @@ def test_every_problem_is_reported_with_its_path():
     assert "router.routes.0.to: Missing data for required field." in lines
 
 
+def test_a_responses_provider_and_its_hosted_tools_setting():
+    config = parse_config({"providers": {
+        "r": {"kind": "openai-responses", "base_url": "https://api.openai.com/v1", "hosted_tools": "refuse"},
+        "c": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"},
+    }}, environ={})
+    assert (config.providers["r"].kind, config.providers["r"].hosted_tools) == ("openai-responses", "refuse")
+    assert config.providers["c"].hosted_tools == "drop"  # the default: dropped, and reported lossy
+    assert sorted(problems({"providers": {"r": {"kind": "openai-responses"}, "c": {"kind": "echo", "hosted_tools": "sometimes"}}})) == [
+        "providers.c.hosted_tools: Must be one of: drop, refuse.",
+        "providers.r.base_url: required for this kind",
+    ]
+
+
 def test_an_unset_key_takes_the_dataclass_default_written_there_only():
     config = parse_config({"providers": {"p": {"kind": "echo"}}, "state": {}}, environ={})
     assert config.server == ServerConfig() and config.state == StateConfig()

@@ -39,7 +39,7 @@ async def test_an_anthropic_target_counts_and_its_answer_comes_back_unchanged(ro
 
     assert response.code == 200
     assert json.loads(response.body) == {"input_tokens": 2417, "context_management": {"original_input_tokens": 2417}}
-    assert response.headers["x-tornrouter-token-count"] == "upstream"
+    assert "x-tornrouter-estimate" not in response.headers
     assert response.headers["x-tornrouter-provider"] == "ant"
     assert response.headers["x-tornrouter-model"] == "claude-haiku-4-5"
     (sent,) = counts(upstream)
@@ -60,7 +60,7 @@ async def test_other_targets_get_the_routers_estimate(router, upstream, model, p
     response = await router.post(COUNT, counting(model, text))
     assert response.code == 200
     assert json.loads(response.body) == {"input_tokens": 100}  # 400 characters, about 4 to a token
-    assert response.headers["x-tornrouter-token-count"] == "estimated"
+    assert response.headers["x-tornrouter-estimate"] == "characters/4"
     assert response.headers["x-tornrouter-provider"] == provider
     assert upstream.requests == []
     (entry,) = router.log_entries()
@@ -74,7 +74,7 @@ async def test_an_upstream_without_the_endpoint_gets_the_estimate(router, upstre
     response = await router.post(COUNT, counting("claude-sonnet-5-5", "y" * 40))
     assert response.code == 200
     assert json.loads(response.body) == {"input_tokens": 10}
-    assert response.headers["x-tornrouter-token-count"] == "estimated"
+    assert response.headers["x-tornrouter-estimate"] == "characters/4"
     (entry,) = router.log_entries()
     assert [(a["provider"], a["status"]) for a in entry["attempts"]] == [("ant", status)]
     assert entry["status"] == 200 and entry["error"] is None
@@ -108,7 +108,7 @@ async def test_counting_runs_no_late_plugins(start_router, upstream, tmp_path):
         {"use": "tests.plugins_for_tests.Boom", "settings": {"hook": "on_end"}},
     ]))
     response = await router.post(COUNT, counting("claude-sonnet-5-5"))
-    assert response.code == 200 and response.headers["x-tornrouter-token-count"] == "upstream"
+    assert response.code == 200 and "x-tornrouter-estimate" not in response.headers
     (entry,) = router.log_entries()
     assert entry["plugins"] == ["early"]  # the early stages ran; the late ones would have raised (and logged it)
 
@@ -119,7 +119,7 @@ async def test_a_plugins_own_answer_is_counted_by_estimate(start_router, upstrea
                                       plugins=[{"use": "tests.plugins_for_tests.ShortCircuit"}]))
     response = await router.post(COUNT, counting("claude-sonnet-5-5", "q" * 20))
     assert response.code == 200 and json.loads(response.body) == {"input_tokens": 5}
-    assert response.headers["x-tornrouter-token-count"] == "estimated" and upstream.requests == []
+    assert response.headers["x-tornrouter-estimate"] == "characters/4" and upstream.requests == []
 
 
 @pytest.mark.gen_test
@@ -147,7 +147,7 @@ async def test_an_open_circuit_is_not_asked(start_router, upstream, tmp_path):
     assert (await router.post(ANTHROPIC, message("claude-sonnet-5-5"))).code == 500
     response = await router.post(COUNT, counting("claude-sonnet-5-5", "z" * 80))
     assert response.code == 200 and json.loads(response.body) == {"input_tokens": 20}
-    assert response.headers["x-tornrouter-token-count"] == "estimated"
+    assert response.headers["x-tornrouter-estimate"] == "characters/4"
     assert counts(upstream) == []
 
 

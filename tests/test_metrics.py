@@ -78,6 +78,7 @@ async def test_breaker_states_are_read_when_scraped(start_router, upstream):
     router2 = start_router(providers={
         "oai": {"kind": "openai", "base_url": upstream.url + "/v1", "breaker": breaker_config},
         "ant": {"kind": "anthropic", "base_url": upstream.url},
+        "oresp": {"kind": "openai-responses", "base_url": upstream.url + "/v1"},
         "echo": {"kind": "echo"},
     })
     upstream.then(Reply(status=503, body={"error": {"message": "down", "type": "server_error"}}))

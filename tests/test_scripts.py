@@ -27,10 +27,11 @@ def run_bench(tmp_path, *args: str) -> tuple[str, dict]:
 
 
 CELLS = {
-    ("upstream", "openai"), ("upstream", "anthropic"),
-    ("baseline", "openai"), ("baseline", "anthropic"),
-    ("router", "openai"), ("router", "anthropic"),
+    ("upstream", "openai"), ("upstream", "anthropic"), ("upstream", "responses"),
+    ("baseline", "openai"), ("baseline", "anthropic"), ("baseline", "responses"),
+    ("router", "openai"), ("router", "anthropic"), ("router", "responses"),
     ("router", "openai->anthropic"), ("router", "anthropic->openai"),
+    ("router", "responses->openai"), ("router", "responses->anthropic"),
 }
 
 

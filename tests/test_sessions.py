@@ -165,3 +165,24 @@ async def test_concurrent_first_requests_of_a_session_end_on_one_target(start_ro
     assert len(set(later)) == 1 and later[0] in first  # the first pin written wins; the rest follow it
     pins = Counter(e["affinity"]["pin"] for e in router.log_entries()[:8])
     assert pins["new"] >= 1 and json.dumps(router.log_entries()).count('"moved"') == 0
+
+
+def test_session_settings_are_checked_with_their_paths():
+    from tornrouter.config import parse_config
+    from tornrouter.errors import ConfigError
+
+    config = {
+        "providers": {"e": {"kind": "echo"}},
+        "router": {"default": {"to": ["e", "e"], "sticky": "sometimes"},
+                   "sessions": {"header": "X Session", "body_field": "metadata..user_id", "ttl_s": 0}},
+        "keys": [{"name": "k", "key": "secret-key", "count_tokens_rpm": 0}],
+    }
+    with pytest.raises(ConfigError) as error:
+        parse_config(config, environ={})
+    assert sorted(error.value.problems) == [
+        "keys.0.count_tokens_rpm: Must be greater than or equal to 1.",
+        "router.default.sticky: Not a valid boolean.",
+        "router.sessions.body_field: expected a dotted path: metadata.user_id",
+        "router.sessions.header: not a header name",
+        "router.sessions.ttl_s: Must be greater than 0.",
+    ]

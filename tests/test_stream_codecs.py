@@ -1,4 +1,6 @@
-"""The stream codecs, table-driven over recorded transcripts.
+"""The chat-completions and Anthropic stream codecs, table-driven over recorded
+transcripts (the Responses one's: ``test_stream_responses.py``), and the
+stream grammar every encoder keeps.
 
 Every transcript is decoded to canonical events and accumulated; re-encoded
 into both APIs it must pass ``validate_stream`` and be read by the official
@@ -26,6 +28,7 @@ from tornrouter.canonical import (
     BlockDelta,
     BlockStart,
     BlockStop,
+    ChatRequest,
     ChatResponse,
     MessageDelta,
     MessageStart,
@@ -41,6 +44,7 @@ from tornrouter.canonical import (
 from tornrouter.formats.anthropic.codec import AnthropicCodec
 from tornrouter.formats.anthropic.stream import AnthropicStreamDecoder, AnthropicStreamEncoder
 from tornrouter.formats.openai.stream import OpenAIStreamDecoder, OpenAIStreamEncoder
+from tornrouter.formats.responses.stream import ResponsesStreamEncoder
 from tornrouter.sse import SSEDecoder
 from tornrouter.validate_stream import main as validate_main
 from tornrouter.validate_stream import validate
@@ -410,10 +414,15 @@ ILLEGAL = {
 
 
 @pytest.mark.parametrize("case", sorted(ILLEGAL))
-@pytest.mark.parametrize("sink", ["anthropic", "openai", "accumulator"])
+@pytest.mark.parametrize("sink", ["anthropic", "openai", "responses", "accumulator"])
 def test_illegal_order_is_refused(case: str, sink: str) -> None:
     *legal, last = ILLEGAL[case]
-    target = {"anthropic": AnthropicStreamEncoder, "openai": OpenAIStreamEncoder, "accumulator": Accumulator}[sink]()
+    target = {
+        "anthropic": AnthropicStreamEncoder,
+        "openai": OpenAIStreamEncoder,
+        "responses": lambda: ResponsesStreamEncoder(ChatRequest("m", "responses")),
+        "accumulator": Accumulator,
+    }[sink]()
     feed = target.add if isinstance(target, Accumulator) else target.encode
     for event in legal:
         feed(event)
@@ -422,7 +431,7 @@ def test_illegal_order_is_refused(case: str, sink: str) -> None:
 
 
 def test_finish_with_error_after_the_end_is_refused() -> None:
-    for encoder in (AnthropicStreamEncoder(), OpenAIStreamEncoder()):
+    for encoder in (AnthropicStreamEncoder(), OpenAIStreamEncoder(), ResponsesStreamEncoder(ChatRequest("m", "responses"))):
         for event in [START, *END]:
             encoder.encode(event)
         assert encoder.terminated

@@ -1,9 +1,9 @@
-"""Request bodies as clients send them, for the two APIs the router serves.
+"""Request bodies as clients send them, for the three APIs the router serves.
 
-``chat`` is an OpenAI Chat Completions body and ``message`` an Anthropic
-Messages body, each with one user message; ``extra`` adds or overrides
-top-level fields (``stream=True``, ``tools=[...]``).  ``body_for`` picks the one
-the endpoint ``path`` speaks.
+``chat`` is an OpenAI Chat Completions body, ``message`` an Anthropic
+Messages body and ``response`` an OpenAI Responses body, each with one user
+message; ``extra`` adds or overrides top-level fields (``stream=True``,
+``tools=[...]``).  ``body_for`` picks the one the endpoint ``path`` speaks.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from typing import Any
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
-KIND = {OPENAI: "openai", ANTHROPIC: "anthropic"}  # the API an endpoint speaks, by the provider kind that speaks it
+RESPONSES = "/v1/responses"
+# The API an endpoint speaks, by the name of its format (the provider kinds
+# that speak them: openai, anthropic, openai-responses).
+KIND = {OPENAI: "openai", ANTHROPIC: "anthropic", RESPONSES: "responses"}
 
 
 def chat(model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
@@ -26,6 +29,11 @@ def message(model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
     return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}], **extra}
 
 
+def response(model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
+    """An OpenAI Responses request: ``text`` from the user to ``model``."""
+    return {"model": model, "input": text, **extra}
+
+
 def body_for(path: str, model: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
-    """``chat`` for the OpenAI endpoint, ``message`` for the Anthropic one."""
-    return chat(model, text, **extra) if path == OPENAI else message(model, text, **extra)
+    """``chat``, ``message`` or ``response``: the body the endpoint ``path`` takes."""
+    return {OPENAI: chat, ANTHROPIC: message, RESPONSES: response}[path](model, text, **extra)

@@ -43,6 +43,12 @@ EVENT_EXTRA = "_event"
 """The key of ``MessageDelta.extra`` under which a decoder keeps the wire fields of the
 delta event itself, for a same-format relay; the other keys are fields of the message."""
 
+BLOCK_EXTRA = "_block"
+"""The key of a ``BlockDelta``'s ``extra`` under which a decoder gives fields of the
+block that arrive after its start (a Responses reasoning item's
+``encrypted_content``, a text's final ``annotations``); the accumulator adds
+them to the block's ``extra``.  Such a delta's value is empty."""
+
 # The block types each delta kind may extend.
 _DELTA_TARGETS: dict[str, tuple[type, ...]] = {
     "text": (Text,),
@@ -130,6 +136,7 @@ def merge_usage(start: Usage, delta: Usage | None) -> Usage:
         cache_read_tokens=delta.cache_read_tokens or start.cache_read_tokens,
         cache_creation_tokens=delta.cache_creation_tokens or start.cache_creation_tokens,
         extra={**start.extra, **delta.extra},
+        reasoning_tokens=delta.reasoning_tokens or start.reasoning_tokens,
         cache_creation_1h_tokens=delta.cache_creation_1h_tokens or start.cache_creation_1h_tokens,
     )
 
@@ -137,13 +144,14 @@ def merge_usage(start: Usage, delta: Usage | None) -> Usage:
 class _OpenBlock:
     """A started block and the fragments its deltas brought so far."""
 
-    __slots__ = ("block", "parts", "signature", "citations")
+    __slots__ = ("block", "parts", "signature", "citations", "fields")
 
     def __init__(self, block: Block) -> None:
         self.block = block
         self.parts: list[str] = []
         self.signature: str | None = None
         self.citations: list[Any] = []
+        self.fields: dict[str, Any] = {}  # what BLOCK_EXTRA deltas brought
 
     def add(self, delta: BlockDelta) -> None:
         if type(delta.value) is not str:
@@ -152,22 +160,26 @@ class _OpenBlock:
             self.signature = delta.value  # sent whole; a later one replaces it, as the SDK does
         elif delta.value:
             self.parts.append(delta.value)
-        if "citation" in delta.extra:
-            self.citations.append(delta.extra["citation"])
+        if delta.extra:
+            if "citation" in delta.extra:
+                self.citations.append(delta.extra["citation"])
+            fields = delta.extra.get(BLOCK_EXTRA)
+            if isinstance(fields, dict):
+                self.fields.update(fields)
 
     def result(self) -> Block:
         """A new block with everything applied; the started block is left as it was."""
         block, joined = self.block, "".join(self.parts)
         if isinstance(block, Text):
-            extra = dict(block.extra)
+            extra = {**block.extra, **self.fields}
             if self.citations:
                 extra["citations"] = [*(extra.get("citations") or ()), *self.citations]
-            return Text(block.text + joined, extra)
+            return Text(block.text + joined, extra, block.refusal)
         if isinstance(block, Thinking):
             signature = block.signature if self.signature is None else self.signature
-            return Thinking(block.thinking + joined, signature, block.redacted, dict(block.extra))
+            return Thinking(block.thinking + joined, signature, block.redacted, {**block.extra, **self.fields})
         if isinstance(block, ToolCall):
-            call = ToolCall(block.id, block.name, block.input, block.raw_arguments, dict(block.extra))
+            call = ToolCall(block.id, block.name, block.input, block.raw_arguments, {**block.extra, **self.fields})
             if joined.strip():
                 parsed = _parse_json(joined)
                 if isinstance(parsed, dict):

@@ -1,15 +1,15 @@
 """The canonical request, response and stream events.
 
-Both wire formats (``formats.openai``, ``formats.anthropic``) decode into these
-types and encode out of them; the pipeline, router, plugins and providers only
+The wire formats (``formats.openai``, ``formats.anthropic``, ``formats.responses``)
+decode into these types and encode out of them; the pipeline, router, plugins and providers only
 ever see these.  Nothing here knows about HTTP, Tornado or marshmallow.
 
 Fidelity rule: every object carries ``extra``, a dict of the wire fields of its
 *source* format that the canonical model does not name (``logprobs``,
 ``cache_control``, fields a provider adds tomorrow...).  An encoder for the same
 format writes them back unchanged; an encoder for the other format cannot, and
-reports their names as lossy instead of dropping them silently.  What both APIs
-express has a field of its own (``ChatRequest.reasoning``, ``Text.refusal``), so
+reports their names as lossy instead of dropping them silently.  What two APIs
+express alike has a field of its own (``ChatRequest.reasoning``, ``Text.refusal``), so
 no code but the source format's codec ever reads an ``extra``.
 
 A stream is a sequence of the events at the bottom of this module; the
@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-Format = Literal["openai", "anthropic"]
+Format = Literal["openai", "anthropic", "responses"]
 Role = Literal["user", "assistant", "system", "developer"]
 ToolChoiceMode = Literal["auto", "any", "none", "tool"]
 ReasoningMode = Literal["enabled", "disabled", "adaptive"]
@@ -57,19 +57,45 @@ class Text:
 
 @dataclass(slots=True)
 class Image:
-    """An image given by URL (``url``) or inline (``media_type`` + base64 ``data``)."""
+    """An image given by URL (``url``) or inline (``media_type`` + base64 ``data``).
+    ``detail`` is OpenAI's (``low``, ``high``, ``auto``...), None when not given."""
 
     url: str | None = None
     media_type: str | None = None
     data: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    detail: str | None = None
     type = "image"
 
     def to_json(self) -> dict[str, Any]:
         # The log keeps the shape of an inline image, not its megabytes.
         data = None if self.data is None else f"<{len(self.data)} base64 chars>"
         return _drop_empty(
-            {"type": "image", "url": self.url, "media_type": self.media_type, "data": data, "extra": self.extra}
+            {"type": "image", "url": self.url, "media_type": self.media_type, "data": data, "detail": self.detail,
+             "extra": self.extra}
+        )
+
+
+@dataclass(slots=True)
+class File:
+    """A document (a PDF...) given inline (``media_type`` + base64 ``data``), by
+    URL, or by ``file_id``: the id OpenAI's file store gave it, which only an
+    OpenAI upstream can read.  ``filename`` as the client named it (Anthropic's
+    document ``title``)."""
+
+    data: str | None = None
+    media_type: str | None = None
+    url: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    type = "file"
+
+    def to_json(self) -> dict[str, Any]:
+        data = None if self.data is None else f"<{len(self.data)} base64 chars>"  # the shape, not the megabytes
+        return _drop_empty(
+            {"type": "file", "url": self.url, "media_type": self.media_type, "data": data, "file_id": self.file_id,
+             "filename": self.filename, "extra": self.extra}
         )
 
 
@@ -166,7 +192,7 @@ class Opaque:
         return {"type": "opaque", "format": self.format, "data": self.data}
 
 
-Block = Union[Text, Image, ToolCall, ToolResult, Thinking, Opaque]
+Block = Union[Text, Image, File, ToolCall, ToolResult, Thinking, Opaque]
 
 
 @dataclass(slots=True)
@@ -193,9 +219,11 @@ class Tool:
     """A tool offered to the model.
 
     A function tool has ``name``, ``description`` and a JSON-schema
-    ``parameters``.  A provider-hosted tool (Anthropic ``web_search_20250305``,
-    OpenAI ``custom``) has ``builtin`` set to its wire ``type`` and its whole wire
-    object in ``extra``.
+    ``parameters``; ``strict`` is OpenAI's (the arguments must follow the
+    schema exactly), None when not given.  A provider-hosted tool (Anthropic
+    ``web_search_20250305``, OpenAI ``custom``, the Responses API's
+    ``web_search``, ``file_search``...) has ``builtin`` set to its wire ``type``
+    and its whole wire object in ``extra``.
     """
 
     name: str
@@ -203,6 +231,14 @@ class Tool:
     parameters: dict[str, Any] | None = None
     builtin: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    strict: bool | None = None
+
+    @property
+    def web_search(self) -> bool:
+        """A hosted web search, whichever API offers it: both name its type
+        ``web_search...`` (Anthropic ``web_search_20250305``, Responses
+        ``web_search``, ``web_search_preview``)."""
+        return self.builtin is not None and self.builtin.startswith("web_search")
 
     def to_json(self) -> dict[str, Any]:
         return _drop_empty(
@@ -211,6 +247,7 @@ class Tool:
                 "description": self.description,
                 "parameters": self.parameters,
                 "builtin": self.builtin,
+                "strict": self.strict,
                 "extra": self.extra,
             }
         )
@@ -307,7 +344,8 @@ class ChatRequest:
 class Usage:
     """Token counts.  ``input_tokens`` excludes cached tokens, as Anthropic counts;
     OpenAI's ``prompt_tokens`` is ``input_tokens + cache_read + cache_creation``.
-    ``cache_creation_1h_tokens`` is the part of ``cache_creation_tokens`` written
+    ``reasoning_tokens`` is the part of ``output_tokens`` the model spent
+    reasoning, where the API says (OpenAI's).  ``cache_creation_1h_tokens`` is the part of ``cache_creation_tokens`` written
     to the cache for an hour rather than five minutes, which costs more
     (Anthropic's ``cache_creation.ephemeral_1h_input_tokens``)."""
 
@@ -316,6 +354,7 @@ class Usage:
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    reasoning_tokens: int = 0
     cache_creation_1h_tokens: int = 0
 
     @property
@@ -328,6 +367,8 @@ class Usage:
             out["cache_read_tokens"] = self.cache_read_tokens
         if self.cache_creation_tokens:
             out["cache_creation_tokens"] = self.cache_creation_tokens
+        if self.reasoning_tokens:
+            out["reasoning_tokens"] = self.reasoning_tokens
         if self.cache_creation_1h_tokens:
             out["cache_creation_1h_tokens"] = self.cache_creation_1h_tokens
         return out
@@ -369,7 +410,7 @@ class ChatResponse:
 
 
 def new_id(prefix: str) -> str:
-    """A fresh random id in the style both APIs use (``msg_…``, ``chatcmpl-…``)."""
+    """A fresh random id in the style the APIs use (``msg_…``, ``chatcmpl-…``, ``resp_…``)."""
     sep = "-" if prefix == "chatcmpl" else "_"
     return f"{prefix}{sep}{secrets.token_hex(12)}"
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, get_args
 
 from .canonical import (
-    Block, ChatRequest, ChatResponse, Format, Image, Message, Opaque, Reasoning, ReasoningMode, Role, Text, Thinking,
+    Block, ChatRequest, ChatResponse, File, Format, Image, Message, Opaque, Reasoning, ReasoningMode, Role, Text, Thinking,
     Tool, ToolCall, ToolChoice, ToolChoiceMode, ToolResult, Usage,
 )
 
@@ -27,13 +27,20 @@ _NUMBER = (float, int, _NONE)
 # What each field of each class may hold: its types...
 _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
     Text: (("text", _STR), ("extra", _DICT), ("refusal", (bool,))),
-    Image: (("url", _OPT_STR), ("media_type", _OPT_STR), ("data", _OPT_STR), ("extra", _DICT)),
+    Image: (("url", _OPT_STR), ("media_type", _OPT_STR), ("data", _OPT_STR), ("extra", _DICT), ("detail", _OPT_STR)),
+    File: (
+        ("data", _OPT_STR), ("media_type", _OPT_STR), ("url", _OPT_STR), ("file_id", _OPT_STR), ("filename", _OPT_STR),
+        ("extra", _DICT),
+    ),
     ToolCall: (("id", _STR), ("name", _STR), ("input", _DICT), ("raw_arguments", _OPT_STR), ("extra", _DICT)),
     ToolResult: (("tool_call_id", _STR), ("content", (list, str)), ("is_error", (bool,)), ("extra", _DICT)),
     Thinking: (("thinking", _STR), ("signature", _OPT_STR), ("redacted", _OPT_STR), ("extra", _DICT)),
     Opaque: (("format", _STR), ("data", _DICT)),
     Message: (("role", _STR), ("content", (list, str)), ("extra", _DICT)),
-    Tool: (("name", _STR), ("description", _OPT_STR), ("parameters", (dict, _NONE)), ("builtin", _OPT_STR), ("extra", _DICT)),
+    Tool: (
+        ("name", _STR), ("description", _OPT_STR), ("parameters", (dict, _NONE)), ("builtin", _OPT_STR), ("extra", _DICT),
+        ("strict", (bool, _NONE)),
+    ),
     ToolChoice: (("mode", _STR), ("name", _OPT_STR), ("parallel", (bool, _NONE))),
     Reasoning: (("mode", _STR), ("effort", _OPT_STR), ("budget_tokens", (int, _NONE)), ("extra", _DICT)),
     ChatRequest: (
@@ -45,7 +52,8 @@ _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
     ),
     Usage: (
         ("input_tokens", (int,)), ("output_tokens", (int,)), ("cache_read_tokens", (int,)),
-        ("cache_creation_tokens", (int,)), ("extra", _DICT), ("cache_creation_1h_tokens", (int,)),
+        ("cache_creation_tokens", (int,)), ("extra", _DICT), ("reasoning_tokens", (int,)),
+        ("cache_creation_1h_tokens", (int,)),
     ),
     ChatResponse: (
         ("id", _STR), ("model", _STR), ("content", (list, str)), ("stop_reason", _OPT_STR),
@@ -60,7 +68,7 @@ _CHOICES: dict[type, tuple[str, frozenset[str]]] = {
     Reasoning: ("mode", frozenset(get_args(ReasoningMode))),
     ChatRequest: ("source", frozenset(get_args(Format))),
 }
-_BLOCKS = (Text, Image, ToolCall, ToolResult, Thinking, Opaque)
+_BLOCKS = (Text, Image, File, ToolCall, ToolResult, Thinking, Opaque)
 _TYPE_NAMES = {str: "a string", dict: "a dict", list: "a list", bool: "a boolean", int: "an integer", float: "a number", _NONE: "None"}
 
 
@@ -155,7 +163,8 @@ def check_request(request: Any) -> None:
 def check_usage(usage: Usage) -> Usage:
     """``usage`` if its counts are token counts (integers, not negative)."""
     _check_fields(usage)
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cache_creation_1h_tokens"):
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens",
+                 "cache_creation_1h_tokens"):
         if getattr(usage, name) < 0:
             raise ValueError(f"{name}: expected a token count, got {getattr(usage, name)}")
     return usage

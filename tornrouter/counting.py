@@ -7,11 +7,12 @@ a session's pinned target.  Of the decision's targets, the first that is not
 known to be failing (its circuit not open) is asked:
 
 - a target whose upstream counts (an Anthropic-kind provider) answers, and its
-  answer goes to the client unchanged (``x-tornrouter-token-count: upstream``);
+  answer goes to the client unchanged;
 - any other target, no healthy target, a plugin that answered by itself, and an
   upstream without the endpoint (404, 405 or 501: some Anthropic-compatible
-  servers lack it) get the router's estimate, ``{"input_tokens": N}``
-  (``x-tornrouter-token-count: estimated``).
+  servers lack it) get the router's estimate, ``{"input_tokens": N}``, which
+  says so: ``x-tornrouter-estimate: characters/4``, as the Responses API's
+  ``input_tokens`` does.
 
 Counting is cheap, and must stay so when a client sends fifty at once: one
 call, no retries, no failover, no concurrency slot, no verdict for the circuit
@@ -26,12 +27,13 @@ import time
 
 import orjson
 
-from .classifiers.builtin import estimate_input_tokens
+from .classifiers.builtin import CHARS_PER_TOKEN, estimate_input_tokens
 from .context import RequestRecord
 from .errors import RouterError, UpstreamError
 from .router import Candidate
 
 UPSTREAM, ESTIMATED = "upstream", "estimated"
+ESTIMATE = f"characters/{CHARS_PER_TOKEN}"  # x-tornrouter-estimate: how the router estimated a count
 NO_ENDPOINT = frozenset({404, 405, 501})
 
 

@@ -4,7 +4,9 @@
 
     RouterError                  status, message; rendered in the client's API shape
     ├── InvalidRequest           400  a body that does not match the API (names the field)
-    │   └── BodyTooLarge         413  over server.max_body_bytes
+    │   ├── BodyTooLarge         413  over server.max_body_bytes
+    │   └── PreviousResponseNotFound
+    │                            400  previous_response_id names no stored response of the caller's
     ├── NoProvider               400  no route, no default for the model
     ├── PluginFailed             500  a Start/PreRouting hook raised
     ├── ClassifierFailed         500  a classifier raised (no routing on tags it could not tell)
@@ -12,9 +14,11 @@
     ├── Overloaded               503  a provider's queue, or the router, is full
     ├── Unauthorized             401  no client key, or not one of the config's
     ├── Forbidden                403  the key may not use that model (or read that usage)
+    ├── NotFound                 404  no such model, or no stored response of the caller's by that id
     ├── RateLimited              429  over a key's or a model's limit; Retry-After
     │   └── BudgetExceeded       429  a key's daily or monthly budget is spent
-    ├── StateUnavailable         503  the shared state is unreachable and on_error is fail_closed
+    ├── StateUnavailable         503  the shared state is unreachable and on_error is fail_closed,
+    │                                 or stored responses are (they have no way around it)
     └── UpstreamError            the provider failed; ``status`` is what the client gets:
         │                        the upstream's own 4xx, else 502; with ``relay``, the
         │                        upstream's own status and error body, as they came
@@ -61,6 +65,16 @@ class BodyTooLarge(InvalidRequest):
 
     def __init__(self, limit: int) -> None:
         super().__init__(None, f"request body exceeds the limit of {limit} bytes")
+
+
+class PreviousResponseNotFound(InvalidRequest):
+    """Typed as OpenAI types it, for clients that tell it from other 400s."""
+
+    code = "previous_response_not_found"
+
+    def __init__(self, message: str) -> None:
+        super().__init__("previous_response_id", message)
+        self.error_type = "invalid_request_error"
 
 
 class NoProvider(RouterError):
@@ -113,6 +127,19 @@ class Unauthorized(RouterError):
 class Forbidden(RouterError):
     status = 403
     code = "permission_denied"
+
+
+class NotFound(RouterError):
+    """Nothing by that id for this caller.  ``error_type`` defaults to OpenAI's
+    (``invalid_request_error``, as its API answers a 404); an Anthropic-shaped
+    answer passes ``not_found_error``."""
+
+    status = 404
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = "not_found",
+                 error_type: str = "invalid_request_error") -> None:
+        super().__init__(message, param=param, error_type=error_type)
+        self.code = code
 
 
 class RateLimited(RouterError):

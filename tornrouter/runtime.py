@@ -15,12 +15,13 @@ from .dispatch import Dispatcher
 from .events import EventBus
 from .handlers import routes
 from .handlers.base import CLIENT_CLOSED
-from .handlers.api import models_list
 from .inflight import InFlight
 from .metrics import Metrics
+from .model_catalogue import ModelCatalogue
 from .plugins.pipeline import Pipeline
 from .providers import make_provider
 from .request_log import RequestLog, entry_line, log_entry
+from .responses_store import make_responses_store
 from .router import ModelRouter
 from .sessions import Sessions
 
@@ -51,7 +52,7 @@ class Runtime:
         inherited = _inherited_log(config, previous)
         self.request_log = inherited or (RequestLog(config.request_log) if config.request_log else None)
         self.events = previous.events if previous is not None else EventBus()
-        self.models_json = models_list(self.router.model_names())
+        self.models = ModelCatalogue(self.router.model_names())
         # Access control and metrics (tornrouter/access, tornrouter/metrics).  A reload
         # keeps the metrics (counters run on) and, with the same state: section, the
         # state backend (limits and usage totals held in memory carry over).
@@ -61,8 +62,15 @@ class Runtime:
         self.access = AccessControl(config, previous.access.backend if same_state else make_backend(config), on_refusal=self.metrics.refused)
         self.sessions = self.pipeline.sessions = Sessions(config.router.sessions, self.access.backend, self.access.outage)
         self._owns_backend = True
+        # Stored responses (Responses API) carry over the same way: in memory, a
+        # reload must not forget the conversations clients are continuing.
+        same_store = same_state and previous._owns_store and previous.config.responses == config.responses
+        self.responses = previous.responses if same_store else make_responses_store(config)
+        self._owns_store = True
         if same_state:
             previous._owns_backend = False
+        if same_store:
+            previous._owns_store = False
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
 
@@ -123,10 +131,13 @@ class Runtime:
 
     async def close_access(self) -> None:
         """Before ``close``: the usage being written goes out, and the state
-        backend's connections are closed, unless a reloaded successor uses it."""
+        backend's and the stored responses' connections are closed, unless a
+        reloaded successor uses them."""
         await self.access.drain()
         if self._owns_backend:
             await self.access.backend.aclose()
+        if self._owns_store:
+            await self.responses.aclose()
 
     def abandon_in_flight(self, reason: str) -> int:
         """Record every request still running as cancelled (a stop that gave up

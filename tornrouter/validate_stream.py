@@ -1,11 +1,13 @@
-"""Check a recorded SSE transcript against the stream rules of either API.
+"""Check a recorded SSE transcript against the stream rules of its API.
 
-    python -m tornrouter.validate_stream FILE [--format openai|anthropic]
+    python -m tornrouter.validate_stream FILE [--format openai|anthropic|responses]
 
 prints one line per problem and exits 1, or prints ``ok``.  The rules are the
-ones the stream encoders keep: the event order, block (Anthropic) or tool-call
-(OpenAI) start/delta/stop discipline and dense indices, tool input that parses
-as JSON, and a terminal event (``message_stop`` / ``[DONE]`` / an error).  It
+ones the stream encoders keep: the event order, block (Anthropic), tool-call
+(OpenAI) or output item and part (Responses, ``validate_responses``)
+start/delta/stop discipline and dense indices, tool input that parses as
+JSON, event names and sequence numbers (Responses), and a terminal event
+(``message_stop`` / ``[DONE]`` / ``response.completed``... / an error).  It
 reads the wire only, so it can judge any server's output, ours or an upstream's.
 
 It is test and operator tooling: the serving path never imports it (a test
@@ -20,6 +22,7 @@ import sys
 from typing import Any
 
 from .sse import ServerSentEvent, SSEDecoder
+from .validate_responses import ResponsesRules
 
 # content_block_delta type -> (its payload field, the block types it may extend; None: any tool-like block)
 _ANTHROPIC_DELTAS: dict[str, tuple[str, tuple[str, ...] | None]] = {
@@ -42,7 +45,7 @@ def validate(data: bytes, fmt: str | None = None) -> list[str]:
     if not events:
         return [*problems, "no events"]
     fmt = fmt or detect_format(events)
-    checker = _AnthropicRules() if fmt == "anthropic" else _OpenAIRules()
+    checker = {"anthropic": _AnthropicRules, "responses": ResponsesRules}.get(fmt, _OpenAIRules)()
     for number, sse in enumerate(events, 1):
         try:
             payload = None if sse.data == "[DONE]" else json.loads(sse.data)
@@ -59,15 +62,17 @@ def validate(data: bytes, fmt: str | None = None) -> list[str]:
 
 
 def detect_format(events: list[ServerSentEvent]) -> str:
-    """``anthropic`` when the first event is named or typed, as Anthropic's are; else ``openai``."""
+    """``responses`` when the first event is a ``response.*`` one; ``anthropic``
+    when it is named or typed otherwise, as Anthropic's are; else ``openai``."""
     first = events[0]
-    if first.event is not None:
-        return "anthropic"
     try:
         payload = json.loads(first.data)
     except ValueError:
-        return "openai"
-    return "anthropic" if isinstance(payload, dict) and "type" in payload else "openai"
+        payload = None
+    kind = first.event or (payload.get("type") if isinstance(payload, dict) else None)
+    if isinstance(kind, str) and (kind.startswith("response.") or "sequence_number" in (payload or {})):
+        return "responses"
+    return "anthropic" if kind is not None else "openai"
 
 
 class _AnthropicRules:
@@ -324,7 +329,7 @@ def _json_problem(what: str, fragments: Any) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tornrouter.validate_stream", description=__doc__.split("\n\n")[0])
     parser.add_argument("file", help="a recorded SSE transcript ('-' for stdin)")
-    parser.add_argument("--format", choices=("openai", "anthropic"), help="detected when omitted")
+    parser.add_argument("--format", choices=("openai", "anthropic", "responses"), help="detected when omitted")
     args = parser.parse_args(argv)
     if args.file == "-":
         data = sys.stdin.buffer.read()

@@ -290,7 +290,7 @@ class AccessControl:
         usage = record.usage or Usage()
         cost = None
         if target is not None and record.usage is not None:
-            cost = self.prices.cost(target.provider.name, target.provider.kind, target.model, usage)
+            cost = self.prices.cost(target.provider.name, target.provider.vendor, target.model, usage)
         record.cost_usd = None if cost is None else round(cost, 8)
         if admission is None or admission.settled or not admission.billed:
             return

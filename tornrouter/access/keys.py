@@ -2,8 +2,8 @@
 
 Clients send a key the way their SDK does: OpenAI's as ``Authorization: Bearer
 <key>``, Anthropic's as ``x-api-key: <key>`` (or ``Authorization: Bearer`` with
-``auth_token``).  Both headers are accepted on both endpoints, so either SDK
-can talk to either endpoint.
+``auth_token``).  Both headers are accepted on every endpoint, so either SDK
+can talk to any endpoint.
 
 Only SHA-256 digests are held (a config may give ``key_sha256`` and never hold
 the key at all).  A presented key is hashed once and compared with *every*

@@ -2,7 +2,8 @@
 
 The table is keyed ``provider/model``.  ``provider`` is a configured provider's
 name or a provider kind (``openai``, ``anthropic``): the defaults below are
-keyed by kind, so they price any provider of that kind, and an operator's entry
+keyed by kind, so they price any provider of that kind (``openai-responses``
+is priced as ``openai``: ``Provider.vendor``), and an operator's entry
 for one provider's name (a proxy, a negotiated discount) wins over them.
 ``model`` may be a glob (``anthropic/claude-sonnet-*``).
 

@@ -107,17 +107,15 @@ class Background(TagIf):
 
 class WebSearch(TagIf):
     """``web_search`` when a web-search tool is offered (Anthropic server tool
-    ``web_search_*``, OpenAI ``web_search_options``, or a function named so)."""
+    ``web_search_*``, a Responses ``web_search`` tool, OpenAI
+    ``web_search_options``, or a function named so)."""
 
     default_tag = "web_search"
 
     def matches(self, request: ChatRequest) -> bool:
         if request.web_search is not None:
             return True
-        return any(
-            (tool.builtin or "").startswith("web_search") or tool.name in ("web_search", "websearch")
-            for tool in request.tools
-        )
+        return any(tool.web_search or tool.name in ("web_search", "websearch") for tool in request.tools)
 
 
 class Keyword(TagIf):

@@ -117,6 +117,7 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
         model_limits=tuple(data["model_limits"]),
         prices=data["prices"],
         state=data["state"],
+        responses=data["responses"],
     )
 
 

@@ -68,6 +68,9 @@ class ProviderConfig:
     breaker: BreakerConfig | None = None
     max_concurrent: int | None = None
     max_queue: int = 100
+    # A hosted tool (a Responses web search, an Anthropic code execution...) this
+    # provider's API cannot run: ``drop`` it (reported lossy) or ``refuse`` the request (400).
+    hosted_tools: str = "drop"
     betas: BetasConfig | None = None  # anthropic kind: the anthropic-beta flags added, stripped or overridden
 
 
@@ -181,6 +184,15 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class ResponsesConfig:
+    """Stored responses of the Responses API (``tornrouter.responses_store``):
+    where is ``state.backend``'s (this process, or the Redis of ``state.url``)."""
+
+    store_ttl_s: float = 30 * 86400.0  # kept this long after the response, or its conversation's latest turn
+    max_bytes: int = 64 * 1024 * 1024  # in memory: the most the store holds (least recently used dropped first)
+
+
+@dataclass(frozen=True)
 class ComponentEntry:
     """One classifier or plugin entry: the class it names and its settings."""
 
@@ -203,3 +215,4 @@ class Config:
     model_limits: tuple[ModelLimit, ...] = ()
     prices: dict[str, Price] = field(default_factory=dict)
     state: StateConfig = StateConfig()
+    responses: ResponsesConfig = ResponsesConfig()

@@ -17,10 +17,11 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, missing
 
 from .objects import (
     BetasConfig, BreakerConfig, ComponentEntry, Config, KeyConfig, ModelLimit, Price, ProviderConfig,
-    Route, RouterConfig, ServerConfig, SessionsConfig, StateConfig, Target, Targets,
+    ResponsesConfig, Route, RouterConfig, ServerConfig, SessionsConfig, StateConfig, Target, Targets,
 )
 
-PROVIDER_KINDS = ("openai", "anthropic", "echo")
+PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo")
+HOSTED_TOOLS = ("drop", "refuse")
 
 
 S = TypeVar("S", bound=type[Schema])
@@ -129,11 +130,12 @@ class ProviderSchema(_Strict):
     breaker = fields.Nested(BreakerSchema, allow_none=True)
     max_concurrent = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     max_queue = fields.Integer(validate=validate.Range(min=0))
+    hosted_tools = fields.String(validate=validate.OneOf(HOSTED_TOOLS))
     betas = fields.Nested(BetasSchema, allow_none=True)
 
     @validates_schema
     def needs_url(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if data.get("kind") in ("openai", "anthropic") and not data.get("base_url"):
+        if data.get("kind") != "echo" and not data.get("base_url"):
             raise ValidationError("required for this kind", "base_url")
 
     @validates_schema
@@ -312,6 +314,16 @@ class StateSchema(_Strict):
         return StateConfig(**data)
 
 
+@defaults_from(ResponsesConfig)
+class ResponsesSchema(_Strict):
+    store_ttl_s = fields.Float(validate=_POSITIVE)
+    max_bytes = fields.Integer(validate=validate.Range(min=1024))
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> ResponsesConfig:
+        return ResponsesConfig(**data)
+
+
 @defaults_from(Config)
 class ConfigSchema(_Strict):
     server = fields.Nested(ServerSchema, load_default=lambda: ServerConfig())
@@ -327,3 +339,4 @@ class ConfigSchema(_Strict):
         values=fields.Nested(PriceSchema),
     )
     state = fields.Nested(StateSchema)
+    responses = fields.Nested(ResponsesSchema)

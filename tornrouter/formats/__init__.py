@@ -1,7 +1,7 @@
 """Wire formats: pure codecs between an API's JSON and the canonical model.
 
-``codec_for(name)`` gives the codec of ``openai`` or ``anthropic``; both follow
-``formats.base.Codec``.
+``codec_for(name)`` gives the codec of ``openai``, ``anthropic`` or
+``responses``; each follows ``formats.base.Codec``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 from .anthropic.codec import AnthropicCodec
 from .base import Codec
 from .openai.codec import OpenAICodec
+from .responses.codec import ResponsesCodec
 
-CODECS: dict[str, Codec] = {"openai": OpenAICodec(), "anthropic": AnthropicCodec()}
+CODECS: dict[str, Codec] = {"openai": OpenAICodec(), "anthropic": AnthropicCodec(), "responses": ResponsesCodec()}
 
 
 def codec_for(name: str) -> Codec:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 from marshmallow import Schema, ValidationError
 
-from ..canonical import ChatRequest, ChatResponse, Format, StreamEvent
+from ..canonical import ChatRequest, ChatResponse, File, Format, MessageStart, StreamEvent, Tool
 from ..errors import InvalidRequest, RouterError
 from ..sse import ServerSentEvent
 from .accepts import schema_accepts
@@ -51,6 +51,10 @@ class StreamEncoder(Protocol):
 
     def finish_with_error(self, message: str, status: int = 502) -> bytes:
         """End the stream with the API's error event."""
+
+    def take_over(self, start: MessageStart, events: int) -> None:
+        """Go on from a stream relayed byte for byte so far (its ``MessageStart``,
+        and how many events it had): only ``finish_with_error`` follows."""
 
 
 class Codec(ABC):
@@ -147,6 +151,12 @@ class Foreign:
         ``InvalidRequest`` for one it cannot serve at all."""
         return self.names(extra, "")
 
+    def carry_request(self, extra: Mapping[str, Any], target: Format) -> tuple[dict[str, Any], list[str]]:
+        """What of a request's own extras an upstream of ``target`` has fields
+        for, in its wire shape, and the lossy names of the rest; raises as
+        ``request`` does.  By default ``target`` has a field for none of them."""
+        return {}, self.request(extra, target)
+
     def response(self, extra: Mapping[str, Any]) -> list[str]:
         """The lossy names of a (non-streamed) response's own extras."""
         return self.names(extra, "")
@@ -154,6 +164,39 @@ class Foreign:
     def delta(self, extra: Mapping[str, Any]) -> list[str]:
         """The lossy names of a stream ``BlockDelta``'s extras."""
         return self.names(extra, "")
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """``(media_type, base64 data)`` of a base64 ``data:`` URL; None for anything else."""
+    if url.startswith("data:"):
+        comma = url.find(",")
+        head = url[5:comma]
+        if comma > 0 and head.endswith(";base64"):
+            return head[:-7], url[comma + 1 :]
+    return None
+
+
+def file_data(block: File) -> str | None:
+    """A file's inline data as the OpenAI APIs send it: a ``data:`` URL (raw
+    base64 when its media type is not known)."""
+    if block.data is None:
+        return None
+    return block.data if block.media_type is None else f"data:{block.media_type};base64,{block.data}"
+
+
+def file_from_data(data: str | None, **fields: Any) -> File:
+    """A file whose inline data came as the OpenAI APIs send it (``file_data``)."""
+    split = split_data_url(data) if data is not None else None
+    if split is not None:
+        return File(data=split[1], media_type=split[0], **fields)
+    return File(data=data, **fields)
+
+
+def hosted_settings(tool: Tool) -> list[str]:
+    """The lossy names of a hosted tool's settings when another API's own
+    equivalent runs in its place (a web search): its ``type`` and ``name``
+    are the tool itself, its other fields settings of the original."""
+    return [f"tools.{tool.builtin}.{k}" for k, v in tool.extra.items() if k not in ("type", "name") and v is not None]
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:

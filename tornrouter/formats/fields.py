@@ -154,3 +154,40 @@ class Content(Tagged):
         return lambda v: isinstance(v, str) or (
             type(v) is list and (bool(v) or not non_empty) and all(accepts(part) for part in v)
         )
+
+
+class Object(fields.Field):
+    """A nested object checked by ``schema``; a lighter ``fields.Nested`` (see ``first_problem``)."""
+
+    def __init__(self, schema: Schema, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.schema = schema
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValidationError("Must be an object.")
+        errors = first_problem(self.schema, value)
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+    def value_check(self) -> Predicate:
+        accepts = schema_accepts(self.schema)
+        return lambda v: isinstance(v, dict) and accepts(v)
+
+
+class ToolChoice(Tagged):
+    """OpenAI's ``tool_choice``: ``"none"`` | ``"auto"`` | ``"required"`` | an object
+    checked by the schema its ``type`` names."""
+
+    MODES = ("none", "auto", "required")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            if value in self.MODES:
+                return value
+            raise ValidationError(f"Must be one of: {', '.join(self.MODES)}, or an object.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+    def value_check(self) -> Predicate:
+        return lambda v: v in self.MODES if isinstance(v, str) else self.accepts(v)

@@ -21,8 +21,9 @@ from ..canonical import Format
 from .anthropic.shapes import FOREIGN as ANTHROPIC
 from .base import Foreign
 from .openai.shapes import FOREIGN as OPENAI
+from .responses.shapes import FOREIGN as RESPONSES
 
-_FOREIGN: Mapping[Format, Foreign] = {"openai": OPENAI, "anthropic": ANTHROPIC}
+_FOREIGN: Mapping[Format, Foreign] = {"openai": OPENAI, "anthropic": ANTHROPIC, "responses": RESPONSES}
 
 
 class Carry:

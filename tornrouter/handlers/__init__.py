@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .admin import MetricsHandler, UsageHandler
-from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler, ModelsHandler
+from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler
 from .counting import CountTokensHandler
 from .dashboard import DashboardEventsHandler, DashboardPageHandler, read_page
+from .models import ModelHandler, ModelsHandler
+from .responses import InputTokensHandler, ResponsesHandler
+from .stored_responses import InputItemsHandler, StoredResponseHandler
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -19,7 +22,12 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/v1/chat/completions", ChatCompletionsHandler, {"runtime": runtime}),
         (r"/v1/messages", MessagesHandler, {"runtime": runtime}),
         (r"/v1/messages/count_tokens", CountTokensHandler, {"runtime": runtime}),
+        (r"/v1/responses", ResponsesHandler, {"runtime": runtime}),
         (r"/v1/models", ModelsHandler, {"runtime": runtime}),
+        (r"/v1/models/(.+)", ModelHandler, {"runtime": runtime}),
+        (r"/v1/responses/input_tokens", InputTokensHandler, {"runtime": runtime}),
+        (r"/v1/responses/([^/]+)", StoredResponseHandler, {"runtime": runtime}),
+        (r"/v1/responses/([^/]+)/input_items", InputItemsHandler, {"runtime": runtime}),
         (r"/v1/usage", UsageHandler, {"runtime": runtime}),
         (r"/metrics", MetricsHandler, {"runtime": runtime}),
     ]

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from tornado.web import Finish, RequestHandler
 
 from ..access import AdminKey
 from ..errors import Forbidden, RouterError, Unauthorized
 from ..formats import codec_for
+from ..formats.base import Codec
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -27,16 +28,16 @@ _QUERY_KEY = re.compile(r"([?&]key=)[^&]*")
 _OPENAI = codec_for("openai")
 
 
-def finish_with_error(handler: RequestHandler, error: RouterError) -> None:
+def finish_with_error(handler: RequestHandler, error: RouterError, codec: Codec = _OPENAI) -> NoReturn:
     """End the request with ``error`` in OpenAI's shape (these endpoints are not
-    tied to one API; that shape is the common one)."""
+    tied to one API; that shape is the common one), or in ``codec``'s."""
     handler.set_status(error.status)
     for name, value in error.headers.items():
         handler.set_header(name, value)
     if isinstance(error, Unauthorized):
         handler.set_header("WWW-Authenticate", 'Bearer realm="tornrouter"')
     handler.set_header("Content-Type", "application/json")
-    raise Finish(json.dumps(_OPENAI.error_body(error)))
+    raise Finish(json.dumps(codec.error_body(error)))
 
 
 class AdminOnly(RequestHandler):

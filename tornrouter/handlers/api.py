@@ -1,4 +1,4 @@
-"""The two API endpoints, ``/v1/models`` and ``/health``."""
+"""The chat-completions and messages endpoints, and ``/health``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from typing import TYPE_CHECKING
 
 from tornado.web import RequestHandler
 
-from ..errors import Unauthorized
 from ..formats import codec_for
-from .admin import finish_with_error
 from .base import APIHandler, dumps
 
 if TYPE_CHECKING:
@@ -27,25 +25,6 @@ class MessagesHandler(APIHandler):
 
     codec = codec_for("anthropic")
     endpoint = "/v1/messages"
-
-
-class ModelsHandler(RequestHandler):
-    """``GET /v1/models``: every concrete model name a client can ask for, in
-    OpenAI's list shape (the list is fixed by the config: built once)."""
-
-    def initialize(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def prepare(self) -> None:
-        # With keys: configured, the list is for callers with a key, as the API is.
-        try:
-            self.runtime.access.authenticate(self.request.headers)
-        except Unauthorized as error:
-            finish_with_error(self, error)
-
-    def get(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.finish(self.runtime.models_json)
 
 
 class HealthHandler(RequestHandler):
@@ -73,6 +52,3 @@ class HealthHandler(RequestHandler):
             "providers": {name: provider.status() for name, provider in runtime.providers.items()},
         }))
 
-
-def models_list(names: list[tuple[str, str]]) -> str:
-    return dumps({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": p} for m, p in names]})

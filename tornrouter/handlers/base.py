@@ -1,4 +1,4 @@
-"""``APIHandler``: what the two API endpoints share.
+"""``APIHandler``: what the API endpoints share.
 
 A handler is thin: read the body, let the codec of its API parse it, hand it to
 the pipeline, let the codec write the answer.  Every error, whatever raised it,
@@ -84,6 +84,20 @@ class APIHandler(RequestHandler):
     def body(self) -> bytes:
         return b"".join(self._chunks)
 
+    async def read_request(self) -> ChatRequest:
+        """The request, parsed by the endpoint's codec.  An endpoint whose API
+        refers to earlier answers by id (the Responses API's
+        ``previous_response_id``) puts them in here, before the request is
+        admitted and run."""
+        return self.codec.parse_request(self.body())
+
+    async def answering(self, answer: dict[str, Any]) -> None:
+        """Called with a whole answer's JSON body just before the client gets
+        it: an endpoint whose API refers to earlier answers completes it and
+        keeps it here, so that a client that names it at once finds it (a
+        stream's answer it finds in what ``_send`` writes).  Does nothing by
+        default."""
+
     def received(self, request: ChatRequest) -> None:
         """What the request brings beside its body: its API's headers
         (``anthropic-beta``...), the session it names (``sessions``)."""
@@ -93,7 +107,7 @@ class APIHandler(RequestHandler):
     async def post(self) -> None:
         self._reading_body = False
         record = self.record
-        record.ctx.request = self.codec.parse_request(self.body())
+        record.ctx.request = await self.read_request()
         self.received(record.request)
         self.admission = await self.runtime.access.admit(record, self.client_key)  # 403, 429, 503
         if record.request.stream:
@@ -102,6 +116,7 @@ class APIHandler(RequestHandler):
         await self.runtime.pipeline.run(record)
         body, lossy = self.codec.encode_response(record.response, record.request)
         record.add_lossy(lossy)
+        await self.answering(body)
         data = dumps(body)
         self.set_routing_headers()
         self.set_header("Content-Type", "application/json")
@@ -194,7 +209,7 @@ class APIHandler(RequestHandler):
         self.set_header("x-tornrouter-overhead-ms", f"{record.overhead() * 1000:.2f}")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = _as_router_error(status_code, kwargs.get("exc_info"))
+        error = as_router_error(status_code, kwargs.get("exc_info"))
         self.record.error = error.message
         self.set_status(error.status)
         for name, value in error.headers.items():
@@ -229,7 +244,7 @@ class APIHandler(RequestHandler):
                 log.exception("%s %s: %s failed", self.endpoint, record.id, step.__qualname__)
 
 
-def _as_router_error(status_code: int, exc_info: Any) -> RouterError:
+def as_router_error(status_code: int, exc_info: Any) -> RouterError:
     """Whatever ended the request, as a ``RouterError`` to render.  An unexpected
     exception becomes a bare 500 whose message reveals nothing internal."""
     exc = exc_info[1] if exc_info else None

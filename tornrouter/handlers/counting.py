@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from ..counting import count_tokens
+from ..counting import ESTIMATE, ESTIMATED, count_tokens
 from ..formats import codec_for
 from ..formats.anthropic.codec import AnthropicCodec
 from .base import APIHandler
@@ -27,6 +27,7 @@ class CountTokensHandler(APIHandler):
         await self.runtime.pipeline.prepare(record)
         body, counted = await count_tokens(record)
         self.set_routing_headers()
-        self.set_header("x-tornrouter-token-count", counted)
+        if counted == ESTIMATED:
+            self.set_header("x-tornrouter-estimate", ESTIMATE)
         self.set_header("Content-Type", "application/json")
         self.finish(body)

@@ -15,7 +15,7 @@ grammar does not allow, or an end without the terminal event.
 from __future__ import annotations
 
 from ..accumulate import Accumulator, StreamOrderError
-from ..canonical import ChatRequest, ChatResponse, Format, MessageStop, StreamError
+from ..canonical import ChatRequest, ChatResponse, Format, MessageStart, MessageStop, StreamError
 from ..formats.base import Codec
 from ..providers.streaming import Piece
 
@@ -31,6 +31,7 @@ class ClientStream:
         self.encoder = None if source == codec.name else codec.stream_encoder(request, source=source)
         self.accumulator = Accumulator(source)
         self._error: StreamError | None = None  # one this made: the accumulator keeps the upstream's
+        self._relayed = 0  # events relayed byte for byte (an error event after them follows on)
 
     @property
     def finished(self) -> bool:
@@ -60,6 +61,7 @@ class ClientStream:
                     out.extend(self.encoder.encode(event) for event in events)
                 elif raw is not None:
                     out.append(raw)
+                    self._relayed += 1
                 else:
                     out.extend(self._implied(events))
         except StreamOrderError as exc:
@@ -81,10 +83,18 @@ class ClientStream:
         return []
 
     def fail(self, message: str, status: int = 502) -> bytes:
-        """The client API's own error event, ending the stream."""
+        """The client API's own error event, ending the stream.  After a relay,
+        an encoder takes the stream over where the upstream's bytes left it
+        (the Responses API numbers its events and names the response in its
+        error event)."""
         if self._error is None and self.accumulator.error is None:
             self._error = StreamError(status, message)
-        encoder = self.encoder or self.codec.stream_encoder(self.request, source=None)
+        encoder = self.encoder
+        if encoder is None:
+            encoder = self.codec.stream_encoder(self.request, source=None)
+            response = self.response()
+            if response is not None:
+                encoder.take_over(MessageStart(response.id, response.model), self._relayed)
         return encoder.finish_with_error(message, status)
 
     def lossy(self) -> list[str]:

@@ -9,8 +9,14 @@ from .anthropic import AnthropicProvider
 from .base import Provider
 from .echo import EchoProvider
 from .openai import OpenAIProvider
+from .responses import OpenAIResponsesProvider
 
-KINDS: dict[str, type[Provider]] = {"openai": OpenAIProvider, "anthropic": AnthropicProvider, "echo": EchoProvider}
+KINDS: dict[str, type[Provider]] = {
+    "openai": OpenAIProvider,
+    "openai-responses": OpenAIResponsesProvider,
+    "anthropic": AnthropicProvider,
+    "echo": EchoProvider,
+}
 
 
 def make_provider(config: ProviderConfig, http: AsyncHTTPClient) -> Provider:

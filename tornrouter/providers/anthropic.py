@@ -18,6 +18,7 @@ COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
 class AnthropicProvider(HTTPProvider):
     kind = "anthropic"
+    format = "anthropic"
     path = "/v1/messages"
     counts_tokens = True
 

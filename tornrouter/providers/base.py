@@ -1,8 +1,9 @@
 """Providers: where and how a canonical request is sent upstream.
 
 ``Provider`` is the interface; ``HTTPProvider`` is the shared transport for the
-upstreams that speak an API over HTTP (``openai.py``, ``anthropic.py`` only add
-their path and auth headers); ``echo.py`` answers without any network.
+upstreams that speak an API over HTTP (``openai.py``, ``responses.py``,
+``anthropic.py`` only add their path and auth headers); ``echo.py`` answers
+without any network.
 
 Every transport failure is mapped to ``errors.UpstreamError`` here and only
 here: curl's 599 with errno 28 -> ``UpstreamTimeout`` (504); any other 599
@@ -26,10 +27,10 @@ from tornado.httputil import HTTPHeaders
 
 from ..accumulate import replay
 from ..breaker import CircuitBreaker
-from ..canonical import ChatRequest, ChatResponse
+from ..canonical import ChatRequest, ChatResponse, Format
 from ..check import check_response
 from ..config import ProviderConfig
-from ..errors import UpstreamError, UpstreamTimeout
+from ..errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from ..formats import codec_for
 from ..formats.base import short
 from ..formats.overflow import overflow_body, overflow_in
@@ -41,10 +42,15 @@ VERSION_HEADERS = frozenset({"anthropic-version"})
 
 
 class Provider(ABC):
-    """A configured upstream.  One instance per ``providers:`` entry."""
+    """A configured upstream.  One instance per ``providers:`` entry.  ``vendor``
+    is the kind the default prices are keyed by (``access.prices``)."""
 
     kind: ClassVar[str]
     counts_tokens: ClassVar[bool] = False  # its upstream has an endpoint that counts input tokens
+
+    @property
+    def vendor(self) -> str:
+        return self.kind
 
     def __init__(self, config: ProviderConfig, http: AsyncHTTPClient) -> None:
         self.config = config
@@ -89,13 +95,14 @@ class Provider(ABC):
 
 
 class HTTPProvider(Provider):
-    """An upstream speaking one of the two APIs over HTTP."""
+    """An upstream speaking one of the APIs (``format``) over HTTP."""
 
     path: ClassVar[str]
+    format: ClassVar[Format]
 
     def __init__(self, config: ProviderConfig, http: AsyncHTTPClient) -> None:
         super().__init__(config, http)
-        self.codec = codec_for(self.kind)
+        self.codec = codec_for(self.format)
         self.url = config.base_url.rstrip("/") + self.path
         # Names in lower case, as ChatRequest.headers has them: one dict merges both.
         headers = {"Content-Type": "application/json", **self.auth_headers(), **config.headers}
@@ -106,7 +113,12 @@ class HTTPProvider(Provider):
         """The headers that authenticate to the upstream (none for a keyless local server)."""
 
     def build(self, request: ChatRequest) -> tuple[HTTPRequest, list[str]]:
+        """The upstream request for ``request``; ``InvalidRequest`` for one this
+        API cannot serve at all, or (``hosted_tools: refuse``) one whose hosted
+        tool it would drop."""
         body, lossy = self.codec.encode_request(request, default_max_tokens=self.config.default_max_tokens)
+        if self.config.hosted_tools == "refuse":
+            self.refuse_hosted(request, lossy)
         http_request = HTTPRequest(
             self.url,
             method="POST",
@@ -126,7 +138,7 @@ class HTTPProvider(Provider):
         writes the body in the target's own version."""
         if not request.headers:
             return self.headers
-        if self.codec.name == request.source:
+        if self.format == request.source:
             return {**self.headers, **request.headers}
         lossy += [name for name in request.headers if name not in VERSION_HEADERS and name not in lossy]
         return self.headers
@@ -156,6 +168,17 @@ class HTTPProvider(Provider):
         http_request, lossy = self.build(request)
         return UpstreamStream(self, request, http_request, self.codec.stream_decoder()), lossy
 
+    def refuse_hosted(self, request: ChatRequest, lossy: list[str]) -> None:
+        """A hosted tool the translation dropped (named ``tools.<type>`` in
+        ``lossy``) refuses the request, naming the tool."""
+        for index, tool in enumerate(request.tools):
+            if tool.builtin is not None and f"tools.{tool.builtin}" in lossy:
+                raise InvalidRequest(
+                    f"tools.{index}",
+                    f"provider '{self.name}' ({self.kind}) cannot run the hosted tool '{tool.builtin}' "
+                    "and is set to refuse such requests (hosted_tools: refuse)",
+                )
+
     def transport_error(self, error: HTTPClientError) -> UpstreamError:
         """No HTTP response at all: a timeout (504) or a connection failure (502)."""
         if isinstance(error, CurlError) and error.errno == pycurl.E_OPERATION_TIMEDOUT:
@@ -184,7 +207,7 @@ class HTTPProvider(Provider):
             error_type, message = None, f"upstream returned {status} {describe(headers.get('Content-Type'), body)}"
         else:
             error_type, message = parsed[0], f"upstream returned {status}: {parsed[1]}"
-            if self.codec.name == request.source:
+            if self.format == request.source:
                 relay = body
             elif (overflow := overflow_in(status, body)) is not None:
                 relay = orjson.dumps(overflow_body(codec_for(request.source), overflow))
@@ -195,12 +218,12 @@ class HTTPProvider(Provider):
             upstream_status=status,
             # The upstream's own error type means something only to a client of the same
             # API; for the other, None lets its codec name the type for the status.
-            error_type=error_type if self.codec.name == request.source else None,
+            error_type=error_type if self.format == request.source else None,
             retry_after=retry_after if status in (429, 503, 529) else None,
             body=logged(body),
             relay=relay,
         )
-        if relay is not None and self.codec.name != request.source:
+        if relay is not None and self.format != request.source:
             error.status = 400  # the reworded overflow: both APIs say it with a 400
         return error
 

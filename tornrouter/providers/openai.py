@@ -8,6 +8,7 @@ from .base import HTTPProvider
 
 class OpenAIProvider(HTTPProvider):
     kind = "openai"
+    format = "openai"
     path = "/chat/completions"
 
     def auth_headers(self) -> dict[str, str]:

@@ -83,7 +83,7 @@ class ReplayStream(EventStream):
 
 class UpstreamStream(EventStream):
     def __init__(self, provider: HTTPProvider, request: ChatRequest, http_request: HTTPRequest, decoder: Any) -> None:
-        self.format = provider.kind
+        self.format = provider.format
         self.provider = provider
         self.request = request
         self.sse = SSEDecoder()
@@ -189,7 +189,7 @@ class UpstreamStream(EventStream):
         came should the stream fail before its commit point."""
         if events and isinstance(events[-1], StreamError):
             error = events[-1]
-            relay = data.encode() if data is not None and self.provider.codec.name == self.request.source else None
+            relay = data.encode() if data is not None and self.format == self.request.source else None
             self.failure = UpstreamError(self.provider.name, error.message, upstream_status=error.status, relay=relay)
             events[-1] = StreamError(error.status, self.failure.message)
         return events

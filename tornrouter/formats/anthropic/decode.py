@@ -9,6 +9,7 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Message,
     Opaque,
@@ -25,6 +26,7 @@ from ..base import others
 from .shapes import (
     BASE64_SOURCE_KEYS,
     CUSTOM_TOOL_KEYS,
+    DOCUMENT_KEYS,
     IMAGE_KEYS,
     MESSAGE_KEYS,
     REASONING_MODES,
@@ -58,6 +60,19 @@ def _image(raw: dict[str, Any]) -> Block:
     return Opaque("anthropic", raw)
 
 
+def _document(raw: dict[str, Any]) -> Block:
+    """A document by base64 data or URL (its ``title`` the file's name); other
+    sources (plain text, content, a file id of this API's) stay opaque."""
+    source = raw["source"]
+    kind = source.get("type")
+    extra = others(raw, DOCUMENT_KEYS)
+    if kind == "base64" and source.keys() <= BASE64_SOURCE_KEYS:
+        return File(data=source["data"], media_type=source["media_type"], filename=raw.get("title"), extra=extra)
+    if kind == "url" and source.keys() <= URL_SOURCE_KEYS:
+        return File(url=source["url"], filename=raw.get("title"), extra=extra)
+    return Opaque("anthropic", raw)
+
+
 def _tool_use(raw: dict[str, Any]) -> Block:
     if not isinstance(raw["input"], dict):
         return Opaque("anthropic", raw)
@@ -86,6 +101,7 @@ _DECODERS = MappingProxyType(
     {
         "text": _text,
         "image": _image,
+        "document": _document,
         "tool_use": _tool_use,
         "tool_result": _tool_result,
         "thinking": _thinking,

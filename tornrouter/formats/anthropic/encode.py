@@ -11,6 +11,7 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Opaque,
     Reasoning,
@@ -21,14 +22,17 @@ from ...canonical import (
     ToolChoice,
     ToolResult,
 )
+from ..base import hosted_settings
 from ..lossy import Carry
 from .shapes import (
     BAD_TOOL_ID_CHARS,
+    DOCUMENT_MEDIA_TYPES,
     EFFORT_BUDGET,
     FALLBACK_MAX_TOKENS,
     MIN_THINKING_BUDGET,
     STOP_TO_WIRE,
     TEXT_KEYS,
+    WEB_SEARCH_TOOL,
     usage_to_wire,
 )
 
@@ -70,6 +74,8 @@ class _Writer(Carry):
             return None
         if isinstance(block, Image):
             return self.image(block)
+        if isinstance(block, File):
+            return self.document(block)
         return self.tool_result(block)
 
     def text(self, block: Text) -> dict[str, Any] | None:
@@ -82,7 +88,28 @@ class _Writer(Carry):
 
     def image(self, block: Image) -> dict[str, Any]:
         out = {"type": "image", "source": _image_source(block)}
+        if block.detail not in (None, "auto"):
+            self.lose("image.detail")
         self.extra(out, block.extra, "image.")
+        return out
+
+    def document(self, block: File) -> dict[str, Any] | None:
+        """A ``document``: a PDF by base64 data or URL (its title the file's
+        name).  An OpenAI file id means nothing here; other types of data are
+        not documents this API reads."""
+        if block.data is not None and (self.keep or block.media_type in DOCUMENT_MEDIA_TYPES):
+            source: dict[str, Any] = {"type": "base64", "media_type": block.media_type, "data": block.data}
+        elif block.url is not None:
+            source = {"type": "url", "url": block.url}
+        else:
+            self.lose("content.file")
+            return None
+        if block.file_id is not None:
+            self.lose("file.file_id")
+        out: dict[str, Any] = {"type": "document", "source": source}
+        if block.filename is not None:
+            out["title"] = block.filename
+        self.extra(out, block.extra, "file.")
         return out
 
     def tool_use(self, block: ToolCall) -> dict[str, Any]:
@@ -118,6 +145,7 @@ class _Writer(Carry):
             out = {"type": "redacted_thinking", "data": block.redacted}
         elif block.signature is None and self.for_request:
             self.lose("thinking")  # the API refuses thinking it did not sign
+            self.extra({}, block.extra, "thinking.")
             return None
         else:
             out = {"type": "thinking", "thinking": block.thinking, "signature": block.signature or ""}
@@ -128,12 +156,17 @@ class _Writer(Carry):
         if tool.builtin is not None:
             if self.keep:
                 return tool.extra or {"type": tool.builtin, "name": tool.name}
+            if tool.web_search:  # another API's hosted web search: this one's server tool searches
+                self.lose_all(hosted_settings(tool))
+                return dict(WEB_SEARCH_TOOL)
             self.lose(f"tools.{tool.builtin}")
             return None
         out: dict[str, Any] = {"name": tool.name}
         if tool.description is not None:
             out["description"] = tool.description
         out["input_schema"] = {"type": "object", "properties": {}} if tool.parameters is None else tool.parameters
+        if tool.strict:
+            self.lose("tools.strict")
         self.extra(out, tool.extra, "tools.")
         return out
 

@@ -69,6 +69,9 @@ MESSAGE_KEYS = frozenset({"role", "content"})
 USER_ID_KEY = frozenset({"user_id"})
 TEXT_KEYS = frozenset({"type", "text"})
 IMAGE_KEYS = frozenset({"type", "source"})
+DOCUMENT_KEYS = frozenset({"type", "source", "title"})
+# What a document's base64 source may hold; a file of another type is another API's to read.
+DOCUMENT_MEDIA_TYPES = frozenset({"application/pdf"})
 TOOL_USE_KEYS = frozenset({"type", "id", "name", "input"})
 TOOL_RESULT_KEYS = frozenset({"type", "tool_use_id", "content", "is_error"})
 THINKING_KEYS = frozenset({"type", "thinking", "signature"})
@@ -86,6 +89,8 @@ EFFORT_BUDGET: Mapping[str, int] = MappingProxyType(
     {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
 )
 MIN_THINKING_BUDGET = 1024
+# The server tool that runs another API's hosted web search.
+WEB_SEARCH_TOOL: Mapping[str, str] = MappingProxyType({"type": "web_search_20250305", "name": "web_search"})
 FALLBACK_MAX_TOKENS = 4096
 # Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; some OpenAI-compatible
 # upstreams mint ids like "functions.get_weather:0".

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ...accumulate import EVENT_EXTRA, StreamOrder
+from ...accumulate import BLOCK_EXTRA, EVENT_EXTRA, StreamOrder
 from ...canonical import (
     BlockDelta,
     BlockStart,
@@ -178,6 +178,10 @@ class AnthropicStreamEncoder(Carry):
         """True once ``message_stop`` or ``error`` has been written: nothing may follow."""
         return self._order.terminated
 
+    def take_over(self, start: MessageStart, events: int) -> None:
+        """Go on from a relayed stream: its error event needs nothing of it."""
+        self._order.check(start)
+
     def finish_with_error(self, message: str, status: int = 502) -> bytes:
         """End the stream with an ``error`` event, e.g. when the upstream fails mid-stream."""
         return self.encode(StreamError(status, message))
@@ -186,6 +190,10 @@ class AnthropicStreamEncoder(Carry):
         self._order.check(event)
         if isinstance(event, BlockDelta):
             index = self._wire.get(event.index)
+            if BLOCK_EXTRA in event.extra:  # fields of the block, not a delta this API has
+                if self.foreign is not None:
+                    self.lose_all(self.foreign.delta(event.extra))
+                return b""
             return b"" if index is None else self._delta(index, event)
         if isinstance(event, BlockStart):
             return self._block_start(event)

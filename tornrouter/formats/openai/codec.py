@@ -28,9 +28,9 @@ codec reads it; ``shapes.FOREIGN`` names it for the other format's encoders):
   ``extra["message"]``: the message's fields but ``content`` (``role``,
   ``name``...).  It marks where a message starts.
 - An object with an inner object (image part / ``image_url``, tool and tool call
-  / ``function``) keeps the outer object's unknown fields flat in ``extra``, as
-  it does ``detail`` and ``strict``; the inner object's unknown fields go under
-  ``extra[<inner key>]``.
+  / ``function``) keeps the outer object's unknown fields flat in ``extra``; the
+  inner object's unknown fields go under ``extra[<inner key>]``.  An image's
+  ``detail`` and a function's ``strict`` are ``Image.detail`` and ``Tool.strict``.
 - ``ChatResponse.extra``: the completion's other non-null fields (``created``,
   ``system_fingerprint``...), plus ``choice`` (other fields of ``choices[0]``,
   e.g. ``logprobs``), ``message`` (other fields of its message, e.g.

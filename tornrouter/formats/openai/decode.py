@@ -10,6 +10,7 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Message,
     Opaque,
@@ -24,12 +25,14 @@ from ...canonical import (
     Usage,
     new_id,
 )
-from ..base import others
+from ..base import file_from_data, others, split_data_url
 from .shapes import (
     ASSISTANT_KEYS,
     CHOICE_KEYS,
     COMPLETION_KEYS,
     CONTENT_KEY,
+    FILE_KEYS,
+    FILE_PART_KEYS,
     FINISH_TO_STOP,
     FUNCTION_CALL_KEYS,
     FUNCTION_DEF_KEYS,
@@ -148,7 +151,9 @@ def _user_blocks(content: str | list[dict[str, Any]]) -> list[Block]:
             blocks.append(_text(part))
         elif kind == "image_url":
             blocks.append(_image_from_wire(part))
-        else:  # input_audio, file: nothing canonical to map them to
+        elif kind == "file":
+            blocks.append(_file_from_wire(part))
+        else:  # input_audio: nothing canonical to map it to
             blocks.append(Opaque("openai", part))
     return blocks
 
@@ -156,18 +161,27 @@ def _user_blocks(content: str | list[dict[str, Any]]) -> list[Block]:
 def _image_from_wire(part: dict[str, Any]) -> Image:
     image_url = part["image_url"]
     extra = others(part, IMAGE_PART_KEYS)
-    if "detail" in image_url:
-        extra["detail"] = image_url["detail"]
     inner = others(image_url, IMAGE_URL_KEYS)
     if inner:
         extra["image_url"] = inner
-    url: str = image_url["url"]
-    if url.startswith("data:"):
-        comma = url.find(",")
-        head = url[5:comma]
-        if comma > 0 and head.endswith(";base64"):
-            return Image(media_type=head[:-7], data=url[comma + 1 :], extra=extra)
-    return Image(url=url, extra=extra)
+    return image_from_url(image_url["url"], image_url.get("detail"), extra)
+
+
+def image_from_url(url: str, detail: str | None, extra: dict[str, Any]) -> Image:
+    """An image given by URL, a base64 ``data:`` URL read as inline data."""
+    inline = split_data_url(url)
+    if inline is not None:
+        return Image(media_type=inline[0], data=inline[1], extra=extra, detail=detail)
+    return Image(url=url, extra=extra, detail=detail)
+
+
+def _file_from_wire(part: dict[str, Any]) -> File:
+    file = part["file"]
+    extra = others(part, FILE_PART_KEYS)
+    inner = others(file, FILE_KEYS)
+    if inner:
+        extra["file"] = inner
+    return file_from_data(file.get("file_data"), file_id=file.get("file_id"), filename=file.get("filename"), extra=extra)
 
 
 def _assistant_blocks(raw: dict[str, Any]) -> list[Block]:
@@ -215,12 +229,13 @@ def _tool_from_wire(raw: dict[str, Any]) -> Tool:
         return Tool(spec["name"], spec.get("description"), builtin=kind, extra=raw)
     function = raw["function"]
     extra = others(raw, TOOL_KEYS)
-    if "strict" in function:
-        extra["strict"] = function["strict"]
     inner = others(function, FUNCTION_DEF_KEYS)
     if inner:
         extra["function"] = inner
-    return Tool(function["name"], function.get("description"), function.get("parameters"), extra=extra)
+    return Tool(
+        function["name"], function.get("description"), function.get("parameters"), extra=extra,
+        strict=function.get("strict"),
+    )
 
 
 def _tool_choice_from_wire(choice: Any, parallel: bool | None, extra: dict[str, Any]) -> ToolChoice | None:

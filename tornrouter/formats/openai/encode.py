@@ -12,6 +12,7 @@ from ...canonical import (
     Block,
     ChatRequest,
     ChatResponse,
+    File,
     Image,
     Message,
     Opaque,
@@ -23,6 +24,7 @@ from ...canonical import (
     ToolChoice,
     ToolResult,
 )
+from ..base import file_data
 from ..lossy import Carry
 from .shapes import (
     LEGACY_MAX_TOKENS,
@@ -70,6 +72,7 @@ class _Writer(Carry):
             return block.data
         if isinstance(block, Thinking):
             self.lose("thinking")
+            self.extra({}, block.extra, "thinking.")
         else:
             self.lose(f"content.{block.data.get('type') if isinstance(block, Opaque) else block.type}")
         return None
@@ -83,11 +86,32 @@ class _Writer(Carry):
         return out
 
     def image(self, block: Image) -> dict[str, Any]:
-        url = block.url if block.data is None else f"data:{block.media_type};base64,{block.data}"
-        image_url: dict[str, Any] = {"url": url}
+        image_url: dict[str, Any] = {"url": image_url_of(block)}
+        if block.detail is not None:
+            image_url["detail"] = block.detail
         out = {"type": "image_url", "image_url": image_url}
         if block.extra:
             self.nested(out, image_url, block.extra, "image.", "image_url", frozenset({"detail"}))
+        return out
+
+    def file(self, block: File) -> dict[str, Any] | None:
+        """A ``file`` part; a file by URL alone has none (the API reads no URLs)."""
+        file: dict[str, Any] = {}
+        data = file_data(block)
+        if data is not None:
+            file["file_data"] = data
+        if block.file_id is not None:
+            file["file_id"] = block.file_id
+        if not file:
+            self.lose("content.file")
+            return None
+        if block.url is not None:
+            self.lose("file.url")
+        if block.filename is not None:
+            file["filename"] = block.filename
+        out = {"type": "file", "file": file}
+        if block.extra:
+            self.nested(out, file, block.extra, "file.", "file", frozenset())
         return out
 
     def tool_call(self, block: ToolCall) -> dict[str, Any]:
@@ -112,6 +136,8 @@ class _Writer(Carry):
             function["description"] = tool.description
         if tool.parameters is not None:
             function["parameters"] = tool.parameters
+        if tool.strict is not None:
+            function["strict"] = tool.strict
         out = {"type": "function", "function": function}
         if tool.extra:
             self.nested(out, function, tool.extra, "tools.", "function", frozenset({"strict"}))
@@ -153,6 +179,10 @@ class _Writer(Carry):
                 parts.append(self.image(block))
             elif isinstance(block, ToolResult):
                 turns.append(self.tool_message(block))
+            elif isinstance(block, File):
+                part = self.file(block)
+                if part is not None:
+                    parts.append(part)
             else:
                 part = self.unplaced(block)
                 if part is not None:
@@ -235,6 +265,11 @@ class _Writer(Carry):
             body["parallel_tool_calls"] = choice.parallel
 
 
+def image_url_of(block: Image) -> str:
+    """The image's URL, an inline image as a ``data:`` URL."""
+    return block.url if block.data is None else f"data:{block.media_type};base64,{block.data}"
+
+
 def _compact(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     """A lone plain text part as the string shorthand the API defines for it; no parts as ''."""
     if not parts:
@@ -306,7 +341,10 @@ def request_to_wire(request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
     if w.keep:
         w.extra(body, request.extra, "", LEGACY_MAX_TOKENS if legacy else frozenset())
     elif w.foreign is not None:
-        w.lose_all(w.foreign.request(request.extra, "openai"))
+        carried, lost = w.foreign.carry_request(request.extra, "openai")
+        for key, value in carried.items():
+            body.setdefault(key, value)
+        w.lose_all(lost)
     if request.reasoning is not None:
         _reasoning(body, request.reasoning, w)
     if request.web_search is not None:

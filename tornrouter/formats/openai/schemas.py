@@ -19,8 +19,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..accepts import Predicate, schema_accepts
-from ..fields import Content, StrictBool, StrictFloat, Tagged, Wire, first_problem
+from ..accepts import Predicate
+from ..fields import Content, Object, StrictBool, StrictFloat, Tagged, ToolChoice, Wire
 
 _UNKNOWN = "'{kind}' is not one of: {choices}."
 # Roles the API once had, refused with a pointer to their successor.
@@ -32,26 +32,6 @@ _RETIRED_ROLES: Mapping[str, str] = MappingProxyType(
 def _int(**kwargs: Any) -> fields.Integer:
     """A JSON integer (``1.5`` and ``"1"`` are refused), nullable as the API allows."""
     return fields.Integer(strict=True, allow_none=True, **kwargs)
-
-
-class _Object(fields.Field):
-    """A nested object checked by ``schema``; a lighter ``fields.Nested`` (see ``first_problem``)."""
-
-    def __init__(self, schema: Schema, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.schema = schema
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
-        if not isinstance(value, dict):
-            raise ValidationError("Must be an object.")
-        errors = first_problem(self.schema, value)
-        if errors:
-            raise ValidationError(errors)
-        return value
-
-    def value_check(self) -> Predicate:
-        accepts = schema_accepts(self.schema)
-        return lambda v: isinstance(v, dict) and accepts(v)
 
 
 class _Stop(fields.Field):
@@ -75,22 +55,6 @@ def _content(parts: Mapping[str, Schema], **kwargs: Any) -> Content:
     return Content(parts, noun="content parts", non_empty=True, unknown=_UNKNOWN, **kwargs)
 
 
-class _ToolChoice(Tagged):
-    """``"none"`` | ``"auto"`` | ``"required"`` | a named or allowed-tools object."""
-
-    MODES = ("none", "auto", "required")
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
-        if isinstance(value, str):
-            if value in self.MODES:
-                return value
-            raise ValidationError(f"Must be one of: {', '.join(self.MODES)}, or an object.")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-    def value_check(self) -> Predicate:
-        return lambda v: v in self.MODES if isinstance(v, str) else self.accepts(v)
-
-
 # --- content parts ----------------------------------------------------------------
 
 
@@ -108,7 +72,7 @@ class _ImageURL(Wire):
 
 
 class _ImagePart(Wire):
-    image_url = _Object(_ImageURL(), required=True)
+    image_url = Object(_ImageURL(), required=True)
 
 
 class _InputAudio(Wire):
@@ -117,7 +81,7 @@ class _InputAudio(Wire):
 
 
 class _AudioPart(Wire):
-    input_audio = _Object(_InputAudio(), required=True)
+    input_audio = Object(_InputAudio(), required=True)
 
 
 class _File(Wire):
@@ -127,7 +91,7 @@ class _File(Wire):
 
 
 class _FilePart(Wire):
-    file = _Object(_File(), required=True)
+    file = Object(_File(), required=True)
 
 
 _TEXT_ONLY = {"text": _TextPart()}
@@ -145,7 +109,7 @@ class _FunctionCall(Wire):
 
 class _FunctionToolCall(Wire):
     id = fields.String(required=True)
-    function = _Object(_FunctionCall(), required=True)
+    function = Object(_FunctionCall(), required=True)
 
 
 class _CustomCall(Wire):
@@ -155,7 +119,7 @@ class _CustomCall(Wire):
 
 class _CustomToolCall(Wire):
     id = fields.String(required=True)
-    custom = _Object(_CustomCall(), required=True)
+    custom = Object(_CustomCall(), required=True)
 
 
 class _InstructionMessage(Wire):
@@ -204,7 +168,7 @@ class _FunctionDefinition(Wire):
 
 
 class _FunctionTool(Wire):
-    function = _Object(_FunctionDefinition(), required=True)
+    function = Object(_FunctionDefinition(), required=True)
 
 
 class _CustomDefinition(Wire):
@@ -214,7 +178,7 @@ class _CustomDefinition(Wire):
 
 
 class _CustomTool(Wire):
-    custom = _Object(_CustomDefinition(), required=True)
+    custom = Object(_CustomDefinition(), required=True)
 
 
 class _Name(Wire):
@@ -222,11 +186,11 @@ class _Name(Wire):
 
 
 class _NamedFunction(Wire):
-    function = _Object(_Name(), required=True)
+    function = Object(_Name(), required=True)
 
 
 class _NamedCustom(Wire):
-    custom = _Object(_Name(), required=True)
+    custom = Object(_Name(), required=True)
 
 
 class _AllowedToolsSpec(Wire):
@@ -235,7 +199,7 @@ class _AllowedToolsSpec(Wire):
 
 
 class _AllowedTools(Wire):
-    allowed_tools = _Object(_AllowedToolsSpec(), required=True)
+    allowed_tools = Object(_AllowedToolsSpec(), required=True)
 
 
 class _JSONSchema(Wire):
@@ -245,7 +209,7 @@ class _JSONSchema(Wire):
 
 
 class _JSONSchemaFormat(Wire):
-    json_schema = _Object(_JSONSchema(), required=True)
+    json_schema = Object(_JSONSchema(), required=True)
 
 
 class _StreamOptions(Wire):
@@ -266,7 +230,7 @@ class ChatCompletionRequest(Wire):
     top_p = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
     n = _int(validate=validate.Range(min=1))
     stream = StrictBool(allow_none=True)
-    stream_options = _Object(_StreamOptions(), allow_none=True)
+    stream_options = Object(_StreamOptions(), allow_none=True)
     stop = _Stop(allow_none=True)
     presence_penalty = StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
     frequency_penalty = StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
@@ -281,7 +245,7 @@ class ChatCompletionRequest(Wire):
     )
     reasoning_effort = fields.String(allow_none=True)
     tools = fields.List(_tagged({"function": _FunctionTool(), "custom": _CustomTool()}), allow_none=True)
-    tool_choice = _ToolChoice(
+    tool_choice = ToolChoice(
         {"function": _NamedFunction(), "custom": _NamedCustom(), "allowed_tools": _AllowedTools()},
         unknown=_UNKNOWN,
         allow_none=True,

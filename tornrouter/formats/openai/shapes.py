@@ -12,6 +12,7 @@ from ...canonical import Format, StopReason, Usage
 from ...check import check_usage
 from ...errors import InvalidRequest
 from ..base import Foreign, others
+from ..responses.chat import carried_from_chat
 
 
 FINISH_TO_STOP: Mapping[str, StopReason] = MappingProxyType(
@@ -71,6 +72,8 @@ TOOL_MESSAGE_KEYS = frozenset({"role", "content", "tool_call_id"})
 TEXT_PART_KEYS = frozenset({"type", "text"})
 IMAGE_PART_KEYS = frozenset({"type", "image_url"})
 IMAGE_URL_KEYS = frozenset({"url", "detail"})
+FILE_PART_KEYS = frozenset({"type", "file"})
+FILE_KEYS = frozenset({"file_data", "file_id", "filename"})
 TOOL_KEYS = frozenset({"type", "function"})
 FUNCTION_DEF_KEYS = frozenset({"name", "description", "parameters", "strict"})
 TOOL_CALL_KEYS = frozenset({"id", "type", "function"})
@@ -89,14 +92,18 @@ _SILENT_REQUEST_KEYS = frozenset({"stream_options", "n"})
 # Response extras that hold the fields of an inner object (choices[0], its message).
 _NESTED_RESPONSE_KEYS = frozenset({"choice", "message"})
 _SILENT_RESPONSE_KEYS = frozenset({"created"})
-_API_NAMES: Mapping[str, str] = MappingProxyType({"anthropic": "Anthropic Messages", "openai": "OpenAI"})
+_API_NAMES: Mapping[str, str] = MappingProxyType(
+    {"anthropic": "Anthropic Messages", "openai": "OpenAI", "responses": "OpenAI Responses"}
+)
 
 
 class _Extras(Foreign):
     """This codec's ``extra`` as another format loses it (see ``codec`` for what it
     keeps where): a leading instruction message's fields but its role are lost as
     ``messages.<field>``; a completion's ``choice`` and ``message`` by their own
-    fields, its ``created`` silently; ``n`` above 1 cannot be served at all."""
+    fields, its ``created`` silently; ``n`` above 1 cannot be served at all.
+    The fields a Responses request has too go to a Responses upstream
+    (``responses.chat.carried_from_chat``)."""
 
     def names(self, extra: Mapping[str, Any], prefix: str) -> list[str]:
         if prefix != "text." or "message" not in extra:
@@ -110,6 +117,12 @@ class _Extras(Foreign):
         if n is not None and n != 1:
             raise InvalidRequest("n", f"the {_API_NAMES[target]} API supports only n=1")
         return [k for k, v in extra.items() if k not in _SILENT_REQUEST_KEYS and v is not None and v is not False]
+
+    def carry_request(self, extra: Mapping[str, Any], target: Format) -> tuple[dict[str, Any], list[str]]:
+        if target != "responses":
+            return {}, self.request(extra, target)
+        carried, rest = carried_from_chat(extra)
+        return carried, self.request(rest, target)
 
     def response(self, extra: Mapping[str, Any]) -> list[str]:
         lost: list[str] = []
@@ -133,6 +146,7 @@ def usage_from_wire(d: Mapping[str, Any]) -> Usage:
     """A wire ``usage`` object.  ``prompt_tokens`` includes cached (and cache-written)
     tokens; canonical ``input_tokens`` does not.  Token details go to ``extra``."""
     details = d.get("prompt_tokens_details") or {}
+    completion = d.get("completion_tokens_details") or {}
     prompt = check_usage(
         Usage(
             input_tokens=d.get("prompt_tokens") or 0,
@@ -140,6 +154,7 @@ def usage_from_wire(d: Mapping[str, Any]) -> Usage:
             cache_read_tokens=details.get("cached_tokens") or 0,
             cache_creation_tokens=details.get("cache_write_tokens") or 0,
             extra=others(d, _USAGE_KEYS),
+            reasoning_tokens=completion.get("reasoning_tokens") or 0,
         )
     )
     # prompt_tokens counts the cached ones too; the canonical input_tokens does not
@@ -168,5 +183,7 @@ def usage_to_wire(u: Usage, *, keep_extra: bool = False) -> dict[str, Any]:
             details = {**known, **details}
         elif not (u.cache_read_tokens or u.cache_creation_tokens):
             return out
+    elif u.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
     out["prompt_tokens_details"] = details
     return out

@@ -260,6 +260,10 @@ class OpenAIStreamEncoder(Carry):
         """True once ``[DONE]`` or an error line has been written: nothing may follow."""
         return self._order.terminated
 
+    def take_over(self, start: MessageStart, events: int) -> None:
+        """Go on from a relayed stream: its error event needs nothing of it."""
+        self._order.check(start)
+
     def finish_with_error(self, message: str, status: int = 502) -> bytes:
         """End the stream with an error line, e.g. when the upstream fails mid-stream."""
         return self.encode(StreamError(status, message))
