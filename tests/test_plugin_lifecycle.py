@@ -193,6 +193,8 @@ async def test_each_instance_is_set_up_and_closed_once_across_a_reload(spawn, up
     conf = write_conf(tmp_path / "router.yaml", log_path, upstream.url, routes=[{"model": "gpt-*", "to": "oai"}],
                       plugins=[journal_plugin(journal), audit], classifiers=[journal_classifier(journal)])
     router = await spawn(conf).start()
+    # The port accepts once it is bound, which is before the setups end: wait for them, not for a request.
+    await poll(lambda: len(read_journal(journal)) >= 2, "the plugin and the classifier to be set up")
     assert [event for event, _, _ in read_journal(journal)] == ["setup", "setup"]  # before any request
     assert (await router.post(chat("gpt-x", "first"))).code == 200
 

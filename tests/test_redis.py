@@ -152,7 +152,7 @@ async def test_two_instances_keep_a_session_on_one_target(start_router, redis_se
             assert len(set(served)) == 1, served  # six requests, both instances, one target
             firsts.append(served[0])
         assert set(firsts) == {"a", "b"}  # the sessions themselves are spread
-        client = redis.Redis(port=redis_server.port)
+        client = redis_server.client()
         pins = client.keys("tornrouter:session:*")
         assert len(pins) == 10 and all(0 < client.pttl(pin) <= 600_000 for pin in pins)
         assert {client.get(pin) for pin in pins} <= {b"a/model-a", b"b/model-b"}
