@@ -108,27 +108,37 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def connect(url: str, timeout_s: float, *, decode_responses: bool = True) -> aioredis.Redis:
+    """A client with short timeouts and no retries.  Connections are opened on
+    first use: nothing here touches the network."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=decode_responses,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),  # the policy, not a retry loop, handles an outage
+    )
+
+
+async def call(awaitable: Awaitable[T], timeout_s: float, where: str) -> T:
+    """The one place Redis failures become ``BackendUnavailable`` (the state's
+    and the response cache's alike)."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout=4 * timeout_s)
+    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        raise BackendUnavailable(f"redis at {where}: {exc.__class__.__name__}: {exc}") from exc
+
+
 class RedisBackend(StateBackend):
     def __init__(self, url: str, *, prefix: str = "tornrouter:", timeout_s: float = 0.5) -> None:
         self.where = redacted(url)
         self.prefix = prefix
         self.timeout_s = timeout_s
-        # Connections are opened on first use: nothing here touches the network.
-        self.redis = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),  # the policy, not a retry loop, handles an outage
-        )
+        self.redis = connect(url, timeout_s)
         self._admit = self.redis.register_script(ADMIT_LUA)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
-        """The one place Redis failures become ``BackendUnavailable``."""
-        try:
-            return await asyncio.wait_for(awaitable, timeout=4 * self.timeout_s)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise BackendUnavailable(f"redis at {self.where}: {exc.__class__.__name__}: {exc}") from exc
+        return await call(awaitable, self.timeout_s, self.where)
 
     async def admit(self, checks: list[Check], member: str, now: float, lease_s: float) -> Refusal | None:
         if not checks:
@@ -180,7 +190,7 @@ class RedisBackend(StateBackend):
             for field, value in fields.items():
                 model, _, metric = field.rpartition(SEP)
                 counts = out.setdefault(name, {}).setdefault(model, dict.fromkeys(METRICS, 0))
-                counts[metric] = float(value) if metric == "cost_usd" else int(value)
+                counts[metric] = float(value) if metric.endswith("_usd") else int(value)
         return out
 
     async def aclose(self) -> None:
