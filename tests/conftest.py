@@ -25,6 +25,7 @@ from tests.configs import base_config  # noqa: E402
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.log_guard import LogGuard  # noqa: E402
 from tests.processes import RouterProcess  # noqa: E402
+from tests.redis_support import RedisServer  # noqa: E402
 from tornrouter.runtime import Runtime, make_app  # noqa: E402
 from tornrouter.config import parse_config  # noqa: E402
 from tornrouter.server import GatewayServer  # noqa: E402
@@ -163,6 +164,15 @@ def start_router(io_loop, upstream, tmp_path):
 @pytest.fixture
 def router(start_router):
     return start_router()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A running ``redis-server`` of the test's own (tests that use it are marked ``needs_redis``)."""
+    server = RedisServer(str(tmp_path))
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ class CacheTicket:
         self.coalesced = False  # a hit: the answer of an identical request in flight
         self.flight: Flight | None = None  # the flight this request leads, until it lands
         self.lossy: list[str] | None = None  # a stream: what the request lost in translation, at its commit
-        self.backendd_bytes = 0
+        self.stored_bytes = 0
         self.saved_usd: float | None = None  # a hit: what it would have cost upstream
 
     def bypass(self, reason: str) -> None:
@@ -109,8 +109,8 @@ class CacheTicket:
             out["age_s"] = round(self.age_s or 0.0, 3)
             out["coalesced"] = self.coalesced
             out["saved_usd"] = self.saved_usd
-        if self.backendd_bytes:
-            out["bytes"] = self.backendd_bytes
+        if self.stored_bytes:
+            out["bytes"] = self.stored_bytes
         if self.directives.namespace:
             out["namespace"] = self.directives.namespace
         return out

@@ -64,6 +64,11 @@ class MemoryStore(CacheStore):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: str) -> bool:
+        """Whether an entry is held under ``key`` (expired or not; its place in
+        the LRU order is left as it is)."""
+        return key in self._entries
+
     def _cost(self, key: str, value: bytes) -> int:
         return len(key) + len(value) + self.OVERHEAD
 
