@@ -319,12 +319,14 @@ async def test_tenants_share_entries_only_when_configured(start_router, upstream
 # --- 5. single flight ------------------------------------------------------------------------
 
 
-async def gated_burst(router, upstream, first: Reply, requests: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, bytes]]:
-    """Send ``requests`` at once while the upstream holds ``first`` (the first
-    to reach it) until every other request is in flight; their responses and bodies."""
+async def gated_burst(router, upstream, held: list[Reply], requests: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, bytes]]:
+    """Send ``requests`` at once; the upstream holds its first ``len(held)``
+    answers (``held``) until they are all in and every other request waits
+    for one of them.  The responses and their bodies, in order."""
     gate = asyncio.Event()
-    first.gate = gate
-    upstream.then(first)
+    for reply in held:
+        reply.gate = gate
+    upstream.then(*held)
     client = many_client()
 
     async def send(path: str, body: dict[str, Any]) -> tuple[Any, bytes]:
@@ -335,10 +337,10 @@ async def gated_burst(router, upstream, first: Reply, requests: list[tuple[str, 
         return response, b"".join(chunks)
 
     tasks = [asyncio.ensure_future(send(path, body)) for path, body in requests]
+    waiting = router.runtime.cache.flights.waiting
     try:
-        waiting = router.runtime.cache.flights.waiting
-        await poll(lambda: upstream.requests and (waiting() == len(requests) - 1 or len(upstream.requests) == len(requests)),
-                   "the others to wait for the first, or to go upstream")
+        await poll(lambda: len(upstream.requests) == len(held) and waiting() == len(requests) - len(held),
+                   "the held requests to reach the upstream and the others to wait for them")
     finally:
         gate.set()
     try:
@@ -351,7 +353,7 @@ async def gated_burst(router, upstream, first: Reply, requests: list[tuple[str, 
 async def test_twenty_identical_requests_at_once_make_one_upstream_call(cached_router, upstream):
     router = cached_router()
     body = ask(OPENAI, "gpt-4o")
-    results = await gated_burst(router, upstream, Reply(), [(OPENAI, body)] * 20)
+    results = await gated_burst(router, upstream, [Reply()], [(OPENAI, body)] * 20)
     assert len(upstream.requests) == 1
     assert [r.code for r, _ in results] == [200] * 20
     assert {json.loads(raw)["choices"][0]["message"]["content"] for _, raw in results} == {OPENAI_TEXT}
@@ -368,7 +370,7 @@ async def test_streams_and_json_in_one_flight_each_get_their_own_answer(cached_r
     router = cached_router()
     body = ask(ANTHROPIC, "to-openai")
     requests = [(ANTHROPIC, {**body, "stream": True} if i % 2 else body) for i in range(20)]
-    results = await gated_burst(router, upstream, Reply(), requests)
+    results = await gated_burst(router, upstream, [Reply()], requests)
     assert len(upstream.requests) == 1
     texts = set()
     for (_, sent), (response, raw) in zip(requests, results):
@@ -387,7 +389,7 @@ async def test_when_the_first_request_fails_the_others_go_upstream_each(cached_r
     router = cached_router()
     body = ask(ANTHROPIC, "claude-x")
     failing = Reply(status=500, body={"type": "error", "error": {"type": "api_error", "message": "boom"}})
-    results = await gated_burst(router, upstream, failing, [(ANTHROPIC, body)] * 8)
+    results = await gated_burst(router, upstream, [failing], [(ANTHROPIC, body)] * 8)
     codes = sorted(r.code for r, _ in results)
     assert codes == [200] * 7 + [502]
     assert len(upstream.requests) == 8  # never one after another: all at once, as without a cache
@@ -395,11 +397,14 @@ async def test_when_the_first_request_fails_the_others_go_upstream_each(cached_r
 
 @pytest.mark.gen_test(timeout=30)
 async def test_coalescing_can_be_turned_off(cached_router, upstream):
+    """Five identical requests at once each go upstream (the upstream holds
+    all five: none can have stored its answer before another looked)."""
     router = cached_router(coalesce=False)
     body = ask(OPENAI, "gpt-4o")
-    results = await gated_burst(router, upstream, Reply(), [(OPENAI, body)] * 5)
+    results = await gated_burst(router, upstream, [Reply() for _ in range(5)], [(OPENAI, body)] * 5)
     assert [r.code for r, _ in results] == [200] * 5
     assert len(upstream.requests) == 5
+    assert sorted(outcome(r) for r, _ in results) == ["store"] * 5
 
 
 # --- 6. the pipeline around a hit ------------------------------------------------------------

@@ -207,27 +207,30 @@ class ResponseCache:
             ticket.outcome, ticket.reason = BYPASS, "Cache-Control: no-cache"
             ticket.flight = self.flights.lead(key) if rule.coalesce else None
             return None
-        if rule.coalesce:
-            flight = self.flights.under_way(key)
-            if flight is not None:
-                shared = await self.flights.wait(flight)
-                if shared is not None:
-                    return self._hit(record, ticket, decode_entry(shared), coalesced=True)
-                ticket.outcome, ticket.reason = MISS, "the identical request waited for left no answer to share"
-                return None
-            ticket.flight = self.flights.lead(key)
-        entry, data = await self._read(ticket, key)
+        flight = self.flights.under_way(key) if rule.coalesce else None
+        if flight is not None:
+            return await self._wait(record, ticket, flight)
+        entry = await self._read(ticket, key)
         if entry is not None:
             age = max(0.0, self.clock() - entry.stored_at)
             max_age = ticket.directives.max_age
             if max_age is None or age <= max_age:
-                if ticket.flight is not None:  # the waiters share the entry found
-                    self.flights.land(ticket.flight, data)
-                    ticket.flight = None
                 return self._hit(record, ticket, entry)
             ticket.reason = f"the entry is {age:.0f} s old, more than Cache-Control: max-age={max_age}"
         if ticket.outcome is None:
             ticket.outcome = MISS
+        if rule.coalesce:
+            ticket.flight = self.flights.lead(key)
+            if ticket.flight is None:  # an identical request missed while this one read (Redis): it leads
+                return await self._wait(record, ticket, self.flights.under_way(key))
+        return None
+
+    async def _wait(self, record: RequestRecord, ticket: CacheTicket, flight: Flight | None) -> ChatResponse | None:
+        """The answer of the identical request in flight, or None (go upstream, uncoalesced)."""
+        shared = await self.flights.wait(flight) if flight is not None else None
+        if shared is not None:
+            return self._hit(record, ticket, decode_entry(shared), coalesced=True)
+        ticket.outcome, ticket.reason = MISS, "the identical request waited for left no answer to share"
         return None
 
     def _keyed(self, record: RequestRecord, ticket: CacheTicket, rule: CacheRule) -> bool:
@@ -265,23 +268,24 @@ class ResponseCache:
         return cache_key(ticket.form, kind=provider.kind, fingerprint=fingerprint, model=candidate.model,
                          scope=ticket.scope, namespace=ticket.directives.namespace)
 
-    async def _read(self, ticket: CacheTicket, key: str) -> tuple[Entry | None, bytes | None]:
-        """The entry under ``key`` and its bytes, or (None, None)."""
+    async def _read(self, ticket: CacheTicket, key: str) -> Entry | None:
+        """The entry under ``key``, a fresh copy; None when there is none (or the
+        store is unreachable: the ticket says so)."""
         assert self.backend is not None
         try:
             data = await self.backend.get(key)
         except BackendUnavailable as exc:
             self.outage.failed(exc)
             ticket.outcome, ticket.reason = BYPASS, "the cache's store is unreachable"
-            return None, None
+            return None
         self.outage.succeeded()
         if data is None:
-            return None, None
+            return None
         try:
-            return decode_entry(data), data
+            return decode_entry(data)
         except ValueError as exc:
             ticket.reason = f"the stored entry could not be read ({exc}); replaced by the next answer"
-            return None, None
+            return None
 
     def _hit(self, record: RequestRecord, ticket: CacheTicket, entry: Entry, *, coalesced: bool = False) -> ChatResponse:
         record.target = _candidate(record.decision, entry)
