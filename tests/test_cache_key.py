@@ -266,10 +266,3 @@ def test_a_bad_cache_config_is_refused_naming_each_field():
         "cache.models.0.model: Missing data for required field.",
         "cache.models.1.shared: Not a valid boolean.",
     ]
-    assert config_problems(
-        router={"default": "e", "routes": [{"model": "x", "to": "e", "cache": {"max_entry_bytes": 10000}}]},
-        cache={"max_bytes": 8192, "models": [{"model": "y", "max_entry_bytes": 9000}]},
-    ) == [
-        "router.routes.0.cache.max_entry_bytes: 10000 is more than cache.max_bytes (8192), the whole memory cache",
-        "cache.models.0.max_entry_bytes: 9000 is more than cache.max_bytes (8192), the whole memory cache",
-    ]

@@ -327,6 +327,9 @@ class ResponseCache:
             if len(data) > ticket.rule.max_entry_bytes:
                 ticket.reason = f"the answer takes {len(data)} bytes, more than max_entry_bytes ({ticket.rule.max_entry_bytes})"
                 return
+            if self.backend.max_value_bytes is not None and len(data) > self.backend.max_value_bytes:
+                ticket.reason = f"the answer takes {len(data)} bytes, more than the memory cache holds (cache.max_bytes)"
+                return
             if ticket.flight is not None:
                 self.flights.land(ticket.flight, data)
                 ticket.flight = None

@@ -23,6 +23,7 @@ __all__ = ["BackendUnavailable", "CacheStore", "MemoryStore"]
 
 class CacheStore(ABC):
     where: str
+    max_value_bytes: int | None = None  # the largest entry it can hold at all (None: no bound of its own)
 
     @abstractmethod
     async def get(self, key: str) -> bytes | None:
@@ -57,6 +58,7 @@ class MemoryStore(CacheStore):
 
     def __init__(self, max_bytes: int, clock: Callable[[], float] = time.time) -> None:
         self.max_bytes = max_bytes
+        self.max_value_bytes = max_bytes - self.OVERHEAD - 64  # a key is 32 hex digits
         self.clock = clock
         self.size = 0
         self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
@@ -89,7 +91,7 @@ class MemoryStore(CacheStore):
     def put_now(self, key: str, value: bytes, ttl_s: float) -> bool:
         cost = self._cost(key, value)
         if cost > self.max_bytes:
-            return True  # it would evict everything and still not fit
+            return False  # it would evict everything and still not fit (the caller checks max_value_bytes)
         if key in self._entries:
             self._drop(key)
         self._entries[key] = (value, self.clock() + ttl_s)

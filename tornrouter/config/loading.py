@@ -11,7 +11,7 @@ import yaml
 from marshmallow import ValidationError
 
 from ..errors import ConfigError
-from .objects import CacheConfig, ComponentEntry, Config, KeyConfig, ProviderConfig, Route, RouterConfig, Targets
+from .objects import ComponentEntry, Config, KeyConfig, ProviderConfig, Route, RouterConfig, Targets
 from .schemas import ConfigSchema
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -85,8 +85,6 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
         Route(model=route["model"], tags=tuple(route["tags"]), to=targets(route, f"router.routes.{i}.to"), cache=route["cache"])
         for i, route in enumerate(r.get("routes", []))
     )
-    if data["state"].backend == "memory":
-        _cache_fits(data["cache"], routes, problems)
     router = RouterConfig(default=targets(r.get("default"), "router.default"), routes=routes)
 
     from ..classifiers import BUILTIN as builtin_classifiers  # resolved lazily: they import the config types
@@ -120,16 +118,6 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
         state=data["state"],
         cache=data["cache"],
     )
-
-
-def _cache_fits(cache: CacheConfig, routes: tuple[Route, ...], problems: list[str]) -> None:
-    """In memory, an entry larger than the whole cache could never be kept."""
-    rules = [(f"router.routes.{i}.cache", route.cache) for i, route in enumerate(routes) if route.cache is not None]
-    rules += [(f"cache.models.{i}", rule) for i, (_, rule) in enumerate(cache.models)]
-    for path, rule in rules:
-        if rule.max_entry_bytes > cache.max_bytes:
-            problems.append(f"{path}.max_entry_bytes: {rule.max_entry_bytes} is more than cache.max_bytes "
-                            f"({cache.max_bytes}), the whole memory cache")
 
 
 def _keys(keys: list[KeyConfig], problems: list[str]) -> tuple[KeyConfig, ...]:
