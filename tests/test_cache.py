@@ -537,3 +537,23 @@ async def test_the_dashboard_shows_hits(cached_router, upstream, browser):
     detail = await browser.evaluate("document.getElementById('detail-body').textContent")
     assert "hit · age 0 s · saved $0.00010" in detail
     assert browser.errors == []
+
+
+@pytest.mark.gen_test
+async def test_a_reload_keeps_the_memory_cache_while_it_stays_in_place():
+    from tornrouter.config import parse_config
+    from tornrouter.runtime import Runtime
+
+    def config(ttl_s: float = 600, **cache: Any):
+        raw = {"providers": {"echo": {"kind": "echo"}}, "router": {"default": "echo"},
+               "cache": {"models": [{"model": "*", "ttl_s": ttl_s}], **cache}}
+        return parse_config(raw, environ={})
+
+    first = Runtime(config())
+    second = Runtime(config(ttl_s=60), first)  # the rules change, the entries stay
+    assert second.cache.backend is first.cache.backend
+    third = Runtime(config(max_bytes=1 << 20), second)  # another bound: another store
+    assert third.cache.backend is not second.cache.backend
+    for runtime in (first, second, third):
+        await runtime.cache.aclose()
+        runtime.close()
