@@ -48,7 +48,7 @@ class Runtime:
         self.providers = {name: make_provider(p, self.http) for name, p in config.providers.items()}
         self.router = ModelRouter(config.router, self.providers)
         # The response cache; a reload keeps its store, entries and all, when it stays where it was.
-        self.cache = ResponseCache.build(config, self.providers, previous.cache if previous is not None else None)
+        self.cache = ResponseCache.build(config, previous.cache if previous is not None else None)
         self.pipeline = Pipeline(
             self.components.plugins, Classifiers(self.components.classifiers), self.router, Dispatcher(), self.cache
         )

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ..context import RequestRecord
-    from ..providers.base import Provider
     from ..router import Candidate, Decision
 
 HIT, MISS, STORE, BYPASS = "hit", "miss", "store", "bypass"
@@ -120,12 +119,10 @@ class ResponseCache:
     """The cache of one runtime.  Disabled (every method a no-op) when no
     route and no ``cache.models`` entry enables it: then it holds no store."""
 
-    def __init__(self, config: Config, providers: Mapping[str, Provider], store: CacheStore | None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, store: CacheStore | None, clock: Callable[[], float] = time.time) -> None:
         self.backend = store
         self.enabled = store is not None
         self.owns_store = True  # False once a reloaded successor took the store over
-        self.providers = providers
         self.route_rules = tuple(route.cache for route in config.router.routes)
         self._model_rules = [(re.compile(translate(glob)), rule) for glob, rule in config.cache.models]
         self.rule_for_model = lru_cache(maxsize=4096)(self._rule_for_model)
@@ -137,22 +134,21 @@ class ResponseCache:
         )
         self._writes: set[asyncio.Future[None]] = set()
         self.place = (config.state, config.cache.max_bytes)  # where the store is: a reload keeps it when the same
-        self._clock = clock
         self.clock = clock
 
     @classmethod
-    def build(cls, config: Config, providers: Mapping[str, Provider], previous: ResponseCache | None = None) -> ResponseCache:
+    def build(cls, config: Config, previous: ResponseCache | None = None) -> ResponseCache:
         """The cache for ``config``.  After a reload (``previous``) the store is
         kept, entries and all, when the config still puts it in the same place
         (the same ``state:`` and ``cache.max_bytes``); a provider whose settings
         changed has another fingerprint, so its old entries are not served."""
         if not (config.cache.models or any(route.cache is not None for route in config.router.routes)):
-            return cls(config, providers, None)
+            return cls(config, None)
         place = (config.state, config.cache.max_bytes)
         if previous is not None and previous.owns_store and previous.backend is not None and previous.place == place:
             previous.owns_store = False
-            return cls(config, providers, previous.backend)
-        return cls(config, providers, make_store(config))
+            return cls(config, previous.backend)
+        return cls(config, make_store(config))
 
     @property
     def clock(self) -> Callable[[], float]:
