@@ -286,6 +286,7 @@ class ResponseCache:
     def _hit(self, record: RequestRecord, ticket: CacheTicket, entry: Entry, *, coalesced: bool = False) -> ChatResponse:
         record.target = _candidate(record.decision, entry)
         record.add_lossy(entry.lossy)
+        ticket.form = None
         ticket.outcome, ticket.age_s, ticket.coalesced = HIT, max(0.0, self.clock() - entry.stored_at), coalesced
         return entry.response
 
@@ -390,7 +391,10 @@ class ResponseCache:
         """The request is done with the cache: a flight it still leads lands
         empty (its answer failed, or was not stored), and its waiters go upstream."""
         ticket = record.cache
-        if ticket is not None and ticket.flight is not None:
+        if ticket is None:
+            return
+        ticket.form = None  # the serialised request: as large as the request, and needed no more
+        if ticket.flight is not None:
             self.flights.land(ticket.flight, None)
             ticket.flight = None
 
