@@ -69,6 +69,7 @@ class Runtime:
             previous._owns_backend = False
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
+        self.cache.take_over(previous.cache if previous is not None else None)
 
     @classmethod
     async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:

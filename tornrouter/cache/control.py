@@ -139,16 +139,22 @@ class ResponseCache:
     @classmethod
     def build(cls, config: Config, previous: ResponseCache | None = None) -> ResponseCache:
         """The cache for ``config``.  After a reload (``previous``) the store is
-        kept, entries and all, when the config still puts it in the same place
-        (the same ``state:`` and ``cache.max_bytes``); a provider whose settings
-        changed has another fingerprint, so its old entries are not served."""
+        shared, entries and all, when the config still puts it in the same
+        place (the same ``state:`` and ``cache.max_bytes``); the caller then
+        takes it over (``take_over``) once nothing else can fail.  A provider
+        whose settings changed has another fingerprint, so its old entries are
+        not served."""
         if not (config.cache.models or any(route.cache is not None for route in config.router.routes)):
             return cls(config, None)
         place = (config.state, config.cache.max_bytes)
         if previous is not None and previous.owns_store and previous.backend is not None and previous.place == place:
-            previous.owns_store = False
             return cls(config, previous.backend)
         return cls(config, make_store(config))
+
+    def take_over(self, previous: ResponseCache | None) -> None:
+        """Own the store shared with ``previous`` (closed with this cache, not that one)."""
+        if previous is not None and previous.backend is not None and previous.backend is self.backend:
+            previous.owns_store = False
 
     @property
     def clock(self) -> Callable[[], float]:
