@@ -82,6 +82,7 @@ ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord], Any]], ...] = (
     ("key", lambda r: r.key_name),
     ("cost_usd", lambda r: r.cost_usd),
     ("continued", lambda r: r.continued),
+    ("cache", lambda r: r.cache.to_json() if r.cache else None),
 )
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from .loading import load_config, parse_config
 from .objects import (
     BreakerConfig,
+    CacheConfig,
+    CacheRule,
     ComponentEntry,
     Config,
     KeyConfig,
@@ -30,6 +32,8 @@ from .objects import (
 
 __all__ = [
     "BreakerConfig",
+    "CacheConfig",
+    "CacheRule",
     "ComponentEntry",
     "Config",
     "KeyConfig",
