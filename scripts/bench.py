@@ -6,14 +6,17 @@ and the router (``python -m tornrouter``, request log on, in a temp dir), then
 drives each with the closed-loop load generator (``loadgen.py``, in this
 process) at each concurrency and prints one row per cell:
 
-    target    the upstream directly (the load generator's ceiling), the baseline relay, the router
+    target    the upstream directly (the load generator's ceiling), the baseline relay, the router,
+              and the router answering from its response cache (``cache``: the same router, a
+              route with ``cache:``; every request after the cell's first is a hit, which makes
+              no upstream call at all)
     endpoint  openai = POST /v1/chat/completions to an OpenAI-kind provider,
               anthropic = POST /v1/messages to an Anthropic-kind provider,
               responses = POST /v1/responses to an openai-responses-kind provider,
               openai->anthropic, anthropic->openai, responses->openai, responses->anthropic
               = the cross-format routes (router only)
     vs base   router requests/s over the baseline relay's for the same client
-              endpoint and concurrency (target: >= 60%)
+              endpoint and concurrency (target: >= 60%; a cache hit should beat the relay)
 
 With two or more CPUs, the router and the relay run on the first, the load
 generator and the upstream on the second, so the server under test has a core
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import glob
 import http.client
 import json
@@ -65,8 +69,10 @@ from loadgen import CellResult, Target, percentile, run_cell
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(SCRIPTS)
 HOST = "127.0.0.1"
-TARGETS = ("upstream", "baseline", "router")
+TARGETS = ("upstream", "baseline", "router", "cache")
+ROUTERS = ("router", "cache")  # the targets the router process serves
 RATIO_GOAL = 0.60
+CACHED = "cache-"  # a model name with this prefix goes to a route with the response cache on
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
@@ -80,6 +86,7 @@ class Endpoint:
     name: str
     path: str  # what the client calls
     model: str  # picks the provider through the router's routes
+    usage: bool = False  # an OpenAI stream asks for its usage (the cache stores no stream without it)
 
     @property
     def same_format(self) -> bool:
@@ -115,6 +122,8 @@ class Endpoint:
             }
         if stream:
             request["stream"] = True
+            if self.usage and self.path == OPENAI_PATH:
+                request["stream_options"] = {"include_usage": True}
         return json.dumps(request, separators=(",", ":")).encode()
 
     def target(self, port: int, stream: bool, tokens: int = 64) -> Target:
@@ -309,8 +318,16 @@ def router_config(workdir: str, upstream_port: int, plugins: int = 0, max_client
             "ant": {"kind": "anthropic", "base_url": f"http://{HOST}:{upstream_port}", "api_key": "x"},
             "oresp": {"kind": "openai-responses", "base_url": f"http://{HOST}:{upstream_port}/v1", "api_key": "x"},
         },
-        "router": {"routes": [{"model": "resp-*", "to": "oresp/gpt-5-mini"}, {"model": "gpt-*", "to": "oai"},
-                              {"model": "claude-*", "to": "ant"}]},
+        "router": {"routes": [
+            {"model": "resp-*", "to": "oresp/gpt-5-mini"},
+            {"model": "gpt-*", "to": "oai"},
+            {"model": "claude-*", "to": "ant"},
+            # The cache target: the same upstreams, answers kept.  The benchmark's
+            # requests sample (temperature 0.2), so the rule must allow it.
+            {"model": f"{CACHED}gpt-*", "to": "oai/gpt-4o-mini", "cache": {"ttl_s": 3600, "nondeterministic": True}},
+            {"model": f"{CACHED}claude-*", "to": "ant/claude-haiku-4-5", "cache": {"ttl_s": 3600, "nondeterministic": True}},
+            {"model": f"{CACHED}resp-*", "to": "oresp/gpt-5-mini", "cache": {"ttl_s": 3600, "nondeterministic": True}},
+        ]},
         "plugins": [{"use": "system_prompt", "settings": {"text": f"House rule {i}."}} for i in range(plugins)],
     }
     with open(path, "w", encoding="utf-8") as f:
@@ -350,7 +367,7 @@ def services(targets: tuple[str, ...], workdir: str, args: argparse.Namespace) -
                 server_cpus,
                 port,
             )
-        if "router" in targets:
+        if any(name in targets for name in ROUTERS):
             port = free_port()
             conf = router_config(workdir, up, args.plugins, upstream_transfers)
             argv = [py, "-m", "tornrouter", "--conf", conf, "--port", str(port), "--processes", str(args.processes)]
@@ -376,14 +393,15 @@ async def measure(
             for concurrency in args.concurrency:
                 for name in targets:
                     if name != "router" and not endpoint.same_format:
-                        continue  # only the router translates
-                    rows.append(await measure_cell(services_by_name[name], name, endpoint, tokens, concurrency, args))
+                        continue  # only the router translates (a hit translates no upstream request)
+                    service = services_by_name["router" if name == "cache" else name]
+                    rows.append(await measure_cell(service, name, endpoint, tokens, concurrency, args))
     baseline = {(r.endpoint, r.stream_tokens, r.concurrency): r.rate for r in rows if r.target == "baseline"}
     path_of = {e.name: e.path for e in ENDPOINTS}
     same_format_name = {e.path: e.name for e in ENDPOINTS if e.same_format}
     for row in rows:
         base = baseline.get((same_format_name[path_of[row.endpoint]], row.stream_tokens, row.concurrency))
-        if row.target == "router" and base:
+        if row.target in ROUTERS and base:
             row.vs_baseline = row.rate / base
     return rows
 
@@ -392,6 +410,8 @@ async def measure_cell(
     service: Service, name: str, endpoint: Endpoint, tokens: int | None, concurrency: int, args: argparse.Namespace
 ) -> Row:
     """One cell, with the server's CPU time over the measured window (streams)."""
+    if name == "cache":  # the same requests, to the route that keeps answers
+        endpoint = dataclasses.replace(endpoint, model=CACHED + endpoint.model, usage=True)
     target = endpoint.target(service.port, args.stream, tokens or 64)
 
     async def cpu_and_rss_in_window() -> tuple[float, float]:
@@ -438,7 +458,8 @@ def format_table(rows: list[Row], stream: bool) -> str:
         ratio = "-"
         if r.vs_baseline is not None:
             # Truncated, not rounded: 59.8% must not print as a passing "60%".
-            ratio = f"{int(r.vs_baseline * 100)}%" + ("" if r.vs_baseline >= RATIO_GOAL else " LOW")
+            goal = 1.0 if r.target == "cache" else RATIO_GOAL  # a hit has no upstream call: it should beat the relay
+            ratio = f"{int(r.vs_baseline * 100)}%" + ("" if r.vs_baseline >= goal else " LOW")
         line += [_cell(r.rss_mib, ".0f"), _cell(r.p50_ms, ".2f"), _cell(r.p99_ms, ".2f"), str(r.errors), ratio]
         table.append(line)
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -453,7 +474,7 @@ def format_table(rows: list[Row], stream: bool) -> str:
 
 def summary(rows: list[Row]) -> list[str]:
     lines = []
-    ratios = [r for r in rows if r.vs_baseline is not None]
+    ratios = [r for r in rows if r.vs_baseline is not None and r.target == "router"]
     if ratios:
         low = [r for r in ratios if r.vs_baseline < RATIO_GOAL]
         worst = min(ratios, key=lambda r: r.vs_baseline)
@@ -461,6 +482,10 @@ def summary(rows: list[Row]) -> list[str]:
             f"router vs baseline: {len(ratios) - len(low)}/{len(ratios)} rows at >= {RATIO_GOAL:.0%}; "
             f"lowest {int(worst.vs_baseline * 100)}% ({worst.endpoint}, c={worst.concurrency})"
         )
+    hits = [r for r in rows if r.vs_baseline is not None and r.target == "cache"]
+    if hits:
+        lines.append("cache hits vs baseline relay: " + ", ".join(
+            f"{r.endpoint} c={r.concurrency} {r.vs_baseline:.2f}x" for r in hits))
     lines += added_by_router(rows)
     for r in rows:
         for sample in r.error_samples:
@@ -492,10 +517,10 @@ def added_by_router(rows: list[Row]) -> list[str]:
     return lines
 
 
-def count_lines(path: str) -> int:
+def count_lines(path: str, containing: bytes = b"") -> int:
     try:
         with open(path, "rb") as f:
-            return sum(1 for _ in f)
+            return sum(1 for line in f if containing in line)
     except FileNotFoundError:
         return 0
 
@@ -567,7 +592,7 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    targets = tuple(t for t in TARGETS if t in args.targets)  # fixed order: upstream, baseline, router
+    targets = tuple(t for t in TARGETS if t in args.targets)  # fixed order: upstream, baseline, router, cache
     endpoints = [e for e in ENDPOINTS if e.name in args.endpoints]
     workdir = tempfile.mkdtemp(prefix="tornrouter-bench-")
     server_cpus, client_cpus = cpu_plan()
@@ -589,14 +614,16 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(rows, args.stream))
         for line in summary(rows):
             print(line)
-        log_entries = None
-        if "router" in targets:  # read after the router has stopped, so its log is flushed
+        log_entries = cache_hits = None
+        if any(name in targets for name in ROUTERS):  # read after the router has stopped, so its log is flushed
             # requests.jsonl, or with --processes one file a worker (requests.<worker>.jsonl)
-            log_entries = sum(count_lines(path) for path in glob.glob(os.path.join(workdir, "requests*.jsonl")))
-            print(f"router request log: {log_entries} entries")
+            logs = glob.glob(os.path.join(workdir, "requests*.jsonl"))
+            log_entries = sum(count_lines(path) for path in logs)
+            cache_hits = sum(count_lines(path, b'"cache":{"outcome":"hit"') for path in logs)
+            print(f"router request log: {log_entries} entries, {cache_hits} answered from the cache")
         if args.json:
             results = {"stream": args.stream, "duration": args.duration, "request_log_entries": log_entries,
-                       "rows": [asdict(r) for r in rows]}
+                       "cache_hits": cache_hits, "rows": [asdict(r) for r in rows]}
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(results, f, indent=2)
         return 0

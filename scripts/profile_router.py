@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import pstats
 import shutil
 import sys
 import tempfile
 
-from bench import ENDPOINTS, HOST, REPO, SCRIPTS, Service, cpu_plan, free_port, router_config
+from bench import CACHED, ENDPOINTS, HOST, REPO, SCRIPTS, Service, cpu_plan, free_port, router_config
 from loadgen import run_cell
 
 
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--stream-tokens", type=int, default=60)
     parser.add_argument("--paced", action="store_true", help="first token after 50 ms, then one every 5 ms")
+    parser.add_argument("--cache", action="store_true", help="the router answers from its response cache (hits)")
     parser.add_argument("--top", type=int, default=40, help="rows per table (default 40)")
     parser.add_argument("--save", metavar="FILE", help="also keep the raw cProfile statistics")
     return parser.parse_args(argv)
@@ -44,6 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     endpoint = next(e for e in ENDPOINTS if e.name == args.endpoint)
+    if args.cache:
+        endpoint = dataclasses.replace(endpoint, model=CACHED + endpoint.model, usage=True)
     server_cpus, client_cpus = cpu_plan()
     workdir = tempfile.mkdtemp(prefix="tornrouter-profile-")
     stats_path = args.save or os.path.join(workdir, "profile.stats")
@@ -73,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         upstream.stop()
-    print(f"{args.server} {endpoint.name} c={args.concurrency}: {result.requests} answers, {result.errors} errors")
+    cached = " (cache hits)" if args.cache else ""
+    print(f"{args.server} {endpoint.name}{cached} c={args.concurrency}: {result.requests} answers, {result.errors} errors")
     stats = pstats.Stats(stats_path)
     stats.strip_dirs()
     for order in ("tottime", "cumulative"):

@@ -16,7 +16,10 @@ What the tests share, each in one place:
 ``upstream_faults.py``   faults, retries, the breaker, limits, continuation:
                          scripted failures and what the log says about them
 ``access_support.py``    client keys and a raw HTTP client (access, metrics, Redis)
-``redis_support.py``     a real ``redis-server`` (the ``redis_server`` fixture), ``needs_redis``
+``redis_support.py``     a real ``redis-server`` to start and kill (``redis_server``
+                         fixture in ``conftest.py``), and ``needs_redis``
+``cache_support.py``     the response cache's configs, requests, and the SDKs'
+                         view of an answer
 ``codec_fixtures.py``    the recorded bodies the codec tests read
 ``plugins_for_tests.py`` plugins that misbehave on purpose
 ``processes.py``         ``python -m tornrouter`` as a subprocess (``RouterProcess``),

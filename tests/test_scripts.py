@@ -32,6 +32,7 @@ CELLS = {
     ("router", "openai"), ("router", "anthropic"), ("router", "responses"),
     ("router", "openai->anthropic"), ("router", "anthropic->openai"),
     ("router", "responses->openai"), ("router", "responses->anthropic"),
+    ("cache", "openai"), ("cache", "anthropic"), ("cache", "responses"),
 }
 
 
@@ -41,12 +42,15 @@ def check_rows(stdout: str, results: dict) -> list[dict]:
     for row in rows:
         assert row["errors"] == 0, row
         assert row["requests"] > 0, row
-        assert (row["vs_baseline"] is not None) == (row["target"] == "router"), row
+        assert (row["vs_baseline"] is not None) == (row["target"] in ("router", "cache")), row
         assert f"{row['target']} " in stdout
     # The router ran with its request log on, and logged every request it served
     # (warmup requests too, which the rows do not count).
     assert "router request log:" in stdout
-    assert results["request_log_entries"] >= sum(r["requests"] for r in rows if r["target"] == "router")
+    assert results["request_log_entries"] >= sum(r["requests"] for r in rows if r["target"] in ("router", "cache"))
+    # The cache rows were answered from the cache: all but each cell's first request.
+    assert results["cache_hits"] >= sum(r["requests"] for r in rows if r["target"] == "cache") - 2
+    assert "cache hits vs baseline relay: openai c=2 " in stdout
     return rows
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from tornado.httpclient import AsyncHTTPClient
 
+    from .cache import CacheTicket
     from .canonical import ChatRequest, ChatResponse, Usage
     from .plugins.base import BasePlugin
     from .router import Candidate, Decision
@@ -67,7 +68,7 @@ class RequestRecord:
     __slots__ = (
         "id", "endpoint", "ctx", "requested_model", "decision", "target", "plugins", "late_stages_ran", "opening",
         "attempts", "active_plugins", "lossy", "error", "usage", "started", "first_byte_at", "cancelled",
-        "failed_status", "status", "key_name", "cost_usd", "continued", "upstream_s", "overhead_s",
+        "failed_status", "status", "key_name", "cost_usd", "continued", "cache", "upstream_s", "overhead_s",
         "token_count", "session", "affinity",
     )
 
@@ -94,6 +95,7 @@ class RequestRecord:
         self.key_name: str | None = None  # the client key's name (never the key), when keys: are configured
         self.cost_usd: float | None = None  # from the price table, once the request has ended
         self.continued: dict[str, Any] | None = None  # continue_on_failure: a stream taken over mid-way (or why not)
+        self.cache: CacheTicket | None = None  # the response cache's dealings with the request (tornrouter/cache)
         self.upstream_s = 0.0  # in upstream attempts and the waits between them
         self.overhead_s: float | None = None  # the router's own time until the answer's head went out
         self.token_count: dict[str, Any] | None = None  # count_tokens: the count, and whether it is an estimate

@@ -85,6 +85,24 @@ class Metrics:
             "tornrouter_state_backend_up", "1 while the state backend (memory or Redis) answers.", registry=r,
             multiprocess_mode="livemin",
         )
+        # The response cache (tornrouter/cache).
+        self.cache_size_now: Callable[[], int | None] = lambda: None
+        self.cache_requests = Counter(
+            "tornrouter_cache_requests", "Requests the response cache was consulted for, by outcome: "
+            "hit, miss, store (a miss whose answer was stored), bypass (not read: no-store, no-cache, temperature...).",
+            ["outcome"], registry=r,
+        )
+        self.cache_stored_bytes = Counter(
+            "tornrouter_cache_stored_bytes", "Bytes of answers written to the response cache.", registry=r,
+        )
+        self.cache_bytes = Gauge(
+            "tornrouter_cache_bytes", "Bytes the in-memory response cache holds, bookkeeping included.", registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.cache_saved = Counter(
+            "tornrouter_cache_saved_usd", "What the answers served from the cache would have cost upstream, in USD.",
+            ["provider", "model", "key"], registry=r,
+        )
 
     # --- per request ------------------------------------------------------------------
 
@@ -124,6 +142,13 @@ class Metrics:
                     self._child(self.tokens, provider, model, key, kind).inc(count)
         if record.cost_usd:
             self._child(self.cost, provider, model, key).inc(record.cost_usd)
+        ticket = record.cache
+        if ticket is not None and ticket.outcome is not None:
+            self._child(self.cache_requests, ticket.outcome).inc()
+            if ticket.stored_bytes:
+                self.cache_stored_bytes.inc(ticket.stored_bytes)
+            if ticket.saved_usd:
+                self._child(self.cache_saved, provider, model, key).inc(ticket.saved_usd)
         if self.multiprocess:
             self.refresh()  # a scrape reaches one process: each keeps its own states current
 
@@ -131,6 +156,11 @@ class Metrics:
         self.rate_limited.labels(error.scope, error.limit, key).inc()
 
     # --- at scrape time ------------------------------------------------------------------
+
+    def watch_cache(self, size_now: Callable[[], int | None]) -> None:
+        """What ``refresh`` reads of the response cache: its size in bytes (None
+        when its store cannot tell, as Redis cannot cheaply)."""
+        self.cache_size_now = size_now
 
     def watch(self, providers: Iterable[Provider], state_up: Callable[[], bool]) -> None:
         """What ``refresh`` reads: the providers' breakers and the state backend's
@@ -145,6 +175,9 @@ class Metrics:
             for name in BREAKER_STATES:
                 self.breaker.labels(provider.name, name).set(1 if name == state else 0)
         self.state_up.set(1 if self.state_up_now() else 0)
+        size = self.cache_size_now()
+        if size is not None:
+            self.cache_bytes.set(size)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, states read as of now."""

@@ -82,6 +82,7 @@ ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord], Any]], ...] = (
     ("key", lambda r: r.key_name),
     ("cost_usd", lambda r: r.cost_usd),
     ("continued", lambda r: r.continued),
+    ("cache", lambda r: r.cache.to_json() if r.cache else None),
     ("overhead_ms", lambda r: round(r.overhead() * 1000, 2)),  # as x-tornrouter-overhead-ms says it
     ("token_count", lambda r: r.token_count),
     ("session", lambda r: r.session),

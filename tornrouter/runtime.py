@@ -7,6 +7,7 @@ import tornado.web
 from tornado.curl_httpclient import CurlAsyncHTTPClient
 
 from .access import AccessControl, make_backend
+from .cache import ResponseCache
 from .classifiers import Classifiers
 from .components import Components
 from .config import Config
@@ -48,7 +49,11 @@ class Runtime:
         )
         self.providers = {name: make_provider(p, self.http) for name, p in config.providers.items()}
         self.router = ModelRouter(config.router, self.providers)
-        self.pipeline = Pipeline(self.components.plugins, Classifiers(self.components.classifiers), self.router, Dispatcher())
+        # The response cache; a reload keeps its store, entries and all, when it stays where it was.
+        self.cache = ResponseCache.build(config, previous.cache if previous is not None else None)
+        self.pipeline = Pipeline(
+            self.components.plugins, Classifiers(self.components.classifiers), self.router, Dispatcher(), self.cache
+        )
         inherited = _inherited_log(config, previous)
         self.request_log = inherited or (RequestLog(config.request_log) if config.request_log else None)
         self.events = previous.events if previous is not None else EventBus()
@@ -58,6 +63,7 @@ class Runtime:
         # state backend (limits and usage totals held in memory carry over).
         self.metrics = previous.metrics if previous is not None else Metrics()
         self.metrics.watch(self.providers.values(), lambda: self.access.outage.since is None)
+        self.metrics.watch_cache(self.cache.size_bytes)
         same_state = previous is not None and previous._owns_backend and previous.config.state == config.state
         self.access = AccessControl(config, previous.access.backend if same_state else make_backend(config), on_refusal=self.metrics.refused)
         self.sessions = self.pipeline.sessions = Sessions(config.router.sessions, self.access.backend, self.access.outage)
@@ -73,6 +79,7 @@ class Runtime:
             previous._owns_store = False
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
+        self.cache.take_over(previous.cache if previous is not None else None)
 
     @classmethod
     async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:
@@ -96,6 +103,7 @@ class Runtime:
         and the request log."""
         await self.components.close()
         await self.close_access()
+        await self.cache.aclose()
         self.close()
 
     def record(self, record: RequestRecord) -> None:

@@ -12,6 +12,11 @@ A request meets it three times (see ``handlers.base.APIHandler``)::
                                replace the estimate; the concurrency slot is given
                                back; spend and usage totals are added: exactly once
 
+An answer from the response cache (``tornrouter/cache``) is admitted and
+settled like any: it counts against rpm and, with the tokens it serves,
+against tpm; it costs nothing against budgets, and what it would have cost is
+recorded as saved (``cache_saved_usd``).
+
 Limits are per key (the ``keys:`` entries) and per model (``model_limits:``,
 matched on the requested model; every entry that matches applies).  Tokens per
 minute are counted at admission from an estimate of the input
@@ -291,6 +296,9 @@ class AccessControl:
         cost = None
         if target is not None and record.usage is not None:
             cost = self.prices.cost(target.provider.name, target.provider.vendor, target.model, usage)
+        hit = record.cache is not None and record.cache.outcome == "hit"
+        if hit and cost is not None:  # served from the cache: nothing spent upstream
+            record.cache.saved_usd, cost = round(cost, 8), 0.0
         record.cost_usd = None if cost is None else round(cost, 8)
         if admission is None or admission.settled or not admission.billed:
             return
@@ -306,6 +314,9 @@ class AccessControl:
             "cache_creation_tokens": usage.cache_creation_tokens,
             "cost_usd": float(cost or 0.0),
         }
+        if hit:
+            counts["cache_hits"] = 1
+            counts["cache_saved_usd"] = float(record.cache.saved_usd or 0.0)
         settlement = Settlement(
             member=admission.member,
             usage=tuple(UsageRecord(p, bucket_of(p, now), admission.key, model, counts, TTL_S[p]) for p in PERIODS),
@@ -356,6 +367,7 @@ class AccessControl:
                 for metric, value in counts.items():
                     total[metric] = total.get(metric, 0) + value
             total["cost_usd"] = round(total["cost_usd"], 8)
+            total["cache_saved_usd"] = round(total["cache_saved_usd"], 8)
             entry: dict[str, Any] = {"models": models, "total": total}
             budget = _budget(configured[name], period) if name in configured else None
             if budget is not None:

@@ -124,7 +124,7 @@ def connect(url: str, timeout_s: float, *, decode_responses: bool = True) -> aio
 
 async def call(awaitable: Awaitable[T], timeout_s: float, where: str) -> T:
     """The one place Redis failures become ``BackendUnavailable`` (for the
-    limits here and for ``responses_store``)."""
+    limits here, ``responses_store`` and the response cache alike)."""
     try:
         return await asyncio.wait_for(awaitable, timeout=4 * timeout_s)
     except (RedisError, OSError, asyncio.TimeoutError) as exc:
@@ -192,7 +192,7 @@ class RedisBackend(StateBackend):
             for field, value in fields.items():
                 model, _, metric = field.rpartition(SEP)
                 counts = out.setdefault(name, {}).setdefault(model, dict.fromkeys(METRICS, 0))
-                counts[metric] = float(value) if metric == "cost_usd" else int(value)
+                counts[metric] = float(value) if metric.endswith("_usd") else int(value)
         return out
 
     async def pinned(self, key: str, ttl_s: float) -> str | None:

@@ -37,7 +37,8 @@ from typing import Any
 
 WINDOW, SLOTS, CAP = "window", "slots", "cap"
 WINDOW_S = 60
-METRICS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd")
+METRICS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd",
+           "cache_hits", "cache_saved_usd")  # the last two: answers from the response cache, what they saved
 PRUNE_EVERY_S = 60.0
 
 

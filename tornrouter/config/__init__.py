@@ -14,6 +14,8 @@ from .loading import load_config, parse_config
 from .objects import (
     BetasConfig,
     BreakerConfig,
+    CacheConfig,
+    CacheRule,
     ComponentEntry,
     Config,
     KeyConfig,
@@ -32,6 +34,8 @@ from .objects import (
 __all__ = [
     "BetasConfig",
     "BreakerConfig",
+    "CacheConfig",
+    "CacheRule",
     "ComponentEntry",
     "Config",
     "KeyConfig",

@@ -82,7 +82,7 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
 
     r = data["router"]
     routes = tuple(
-        Route(model=route["model"], tags=tuple(route["tags"]), to=targets(route, f"router.routes.{i}.to"))
+        Route(model=route["model"], tags=tuple(route["tags"]), to=targets(route, f"router.routes.{i}.to"), cache=route["cache"])
         for i, route in enumerate(r.get("routes", []))
     )
     router = RouterConfig(default=targets(r.get("default"), "router.default"), routes=routes,
@@ -118,6 +118,7 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
         prices=data["prices"],
         state=data["state"],
         responses=data["responses"],
+        cache=data["cache"],
     )
 
 

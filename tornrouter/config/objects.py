@@ -101,10 +101,26 @@ class Targets:
 
 
 @dataclass(frozen=True)
+class CacheRule:
+    """Response caching for the requests of a route or of a model glob
+    (``tornrouter/cache``): how long an answer is kept, the largest one kept,
+    and what may be cached beyond the safe default."""
+
+    enabled: bool = True
+    ttl_s: float = 3600.0
+    max_entry_bytes: int = 1024 * 1024
+    shared: bool = False  # every client key reads the same entries
+    nondeterministic: bool = False  # cache requests that sample (temperature > 0, or unset)
+    cache_tool_calls: bool = False  # cache answers that call tools
+    coalesce: bool = True  # identical requests in flight at once make one upstream call
+
+
+@dataclass(frozen=True)
 class Route:
     model: str = "*"
     tags: tuple[str, ...] = ()
     to: Targets = Targets(())
+    cache: CacheRule | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +209,17 @@ class ResponsesConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """The response cache: the memory backend's bound, in bytes (entries and
+    their bookkeeping), and the rules per requested-model glob (first match)
+    for requests whose route has no ``cache:`` of its own.  With
+    ``state.backend: redis`` the entries live in that Redis instead."""
+
+    max_bytes: int = 64 * 1024 * 1024
+    models: tuple[tuple[str, CacheRule], ...] = ()
+
+
+@dataclass(frozen=True)
 class ComponentEntry:
     """One classifier or plugin entry: the class it names and its settings."""
 
@@ -216,3 +243,4 @@ class Config:
     prices: dict[str, Price] = field(default_factory=dict)
     state: StateConfig = StateConfig()
     responses: ResponsesConfig = ResponsesConfig()
+    cache: CacheConfig = CacheConfig()

@@ -16,8 +16,8 @@ from typing import Any, Callable, TypeVar
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 
 from .objects import (
-    BetasConfig, BreakerConfig, ComponentEntry, Config, KeyConfig, ModelLimit, Price, ProviderConfig,
-    ResponsesConfig, Route, RouterConfig, ServerConfig, SessionsConfig, StateConfig, Target, Targets,
+    BetasConfig, BreakerConfig, CacheConfig, CacheRule, ComponentEntry, Config, KeyConfig, ModelLimit, Price,
+    ProviderConfig, ResponsesConfig, Route, RouterConfig, ServerConfig, SessionsConfig, StateConfig, Target, Targets,
 )
 
 PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo")
@@ -181,10 +181,47 @@ class TargetsSchema(_Strict):
     sticky = fields.Boolean()
 
 
+@defaults_from(CacheRule)
+class CacheRuleSchema(_Strict):
+    enabled = fields.Boolean()
+    ttl_s = fields.Float(validate=_POSITIVE)
+    max_entry_bytes = fields.Integer(validate=validate.Range(min=1))
+    shared = fields.Boolean()
+    nondeterministic = fields.Boolean()
+    cache_tool_calls = fields.Boolean()
+    coalesce = fields.Boolean()
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> CacheRule:
+        return CacheRule(**data)
+
+
+class CacheModelRuleSchema(CacheRuleSchema):
+    """A ``cache.models`` entry: a requested-model glob and its rule."""
+
+    model = fields.String(required=True, validate=validate.Length(min=1, error="must not be empty"))
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> tuple[str, CacheRule]:
+        model = data.pop("model")
+        return model, CacheRule(**data)
+
+
+@defaults_from(CacheConfig)
+class CacheSchema(_Strict):
+    max_bytes = fields.Integer(validate=validate.Range(min=4096))
+    models = fields.List(fields.Nested(CacheModelRuleSchema))
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> CacheConfig:
+        return CacheConfig(max_bytes=data["max_bytes"], models=tuple(data["models"]))
+
+
 @defaults_from(Route)
 class RouteSchema(TargetsSchema):
     model = fields.String()
     tags = fields.List(fields.String())
+    cache = fields.Nested(CacheRuleSchema, allow_none=True)
 
 
 class DefaultField(fields.Field):
@@ -340,3 +377,4 @@ class ConfigSchema(_Strict):
     )
     state = fields.Nested(StateSchema)
     responses = fields.Nested(ResponsesSchema)
+    cache = fields.Nested(CacheSchema)

@@ -109,6 +109,7 @@ class APIHandler(RequestHandler):
         record = self.record
         record.ctx.request = await self.read_request()
         self.received(record.request)
+        self.runtime.cache.read_headers(record, self.request.headers)  # a bad Cache-Control is a 400, like a bad body
         self.admission = await self.runtime.access.admit(record, self.client_key)  # 403, 429, 503
         if record.request.stream:
             await self.stream()
@@ -134,7 +135,8 @@ class APIHandler(RequestHandler):
         self.source = await pipeline.open_stream(record)
         if self.source is None:  # the client went away first: nothing failed, nothing to answer
             return
-        out = ClientStream(self.codec, record.request, self.source.format, record.served_by or "plugin")
+        out = ClientStream(self.codec, record.request, self.source.format, record.served_by or "plugin",
+                           self.source.decoded_from)
         self.start_event_stream()
         try:
             while not out.finished:
@@ -207,6 +209,9 @@ class APIHandler(RequestHandler):
         if record.lossy:
             self.set_header("x-tornrouter-lossy", header_safe(", ".join(record.lossy)))
         self.set_header("x-tornrouter-overhead-ms", f"{record.overhead() * 1000:.2f}")
+        if record.cache is not None:  # x-tornrouter-cache, and Age on a hit
+            for name, value in record.cache.headers().items():
+                self.set_header(name, value)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = as_router_error(status_code, kwargs.get("exc_info"))
@@ -234,6 +239,7 @@ class APIHandler(RequestHandler):
         record, runtime = self.record, self.runtime
         record.status = CLIENT_CLOSED if record.cancelled else record.failed_status or self.get_status()
         for step, args in (
+            (runtime.cache.finished, (record,)),  # a flight it still leads: the waiters go upstream
             (runtime.access.settle, (record, self.admission)),  # cost for the log; usage, spend, slots back
             (runtime.record, (record,)),
             (runtime.metrics.finished, (record, record.key_name or ANONYMOUS)),

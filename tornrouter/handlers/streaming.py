@@ -22,14 +22,17 @@ from ..providers.streaming import Piece
 
 class ClientStream:
     """``source`` is the API of the stream's raw bytes (None: nothing to relay);
-    ``name`` who sends it, for the errors this makes."""
+    ``name`` who sends it, for the errors this makes; ``decoded_from``, for
+    events without bytes, the API whose extras they carry (a cached answer)."""
 
-    def __init__(self, codec: Codec, request: ChatRequest, source: Format | None, name: str) -> None:
+    def __init__(self, codec: Codec, request: ChatRequest, source: Format | None, name: str,
+                 decoded_from: Format | None = None) -> None:
         self.codec = codec
         self.request = request
         self.name = name
-        self.encoder = None if source == codec.name else codec.stream_encoder(request, source=source)
-        self.accumulator = Accumulator(source)
+        extras = source or decoded_from
+        self.encoder = None if source == codec.name else codec.stream_encoder(request, source=extras)
+        self.accumulator = Accumulator(extras)
         self._error: StreamError | None = None  # one this made: the accumulator keeps the upstream's
         self._relayed = 0  # events relayed byte for byte (an error event after them follows on)
 

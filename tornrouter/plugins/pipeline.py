@@ -10,6 +10,10 @@ call.  A streamed one is ``open_stream`` (``prepare``, then the stream to send)
 and, once it is sent, ``finish_stream`` (``finish`` over the assembled answer),
 so both kinds of request share one definition of the stages, and the late
 stages run once whichever way the answer came.
+
+The response cache (``tornrouter/cache``) stands in for the provider call: once
+routed, a request is looked up; a hit skips the call (a stream replays the
+answer), a miss makes it and stores the answer before PostResponse sees it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from functools import lru_cache
 from ..check import check_request, check_response
 from ..classifiers import Classifiers
 from ..accumulate import replay
+from ..cache import ResponseCache
 from ..canonical import ChatResponse
 from ..context import RequestRecord
 from ..continuation import ContinuingStream
@@ -45,12 +50,14 @@ class Pipeline:
         classifiers: Classifiers,
         router: ModelRouter,
         dispatcher: Dispatcher,
+        cache: ResponseCache | None = None,
         sessions: Sessions | None = None,
     ) -> None:
         self._plugins = [(plugin, re.compile("|".join(f"(?:{translate(g)})" for g in globs))) for plugin, globs in plugins]
         self.classifiers = classifiers
         self.router = router
         self.dispatcher = dispatcher
+        self.cache = cache
         self.sessions = sessions  # session-sticky routing (the runtime's, over its state backend)
         # Which plugins apply depends only on the requested model: decide once per name.
         self.plugins_for = lru_cache(maxsize=4096)(self._plugins_for)
@@ -63,9 +70,24 @@ class Pipeline:
         ``record.response`` or raises a ``RouterError``."""
         await self.prepare(record)
         if record.decision is not None:
-            record.ctx.response = await self.dispatcher.send(record)
-            await self._served(record)
+            record.ctx.response = await self._answer(record)
         await self.finish(record)
+
+    async def _answer(self, record: RequestRecord) -> ChatResponse:
+        """The cached answer, else the upstream's (stored for the next identical
+        request; its target pinned to the request's session)."""
+        if self.cache is None:
+            response = await self.dispatcher.send(record)
+        else:
+            response = await self.cache.lookup(record)
+            if response is not None:
+                return response
+            try:
+                response = await self.dispatcher.send(record)
+            finally:
+                self.cache.store(record, response)  # lands its flight, with the answer or without
+        await self._served(record)
+        return response
 
     async def open_stream(self, record: RequestRecord) -> EventStream | None:
         """The pipeline up to the stream the client is to get: a plugin's answer
@@ -80,7 +102,7 @@ class Pipeline:
         if record.cancelled:  # the client left during the plugins: open nothing
             return None
         # A task, so that a client who leaves meanwhile can cancel it (``RequestRecord.cancel``).
-        record.opening = asyncio.ensure_future(self.dispatcher.open_stream(record))
+        record.opening = asyncio.ensure_future(self._open(record))
         try:
             stream = await record.opening
         except asyncio.CancelledError:
@@ -89,6 +111,23 @@ class Pipeline:
             return None
         finally:
             record.opening = None
+        return stream
+
+    async def _open(self, record: RequestRecord) -> EventStream:
+        """The cached answer replayed, else the upstream's stream past its commit
+        point (continued on a later target if it fails, where the route says so)."""
+        if self.cache is not None:
+            response = await self.cache.lookup(record)  # may wait for an identical request's answer
+            if response is not None:
+                return ReplayStream(replay(response), decoded_from=response.source)
+        try:
+            stream = await self.dispatcher.open_stream(record)
+        except BaseException:
+            if self.cache is not None:
+                self.cache.finished(record)  # nothing to store: its waiters go upstream
+            raise
+        if self.cache is not None:
+            self.cache.committed(record)
         await self._served(record)
         if record.decision.continue_on_failure:
             stream = ContinuingStream(stream, record, self.dispatcher)
@@ -97,7 +136,11 @@ class Pipeline:
     async def finish_stream(self, record: RequestRecord, response: ChatResponse | None) -> None:
         """After a stream: PostResponse and End over the answer it assembled,
         unless they have run (on a plugin's answer).  The stream is sent by
-        then, so what fails here is the log's to tell, not the client's."""
+        then, so what fails here is the log's to tell, not the client's.  A
+        stream that ended whole is stored first, as PostResponse has not yet
+        touched its answer."""
+        if self.cache is not None:
+            self.cache.store_stream(record, response)
         if record.late_stages_ran or response is None:
             return
         record.ctx.response = response

@@ -57,6 +57,7 @@ class EventStream(ABC):
 
     format: Format | None = None  # the API whose stream the raw bytes are (None: no bytes to relay)
     failure: UpstreamError | None = None  # what its StreamError, if it ended with one, stands for
+    decoded_from: Format | None = None  # without bytes to relay: the API whose extras the events carry
 
     @abstractmethod
     async def next_batch(self) -> list[Piece] | None:
@@ -72,10 +73,13 @@ class EventStream(ABC):
 
 
 class ReplayStream(EventStream):
-    """Events known in advance (an echo answer, a plugin's answer) as one batch."""
+    """Events known in advance (an echo answer, a plugin's answer, a cached
+    answer) as one batch.  ``decoded_from``: the API the answer was decoded
+    from, whose extras it still carries (a cached answer's ``source``)."""
 
-    def __init__(self, events: list[StreamEvent]) -> None:
+    def __init__(self, events: list[StreamEvent], decoded_from: Format | None = None) -> None:
         self._batches: deque[list[Piece]] = deque([[(None, events)]])
+        self.decoded_from = decoded_from
 
     async def next_batch(self) -> list[Piece] | None:
         return self._batches.popleft() if self._batches else None
