@@ -20,7 +20,9 @@ unlike Python's ``hash``, is the same in every process and on every machine,
 so instances sharing a Redis share entries.
 
 Streamed and non-streamed requests share a key: ``stream`` is left out, and
-so are the extras that only shape a stream (OpenAI's ``stream_options``).  A
+so are the extras that only shape a stream (OpenAI's ``stream_options``), and
+the API's version header (``anthropic-version``: the upstream gets its
+provider's own when the client sends none).  A
 field added to ``ChatRequest`` later is in the key unless listed in
 ``NOT_IN_KEY``: leaving one out by mistake would serve a wrong answer, adding
 one by mistake only costs hits.
@@ -36,6 +38,7 @@ import orjson
 
 from ..canonical import ChatRequest, Format
 from ..config import ProviderConfig
+from ..formats.base import VERSION_HEADERS
 
 KEY_VERSION = 1
 # ChatRequest fields that are not part of the question: the model as the client
@@ -82,6 +85,8 @@ def request_form(request: ChatRequest) -> bytes:
     stream_only = STREAM_ONLY.get(request.source)
     if stream_only is not None and not stream_only.isdisjoint(request.extra):
         form["extra"] = {k: v for k, v in request.extra.items() if k not in stream_only}
+    if not VERSION_HEADERS.isdisjoint(request.headers):  # sent or not, the upstream gets its own revision
+        form["headers"] = {k: v for k, v in request.headers.items() if k not in VERSION_HEADERS}
     return orjson.dumps(form, default=tagged, option=_OPTIONS)
 
 

@@ -24,6 +24,12 @@ from .accepts import schema_accepts
 from .fields import first_problem
 
 
+# The request headers (``ChatRequest.headers``) that say which revision of its
+# API a body is written in, not what it asks: an encoder writes the body in
+# its target's own revision, so a translation loses nothing of them.
+VERSION_HEADERS = frozenset({"anthropic-version"})
+
+
 class StreamDecoder(Protocol):
     """Reads one upstream stream of an API, event by event."""
 

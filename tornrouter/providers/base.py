@@ -32,13 +32,11 @@ from ..check import check_response
 from ..config import ProviderConfig
 from ..errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from ..formats import codec_for
-from ..formats.base import short
+from ..formats.base import VERSION_HEADERS, short
 from ..formats.overflow import overflow_body, overflow_in
 from ..concurrency import ConcurrencyLimit
 from .error_body import describe, logged
 from .streaming import EventStream, ReplayStream, UpstreamStream
-
-VERSION_HEADERS = frozenset({"anthropic-version"})
 
 
 class Provider(ABC):
