@@ -37,7 +37,7 @@ def test_every_problem_is_reported_with_its_path():
         "server": {"port": "eighty", "colour": "blue"},
         "providers": {
             "a": {"kind": "openai", "base_url": "not a url"},
-            "b": {"kind": "gemini"},
+            "b": {"kind": "cohere"},
             "c": {"kind": "anthropic"},
         },
         "router": {"routes": [{"model": "x"}]},

@@ -20,7 +20,7 @@ from .objects import (
     Route, RouterConfig, ServerConfig, StateConfig, Target, Targets,
 )
 
-PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo")
+PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo", "gemini")
 HOSTED_TOOLS = ("drop", "refuse")
 
 

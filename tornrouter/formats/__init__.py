@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from .anthropic.codec import AnthropicCodec
 from .base import Codec
+from .gemini.codec import GeminiCodec
 from .openai.codec import OpenAICodec
 from .responses.codec import ResponsesCodec
 
-CODECS: dict[str, Codec] = {"openai": OpenAICodec(), "anthropic": AnthropicCodec(), "responses": ResponsesCodec()}
+CODECS: dict[str, Codec] = {"openai": OpenAICodec(), "anthropic": AnthropicCodec(), "responses": ResponsesCodec(),
+                           "gemini": GeminiCodec()}
 
 
 def codec_for(name: str) -> Codec:

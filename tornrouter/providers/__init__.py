@@ -8,6 +8,7 @@ from ..config import ProviderConfig
 from .anthropic import AnthropicProvider
 from .base import Provider
 from .echo import EchoProvider
+from .gemini import GeminiProvider
 from .openai import OpenAIProvider
 from .responses import OpenAIResponsesProvider
 
@@ -16,6 +17,7 @@ KINDS: dict[str, type[Provider]] = {
     "openai-responses": OpenAIResponsesProvider,
     "anthropic": AnthropicProvider,
     "echo": EchoProvider,
+    "gemini": GeminiProvider,
 }
 
 
