@@ -17,7 +17,7 @@ import pytest
 
 from tests.answers import native_error
 from tests.fake_gemini import GEMINI_KEY, GEMINI_TEXT, FakeGemini, gemini_error, gemini_part_call, gemini_response, gemini_sse
-from tests.fake_upstream import Reply
+from tests.fake_upstream import Reply, sse_data
 from tests.upstream_faults import logged_entry, send
 from tests.wire import ANTHROPIC, KIND, OPENAI, RESPONSES, body_for
 from tornrouter.accumulate import Accumulator
@@ -316,3 +316,67 @@ async def test_a_wrong_key_is_refused_and_never_shown(start_router, gemini, tmp_
     assert "API key not valid" in native_error(ANTHROPIC, response)
     entry = await logged_entry(router, response)
     assert "SECRET" not in response.body.decode() and "SECRET" not in json.dumps(entry)
+
+
+# --- what a client asks that Gemini has a field for, and what it lacks ------------------------------
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", PATHS)
+async def test_json_output_and_thinking_reach_generation_config(start_router, gemini, tmp_path, path):
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    router = start_router(config(tmp_path, gemini))
+    if path == OPENAI:
+        body = body_for(path, "m", "hi", response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+                        reasoning_effort="low", seed=7)
+        expected = {"responseMimeType": "application/json", "responseJsonSchema": schema, "seed": 7,
+                    "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": True}}
+    elif path == ANTHROPIC:
+        body = body_for(path, "m", "hi", max_tokens=4000, top_k=20, thinking={"type": "enabled", "budget_tokens": 1024})
+        expected = {"maxOutputTokens": 4000, "topK": 20, "thinkingConfig": {"thinkingBudget": 1024, "includeThoughts": True}}
+    else:
+        body = {"model": "m", "input": "hi", "text": {"format": {"type": "json_schema", "name": "a", "schema": schema}},
+                "reasoning": {"effort": "low"}}
+        expected = {"responseMimeType": "application/json", "responseJsonSchema": schema,
+                    "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": True}}
+
+    response = await router.post(path, body)
+
+    assert response.code == 200, response.body
+    assert gemini.last.body["generationConfig"] == expected
+
+
+@pytest.mark.gen_test
+async def test_what_gemini_cannot_carry_is_reported_lossy(start_router, gemini, tmp_path):
+    router = start_router(config(tmp_path, gemini))
+    body = body_for(OPENAI, "m", "hi", logprobs=True, user="u-1", parallel_tool_calls=False, tools=tools_for(OPENAI))
+
+    response = await router.post(OPENAI, body)
+
+    assert response.code == 200, response.body
+    lossy = response.headers["x-tornrouter-lossy"].split(",")
+    assert {"logprobs", "user", "parallel_tool_calls"} <= {name.strip() for name in lossy}
+    entry = await logged_entry(router, response)
+    assert {"logprobs", "user", "parallel_tool_calls"} <= set(entry["lossy"])
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_thoughts_reach_an_anthropic_client_as_thinking(start_router, gemini, tmp_path, stream):
+    router = start_router(config(tmp_path, gemini))
+    thought = {"text": "Paris is in France.", "thought": True}
+    if stream:
+        first = {"candidates": [{"content": {"parts": [thought], "role": "model"}, "index": 0}], "modelVersion": MODEL}
+        gemini.then(Reply(sse=[sse_data(first), *gemini_sse("The capital is Paris.")]))
+    else:
+        gemini.then(Reply(body=gemini_response("The capital is Paris.", thought="Paris is in France.")))
+    body = body_for(ANTHROPIC, "m", "capital of France?", thinking={"type": "enabled", "budget_tokens": 1024},
+                    max_tokens=2000, **streaming(ANTHROPIC, stream))
+
+    response, raw = await send(router, ANTHROPIC, body)
+
+    assert response.code == 200, raw
+    answer, wire = seen(ANTHROPIC, body, raw)
+    assert [b["type"] for b in wire["content"]] == ["thinking", "text"]
+    assert wire["content"][0]["thinking"] == "Paris is in France."
+    assert answer.text() == "The capital is Paris."
