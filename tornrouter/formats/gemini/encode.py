@@ -215,6 +215,9 @@ def request_to_wire(request: ChatRequest, signatures: Mapping[str, str] | None =
     w = _Writer(request, signatures or {})
     contents, system = _contents(request, w)
     body: dict[str, Any] = {"contents": contents}
+    for block in system:
+        if block.extra and w.foreign is not None:
+            w.lose_all(w.foreign.names(block.extra, "text."))
     system_text = "\n\n".join(b.text for b in system if b.text)
     if system_text:
         body["systemInstruction"] = {"parts": [{"text": system_text}]}
