@@ -20,8 +20,9 @@ from .objects import (
     Route, RouterConfig, ServerConfig, StateConfig, Target, Targets,
 )
 
-PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo", "gemini")
+PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo", "gemini", "azure")
 HOSTED_TOOLS = ("drop", "refuse")
+AZURE_PATHS = ("deployments", "v1")
 
 
 S = TypeVar("S", bound=type[Schema])
@@ -116,11 +117,22 @@ class ProviderSchema(_Strict):
     max_concurrent = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     max_queue = fields.Integer(validate=validate.Range(min=0))
     hosted_tools = fields.String(validate=validate.OneOf(HOSTED_TOOLS))
+    api_version = fields.String()
+    deployments = fields.Dict(keys=fields.String(), values=fields.String())
+    azure_path = fields.String(validate=validate.OneOf(AZURE_PATHS))
+    token_command = fields.String(allow_none=True)
+    token_env = fields.String(allow_none=True)
+    token_ttl_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
 
     @validates_schema
     def needs_url(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("kind") != "echo" and not data.get("base_url"):
             raise ValidationError("required for this kind", "base_url")
+
+    @validates_schema
+    def azure_auth(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("kind") == "azure" and data.get("token_command") and data.get("token_env"):
+            raise ValidationError("give token_command or token_env, not both", "token_env")
 
 
 _TARGET_TEXT = re.compile(r"^[^/\s]+(/\S+)?$")

@@ -7,6 +7,7 @@ from tornado.httpclient import AsyncHTTPClient
 from ..config import ProviderConfig
 from .anthropic import AnthropicProvider
 from .base import Provider
+from .azure import AzureProvider
 from .echo import EchoProvider
 from .gemini import GeminiProvider
 from .openai import OpenAIProvider
@@ -18,6 +19,7 @@ KINDS: dict[str, type[Provider]] = {
     "anthropic": AnthropicProvider,
     "echo": EchoProvider,
     "gemini": GeminiProvider,
+    "azure": AzureProvider,
 }
 
 
