@@ -24,15 +24,15 @@ from urllib.parse import quote
 
 import orjson
 
-from ..canonical import ChatRequest, ChatResponse
+from ..canonical import ChatRequest
 from ..config import ProviderConfig
 from ..sse import ServerSentEvent
+from .bearer import BearerAuth
 from .openai import OpenAIProvider
-from .streaming import EventStream
 from .tokens import BearerToken
 
 
-class AzureProvider(OpenAIProvider):
+class AzureProvider(BearerAuth, OpenAIProvider):
     kind = "azure"
     path = "/openai"
 
@@ -42,10 +42,9 @@ class AzureProvider(OpenAIProvider):
 
     def __init__(self, config: ProviderConfig, http: Any) -> None:
         super().__init__(config, http)
-        self.token = None
         if config.token_command or config.token_env:
-            self.token = BearerToken(config.name, command=config.token_command, env=config.token_env,
-                                     ttl_s=config.token_ttl_s)
+            self.token_source = BearerToken(config.name, command=config.token_command, env=config.token_env,
+                                            ttl_s=config.token_ttl_s)
 
     def auth_headers(self) -> dict[str, str]:
         return {"api-key": self.config.api_key} if self.config.api_key else {}
@@ -67,28 +66,6 @@ class AzureProvider(OpenAIProvider):
 
     def stream_decoder(self, request: ChatRequest) -> AzureStreamDecoder:
         return AzureStreamDecoder(super().stream_decoder(request))
-
-    def build(self, request: ChatRequest) -> tuple[Any, list[str]]:
-        http_request, lossy = super().build(request)
-        if self.token is not None and self.token.current is not None:
-            http_request.headers = {**self.headers, "Authorization": f"Bearer {self.token.current}"}
-        return http_request, lossy
-
-    async def send(self, request: ChatRequest) -> tuple[ChatResponse, list[str]]:
-        if self.token is not None:
-            await self.token.get()
-        return await super().send(request)
-
-    async def open_stream(self, request: ChatRequest) -> tuple[EventStream, list[str]]:
-        if self.token is not None:
-            await self.token.get()
-        return await super().open_stream(request)
-
-    def redacted(self, body: bytes) -> bytes:
-        body = super().redacted(body)
-        if self.token is not None and self.token.current:
-            body = body.replace(self.token.current.encode(), b"***")
-        return body
 
 
 class AzureStreamDecoder:
