@@ -67,6 +67,11 @@ class ProviderConfig:
     token_command: str | None = None
     token_env: str | None = None
     token_ttl_s: float = 300.0
+    # kind: vertex (base_url defaults to the region's endpoint) and kind: bedrock.
+    project: str | None = None
+    region: str | None = None
+    publisher: str = "anthropic"
+    credentials_file: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,4 +24,8 @@ KINDS: dict[str, type[Provider]] = {
 
 
 def make_provider(config: ProviderConfig, http: AsyncHTTPClient) -> Provider:
+    if config.kind == "vertex":  # one kind, two APIs: the publisher's
+        from .vertex import vertex_provider
+
+        return vertex_provider(config, http)
     return KINDS[config.kind](config, http)

@@ -1,0 +1,163 @@
+"""``kind: vertex`` end to end: Claude (``publisher: anthropic``) and Gemini
+(``publisher: google``) on a fake Vertex AI whose model endpoints take only the
+access tokens its OAuth endpoint issued to a service account it verified
+(``tests/fake_vertex.py``): every client API, whole and streamed, tokens
+refreshed before they expire and never shown, the extra named when missing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pytest
+
+from tests.answers import native_error
+from tests.fake_gemini import gemini_part_call, gemini_response
+from tests.fake_upstream import ANTHROPIC_TEXT, Reply
+from tests.fake_vertex import PROJECT, REGION, FakeVertex, service_account
+from tests.test_gemini import follow_up, seen, streaming, tools_for
+from tests.upstream_faults import logged_entry, send
+from tests.wire import ANTHROPIC, OPENAI, RESPONSES, body_for
+from tornrouter.canonical import ToolCall
+from tornrouter.config import parse_config
+from tornrouter.errors import ConfigError
+
+PATHS = [OPENAI, ANTHROPIC, RESPONSES]
+MODELS = f"/v1/projects/{PROJECT}/locations/{REGION}/publishers"
+
+
+@pytest.fixture
+def vertex(io_loop):
+    fake = FakeVertex().start()
+    yield fake
+    io_loop.run_sync(fake.stop)
+
+
+def config(tmp_path, fake: FakeVertex, publisher: str = "anthropic", model: str = "claude-sonnet-4-5@20250929",
+           **options: Any) -> dict[str, Any]:
+    provider = {"kind": "vertex", "base_url": fake.url, "project": PROJECT, "region": REGION, "publisher": publisher}
+    if "credentials_file" not in options:
+        provider["credentials_file"] = fake.service_account_file(tmp_path / "sa.json")
+    return {
+        "server": {"dashboard": False},
+        "log": {"requests": str(tmp_path / "requests.jsonl")},
+        "providers": {"vx": {**provider, **options}},
+        "router": {"default": f"vx/{model}"},
+    }
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("path", PATHS)
+async def test_claude_on_vertex_reaches_every_client(start_router, vertex, tmp_path, path, stream):
+    router = start_router(config(tmp_path, vertex))
+    body = body_for(path, "any-model", "hi there", **streaming(path, stream))
+
+    response, raw = await send(router, path, body)
+
+    assert response.code == 200, raw
+    assert seen(path, body, raw)[0].text().startswith(ANTHROPIC_TEXT)
+    method = "streamRawPredict" if stream else "rawPredict"
+    assert vertex.last.path == f"{MODELS}/anthropic/models/claude-sonnet-4-5@20250929:{method}"
+    assert vertex.last.body["anthropic_version"] == "vertex-2023-10-16" and "model" not in vertex.last.body
+    assert vertex.authorized == [next(iter(vertex.tokens))]
+    entry = await logged_entry(router, response)
+    assert "SECRET" not in json.dumps(entry) and "SECRET" not in raw.decode()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("path", PATHS)
+async def test_gemini_on_vertex_keeps_its_thought_signatures(start_router, vertex, tmp_path, path, stream):
+    router = start_router(config(tmp_path, vertex, publisher="google", model="gemini-2.5-pro"))
+    call = gemini_part_call("get_weather", {"city": "Oslo"}, signature="sig-oslo")
+    from tests.fake_gemini import gemini_sse
+    if stream:
+        vertex.then(Reply(sse=gemini_sse(None, [call])), Reply(sse=gemini_sse("Cold.")))
+    else:
+        vertex.then(Reply(body=gemini_response(None, [call])), Reply(body=gemini_response("Cold.")))
+    body = body_for(path, "any-model", "weather in Oslo?", tools=tools_for(path), **streaming(path, stream))
+
+    response, raw = await send(router, path, body)
+
+    assert response.code == 200, raw
+    answer, wire = seen(path, body, raw)
+    assert [b.name for b in answer.content if isinstance(b, ToolCall)] == ["get_weather"]
+    method = "streamGenerateContent" if stream else "generateContent"
+    assert vertex.last.path == f"{MODELS}/google/models/gemini-2.5-pro:{method}"
+
+    second, raw2 = await send(router, path, follow_up(path, body, wire, "-3C"))
+
+    assert second.code == 200, raw2
+    assert seen(path, body, raw2)[0].text() == "Cold."
+    assert vertex.last.body["contents"][1]["parts"][0]["thoughtSignature"] == "sig-oslo"
+    assert vertex.token_requests == 1
+
+
+@pytest.mark.gen_test
+async def test_a_token_is_refreshed_before_it_expires(start_router, tmp_path):
+    fake = FakeVertex(token_ttl_s=120).start()  # within the refresh margin: every request needs a new one
+    try:
+        router = start_router(config(tmp_path, fake))
+        for _ in range(2):
+            response = await router.post(ANTHROPIC, body_for(ANTHROPIC, "m"))
+            assert response.code == 200, response.body
+        assert fake.token_requests == 2
+        assert len(set(fake.authorized)) == 2
+    finally:
+        await fake.stop()
+
+
+@pytest.mark.gen_test
+async def test_application_default_credentials(start_router, vertex, tmp_path, monkeypatch):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", vertex.service_account_file(tmp_path / "adc.json"))
+    router = start_router(config(tmp_path, vertex, credentials_file=None))
+
+    response = await router.post(OPENAI, body_for(OPENAI, "m"))
+
+    assert response.code == 200, response.body
+    assert vertex.token_requests == 1 and len(vertex.authorized) == 1
+
+
+@pytest.mark.gen_test
+async def test_credentials_google_refuses_fail_the_request_without_secrets(start_router, vertex, tmp_path):
+    cfg = config(tmp_path, vertex)
+    info, _ = service_account(vertex.token_uri)  # another key than the one the fake knows
+    (tmp_path / "other.json").write_text(json.dumps(info))
+    cfg["providers"]["vx"]["credentials_file"] = str(tmp_path / "other.json")
+    router = start_router(cfg)
+
+    response = await router.post(ANTHROPIC, body_for(ANTHROPIC, "m"))
+
+    assert response.code == 502
+    message = native_error(ANTHROPIC, response)
+    assert message.startswith("provider 'vx': could not get a Google access token: RefreshError")
+    assert "invalid_grant" in message
+    entry = await logged_entry(router, response)
+    assert "PRIVATE KEY" not in json.dumps(entry) and vertex.authorized == []
+
+
+@pytest.mark.gen_test
+async def test_vertex_errors_reach_the_client(start_router, vertex, tmp_path):
+    router = start_router(config(tmp_path, vertex))
+    vertex.then(Reply(status=429, body={"error": {"code": 429, "message": "Quota exceeded for aiplatform.googleapis.com",
+                                                  "status": "RESOURCE_EXHAUSTED"}}))
+    response = await router.post(OPENAI, body_for(OPENAI, "m"))
+    assert response.code == 429
+    assert native_error(OPENAI, response) == "provider 'vx': upstream returned 429: Quota exceeded for aiplatform.googleapis.com"
+
+
+def test_the_missing_extra_is_named_at_start(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "google.auth", None)
+    raw = {"providers": {"vx": {"kind": "vertex", "project": "p", "region": "us-east5"}}, "router": {"default": "vx"}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, environ={})
+    assert caught.value.problems == [
+        "providers.vx.kind: kind vertex needs the 'vertex' extra, which is not installed: pip install 'tornrouter[vertex]'"]
+
+
+def test_project_and_region_are_required():
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"providers": {"vx": {"kind": "vertex"}}, "router": {"default": "vx"}}, environ={})
+    assert any(p.startswith("providers.vx.region: required") for p in caught.value.problems)
