@@ -72,6 +72,8 @@ class ProviderConfig:
     region: str | None = None
     publisher: str = "anthropic"
     credentials_file: str | None = None
+    profile: str | None = None  # kind: bedrock -- the AWS profile (default: the standard chain)
+    role_arn: str | None = None  # kind: bedrock -- a role assumed through STS
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,14 @@ from .objects import (
     Route, RouterConfig, ServerConfig, StateConfig, Target, Targets,
 )
 
-PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo", "gemini", "azure", "vertex")
+PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo", "gemini", "azure", "vertex", "bedrock")
 HOSTED_TOOLS = ("drop", "refuse")
 AZURE_PATHS = ("deployments", "v1")
 VERTEX_PUBLISHERS = ("anthropic", "google")
 # Kinds that need an optional extra: the module they import, and the extra's name.
-KIND_EXTRAS = {"vertex": ("google.auth", "vertex")}
+KIND_EXTRAS = {"vertex": ("google.auth", "vertex"), "bedrock": ("botocore", "bedrock")}
 # Kinds whose base_url follows from their region.
-REGIONAL_KINDS = ("vertex",)
+REGIONAL_KINDS = ("vertex", "bedrock")
 
 
 S = TypeVar("S", bound=type[Schema])
@@ -133,6 +133,8 @@ class ProviderSchema(_Strict):
     region = fields.String(allow_none=True)
     publisher = fields.String(validate=validate.OneOf(VERTEX_PUBLISHERS))
     credentials_file = fields.String(allow_none=True)
+    profile = fields.String(allow_none=True)
+    role_arn = fields.String(allow_none=True)
 
     @validates_schema
     def needs_url(self, data: dict[str, Any], **kwargs: Any) -> None:

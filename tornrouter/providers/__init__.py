@@ -24,6 +24,10 @@ KINDS: dict[str, type[Provider]] = {
 
 
 def make_provider(config: ProviderConfig, http: AsyncHTTPClient) -> Provider:
+    if config.kind == "bedrock":  # the bedrock extra, imported only when one is configured
+        from .bedrock import BedrockProvider
+
+        return BedrockProvider(config, http)
     if config.kind == "vertex":  # one kind, two APIs: the publisher's
         from .vertex import vertex_provider
 

@@ -35,6 +35,7 @@ from ..formats import codec_for
 from ..formats.base import short
 from ..concurrency import ConcurrencyLimit
 from .error_body import describe, logged
+from ..sse import SSEDecoder
 from .streaming import EventStream, ReplayStream, UpstreamStream
 
 
@@ -130,6 +131,12 @@ class HTTPProvider(Provider):
     def decode(self, payload: Any, request: ChatRequest) -> ChatResponse:
         """The canonical answer in a success body; ``ValueError`` for another body."""
         return self.codec.decode_response(payload)
+
+    def framing(self) -> Any:
+        """What cuts a streamed answer's bytes into events (``feed(chunk)`` ->
+        ``ServerSentEvent``s): SSE, unless the upstream frames its stream
+        otherwise (``bedrock.py``: AWS event streams)."""
+        return SSEDecoder()
 
     def stream_decoder(self, request: ChatRequest) -> Any:
         """A fresh decoder of the upstream's stream for ``request``."""

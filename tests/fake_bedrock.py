@@ -1,0 +1,150 @@
+"""A fake AWS Bedrock runtime on loopback that checks what Bedrock checks.
+
+``POST /model/{modelId}/invoke`` and ``/invoke-with-response-stream`` verify
+the request's SigV4 signature with botocore (the access key, the credential
+scope's region and service, the signed headers and the body's hash; a session
+token when the credentials have one) and refuse a bad one with Bedrock's 403.
+The body must be Anthropic's with ``anthropic_version: bedrock-2023-05-31``
+and neither ``model`` nor ``stream`` (Bedrock's 400 otherwise).  The answer is
+Anthropic's; a stream is framed as ``application/vnd.amazon.eventstream``
+(each Anthropic event, base64, in a ``chunk`` event), written here frame by
+frame (``event_frame``, ``exception_frame``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from typing import Any
+
+import tornado.web
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+from tests.fake_upstream import FakeUpstream, Reply, _Handler, anthropic_sse, stream_text, ANTHROPIC_TEXT
+
+ACCESS_KEY = "AKIAFAKEBEDROCK00001"
+SECRET_KEY = "fake/bedrock/secret-key-SECRET"
+REGION = "us-east-1"
+
+
+def _header(name: str, value: str) -> bytes:
+    raw_name, raw_value = name.encode(), value.encode()
+    return struct.pack("!B", len(raw_name)) + raw_name + b"\x07" + struct.pack("!H", len(raw_value)) + raw_value
+
+
+def frame(headers: dict[str, str], payload: bytes) -> bytes:
+    """One event-stream message: prelude (lengths and their CRC), headers, payload, CRC."""
+    head = b"".join(_header(k, v) for k, v in headers.items())
+    total = 12 + len(head) + len(payload) + 4
+    prelude = struct.pack("!II", total, len(head))
+    prelude += struct.pack("!I", binascii.crc32(prelude) & 0xFFFFFFFF)
+    message = prelude + head + payload
+    return message + struct.pack("!I", binascii.crc32(message) & 0xFFFFFFFF)
+
+
+def event_frame(anthropic_event: dict[str, Any]) -> bytes:
+    data = base64.b64encode(json.dumps(anthropic_event).encode()).decode()
+    return frame({":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"},
+                 json.dumps({"bytes": data}).encode())
+
+
+def exception_frame(name: str, message: str) -> bytes:
+    return frame({":exception-type": name, ":content-type": "application/json", ":message-type": "exception"},
+                 json.dumps({"message": message}).encode())
+
+
+def frames_of(sse: list[bytes]) -> list[bytes]:
+    """An Anthropic SSE stream (``tests/fake_upstream.py``) as Bedrock frames it."""
+    out = []
+    for raw in sse:
+        data = next(line[6:] for line in raw.decode().split("\n") if line.startswith("data: "))
+        out.append(event_frame(json.loads(data)))
+    return out
+
+
+def bedrock_error(message: str) -> dict[str, Any]:
+    return {"message": message}
+
+
+class _BedrockHandler(_Handler):
+    async def post(self, model: str, method: str) -> None:  # type: ignore[override]
+        fake: FakeBedrock = self.upstream  # type: ignore[assignment]
+        self.streaming = method == "invoke-with-response-stream"
+        refusal = self.signature_problem()
+        if refusal is None:
+            body = json.loads(self.request.body)
+            if body.get("anthropic_version") != "bedrock-2023-05-31" or "model" in body or "stream" in body:
+                refusal = Reply(status=400, body=bedrock_error("Malformed input request, please reformat your input and try again."),
+                                headers={"x-amzn-ErrorType": "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"})
+        if refusal is not None:
+            fake.script.appendleft(refusal)
+        elif fake.script and fake.script[0].sse is not None and fake.script[0].sse and fake.script[0].sse[0].startswith(b"event:"):
+            fake.script[0].sse = frames_of(fake.script[0].sse)  # a scripted Anthropic stream, framed as Bedrock does
+        await super().post()
+
+    def signature_problem(self) -> Reply | None:
+        fake: FakeBedrock = self.upstream  # type: ignore[assignment]
+        denied = Reply(status=403, body=bedrock_error(
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
+            "Access Key and signing method."), headers={"x-amzn-ErrorType": "InvalidSignatureException:"})
+        auth = self.request.headers.get("Authorization", "")
+        try:
+            scheme, rest = auth.split(" ", 1)
+            parts = dict(p.strip().split("=", 1) for p in rest.split(","))
+            key, date, region, service, _ = parts["Credential"].split("/")
+        except ValueError:
+            return denied
+        if scheme != "AWS4-HMAC-SHA256" or key != fake.access_key or (region, service) != (fake.region, "bedrock"):
+            return denied
+        if fake.session_token is not None and self.request.headers.get("X-Amz-Security-Token") != fake.session_token:
+            return denied
+        signed = parts["SignedHeaders"].split(";")
+        headers = {name: self.request.headers.get(name, "") for name in signed}
+        request = AWSRequest(method="POST", url=f"http://{self.request.host}{self.request.uri}", data=self.request.body,
+                             headers=headers)
+        request.context["timestamp"] = self.request.headers.get("X-Amz-Date", "")
+        signer = SigV4Auth(Credentials(fake.access_key, fake.secret_key, fake.session_token), "bedrock", fake.region)
+        canonical = signer.canonical_request(request)
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
+        if expected != parts["Signature"] or "x-amz-date" not in signed or "host" not in signed:
+            return denied
+        fake.verified += 1
+        return None
+
+    def default_reply(self, body: Any) -> Reply:
+        if self.streaming:
+            return Reply(sse=frames_of(anthropic_sse(stream_text(body, ANTHROPIC_TEXT), model="claude-fake")),
+                         headers={"Content-Type": "application/vnd.amazon.eventstream"})
+        return Reply()
+
+    async def _stream(self, reply: Reply) -> None:
+        self.set_header("Content-Type", "application/vnd.amazon.eventstream")
+        await super()._stream(reply)
+
+    def set_header(self, name: str, value: Any) -> None:
+        if name == "Content-Type" and value == "text/event-stream":
+            value = "application/vnd.amazon.eventstream"
+        super().set_header(name, value)
+
+
+class FakeBedrock(FakeUpstream):
+    def __init__(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, session_token: str | None = None,
+                 region: str = REGION) -> None:
+        super().__init__()
+        self.access_key, self.secret_key, self.session_token, self.region = access_key, secret_key, session_token, region
+        self.verified = 0  # requests whose signature checked out
+
+    def start(self) -> FakeBedrock:
+        app = tornado.web.Application([
+            (r"/model/([^/]+)/(invoke|invoke-with-response-stream)", _BedrockHandler, {"upstream": self, "kind": "anthropic"}),
+        ])
+        sock, self.port = bind_unused_port()
+        self.server = HTTPServer(app)
+        self.server.add_socket(sock)
+        return self
