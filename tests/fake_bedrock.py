@@ -68,6 +68,81 @@ def frames_of(sse: list[bytes]) -> list[bytes]:
     return out
 
 
+CONVERSE_TEXT = "Hello from the fake Bedrock Converse upstream."
+_CONVERSE_KEYS = {"messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig", "additionalModelRequestFields",
+                  "promptVariables", "additionalModelResponseFieldPaths", "requestMetadata", "performanceConfig"}
+_BLOCK_KEYS = {"text", "image", "document", "video", "toolUse", "toolResult", "guardContent", "cachePoint", "reasoningContent",
+               "citationsContent"}
+
+
+def converse_problem(body: dict[str, Any]) -> str | None:
+    """What Converse refuses in ``body``, in its words (a subset of its validation)."""
+    for key in body:
+        if key not in _CONVERSE_KEYS:
+            return f"1 validation error detected: Value at '{key}' failed to satisfy constraint: unknown field"
+    messages = body.get("messages") or []
+    if not messages or messages[0]["role"] != "user":
+        return "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+    for i, message in enumerate(messages):
+        if i and message["role"] == messages[i - 1]["role"]:
+            return "A conversation must alternate between user and assistant roles."
+        for block in message["content"]:
+            if len(block) != 1 or next(iter(block)) not in _BLOCK_KEYS:
+                return f"The content block {sorted(block)} is not valid."
+    return None
+
+
+def converse_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message["role"] == "user":
+            return "".join(b.get("text", "") for b in message["content"])
+    return ""
+
+
+def converse_response(text: str | None = CONVERSE_TEXT, tool_use: dict[str, Any] | None = None,
+                      stop: str = "end_turn") -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"text": text}] if text is not None else []
+    if tool_use is not None:
+        content.append({"toolUse": tool_use})
+        stop = "tool_use"
+    return {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop,
+            "usage": {"inputTokens": 12, "outputTokens": 8, "totalTokens": 20, "cacheReadInputTokens": 4,
+                      "cacheWriteInputTokens": 0},
+            "metrics": {"latencyMs": 321}}
+
+
+def converse_event(kind: str, payload: dict[str, Any]) -> bytes:
+    return frame({":event-type": kind, ":content-type": "application/json", ":message-type": "event"},
+                 json.dumps(payload).encode())
+
+
+def converse_frames(text: str | None, tool_use: dict[str, Any] | None = None, stop: str = "end_turn") -> list[bytes]:
+    """A ConverseStream as Bedrock frames it: text a word a delta (no block
+    start), a tool use's start and its input in two pieces, the stop, the usage."""
+    out = [converse_event("messageStart", {"role": "assistant"})]
+    index = 0
+    if text:
+        words = text.split(" ")
+        for n, word in enumerate(words):
+            out.append(converse_event("contentBlockDelta", {"delta": {"text": word + (" " if n < len(words) - 1 else "")},
+                                                           "contentBlockIndex": 0}))
+        out.append(converse_event("contentBlockStop", {"contentBlockIndex": 0}))
+        index = 1
+    if tool_use is not None:
+        stop = "tool_use"
+        arguments = json.dumps(tool_use["input"])
+        out.append(converse_event("contentBlockStart", {"start": {"toolUse": {"toolUseId": tool_use["toolUseId"], "name": tool_use["name"]}},
+                                                        "contentBlockIndex": index}))
+        half = len(arguments) // 2
+        for piece in (arguments[:half], arguments[half:]):
+            out.append(converse_event("contentBlockDelta", {"delta": {"toolUse": {"input": piece}}, "contentBlockIndex": index}))
+        out.append(converse_event("contentBlockStop", {"contentBlockIndex": index}))
+    out.append(converse_event("messageStop", {"stopReason": stop}))
+    out.append(converse_event("metadata", {"usage": {"inputTokens": 12, "outputTokens": 8, "totalTokens": 20},
+                                           "metrics": {"latencyMs": 321}}))
+    return out
+
+
 def bedrock_error(message: str) -> dict[str, Any]:
     return {"message": message}
 
@@ -75,9 +150,14 @@ def bedrock_error(message: str) -> dict[str, Any]:
 class _BedrockHandler(_Handler):
     async def post(self, model: str, method: str) -> None:  # type: ignore[override]
         fake: FakeBedrock = self.upstream  # type: ignore[assignment]
-        self.streaming = method == "invoke-with-response-stream"
+        self.streaming = method in ("invoke-with-response-stream", "converse-stream")
+        self.converse = method.startswith("converse")
         refusal = self.signature_problem()
-        if refusal is None:
+        if refusal is None and self.converse:
+            problem = converse_problem(json.loads(self.request.body))
+            if problem is not None:
+                refusal = Reply(status=400, body=bedrock_error(problem), headers={"x-amzn-ErrorType": "ValidationException:"})
+        elif refusal is None:
             body = json.loads(self.request.body)
             if body.get("anthropic_version") != "bedrock-2023-05-31" or "model" in body or "stream" in body:
                 refusal = Reply(status=400, body=bedrock_error("Malformed input request, please reformat your input and try again."),
@@ -118,6 +198,9 @@ class _BedrockHandler(_Handler):
         return None
 
     def default_reply(self, body: Any) -> Reply:
+        if self.converse:
+            text = f"{CONVERSE_TEXT} You said: {converse_user_text(body)}"
+            return Reply(sse=converse_frames(text)) if self.streaming else Reply(body=converse_response(text))
         if self.streaming:
             return Reply(sse=frames_of(anthropic_sse(stream_text(body, ANTHROPIC_TEXT), model="claude-fake")),
                          headers={"Content-Type": "application/vnd.amazon.eventstream"})
@@ -142,7 +225,7 @@ class FakeBedrock(FakeUpstream):
 
     def start(self) -> FakeBedrock:
         app = tornado.web.Application([
-            (r"/model/([^/]+)/(invoke|invoke-with-response-stream)", _BedrockHandler, {"upstream": self, "kind": "anthropic"}),
+            (r"/model/([^/]+)/(invoke|invoke-with-response-stream|converse|converse-stream)", _BedrockHandler, {"upstream": self, "kind": "anthropic"}),
         ])
         sock, self.port = bind_unused_port()
         self.server = HTTPServer(app)

@@ -12,9 +12,13 @@ import sys
 import pytest
 
 from tests.answers import is_error_event, last_event, native_error, streamed_text
-from tests.fake_bedrock import ACCESS_KEY, REGION, SECRET_KEY, FakeBedrock, bedrock_error, exception_frame, frames_of
+from tests.fake_bedrock import (
+    ACCESS_KEY, CONVERSE_TEXT, REGION, SECRET_KEY, FakeBedrock, bedrock_error, converse_frames, converse_response,
+    exception_frame, frames_of,
+)
 from tests.fake_upstream import ANTHROPIC_TEXT, Reply, anthropic_sse
-from tests.test_gemini import seen, streaming
+from tests.test_gemini import follow_up, seen, streaming, tools_for
+from tornrouter.canonical import ToolCall
 from tests.upstream_faults import logged_entry, send
 from tests.wire import ANTHROPIC, KIND, OPENAI, RESPONSES, body_for
 from tornrouter.config import parse_config
@@ -175,17 +179,6 @@ async def test_a_throttled_stream_before_content_fails_over(start_router, aws_en
     assert response.headers["x-tornrouter-provider"] == "backup"
 
 
-@pytest.mark.gen_test
-async def test_a_model_that_needs_converse_is_refused_clearly(start_router, aws_env, bedrock, tmp_path):
-    cfg = config(tmp_path, bedrock)
-    cfg["router"]["default"] = "br/meta.llama3-70b-instruct-v1:0"
-    router = start_router(cfg)
-    response = await router.post(OPENAI, body_for(OPENAI, "m"))
-    assert response.code == 400
-    assert "needs the Converse API" in native_error(OPENAI, response)
-    assert bedrock.requests == []
-
-
 def test_the_missing_extra_is_named_at_start(monkeypatch):
     monkeypatch.setitem(sys.modules, "botocore", None)
     raw = {"providers": {"br": {"kind": "bedrock", "region": "us-east-1"}}, "router": {"default": "br"}}
@@ -193,3 +186,78 @@ def test_the_missing_extra_is_named_at_start(monkeypatch):
         parse_config(raw, environ={})
     assert caught.value.problems == [
         "providers.br.kind: kind bedrock needs the 'bedrock' extra, which is not installed: pip install 'tornrouter[bedrock]'"]
+
+
+# --- other models: the Converse API ----------------------------------------------------------------
+
+LLAMA = "meta.llama3-3-70b-instruct-v1:0"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("path", PATHS)
+async def test_other_models_go_through_converse(start_router, aws_env, bedrock, tmp_path, path, stream):
+    cfg = config(tmp_path, bedrock)
+    cfg["router"]["default"] = f"br/{LLAMA}"
+    router = start_router(cfg)
+    body = body_for(path, "any-model", "hi there", **streaming(path, stream))
+
+    response, raw = await send(router, path, body)
+
+    assert response.code == 200, raw
+    answer, _ = seen(path, body, raw)
+    assert answer.text() == f"{CONVERSE_TEXT} You said: hi there"
+    assert answer.usage.input_tokens == 12 and answer.usage.output_tokens == 8
+    assert bedrock.last.path == f"/model/meta.llama3-3-70b-instruct-v1%3A0/{'converse-stream' if stream else 'converse'}"
+    assert bedrock.last.body["messages"] == [{"role": "user", "content": [{"text": "hi there"}]}]
+    assert bedrock.verified == 1
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_converse_tool_cycle(start_router, aws_env, bedrock, tmp_path, path, stream):
+    cfg = config(tmp_path, bedrock)
+    cfg["router"]["default"] = f"br/{LLAMA}"
+    router = start_router(cfg)
+    use = {"toolUseId": "tooluse_abc123", "name": "get_weather", "input": {"city": "Lima"}}
+    bedrock.then(Reply(sse=converse_frames("Checking.", use)) if stream else Reply(body=converse_response("Checking.", use)))
+    body = body_for(path, "m", "weather in Lima?", tools=tools_for(path), **streaming(path, stream))
+
+    response, raw = await send(router, path, body)
+
+    assert response.code == 200, raw
+    answer, wire = seen(path, body, raw)
+    assert answer.stop_reason == "tool_use"
+    assert [(b.id, b.name, b.input) for b in answer.content if isinstance(b, ToolCall)] == [("tooluse_abc123", "get_weather", {"city": "Lima"})]
+    assert bedrock.last.body["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"] == {"json": tools_for(OPENAI)[0]["function"]["parameters"]}
+
+    second, raw2 = await send(router, path, follow_up(path, body, wire, "22C"))
+
+    assert second.code == 200, raw2
+    assert bedrock.last.body["messages"][1:] == [
+        {"role": "assistant", "content": [{"text": "Checking."}, {"toolUse": use}]},
+        {"role": "user", "content": [{"toolResult": {"toolUseId": "tooluse_abc123", "content": [{"text": "22C"}]}}]},
+    ]
+
+
+@pytest.mark.gen_test
+async def test_cache_control_becomes_a_cache_point(start_router, aws_env, bedrock, tmp_path):
+    cfg = config(tmp_path, bedrock)
+    cfg["router"]["default"] = f"br/{LLAMA}"
+    router = start_router(cfg)
+    system = [{"type": "text", "text": "long instructions", "cache_control": {"type": "ephemeral"}}]
+    messages = [{"role": "user", "content": [
+        {"type": "text", "text": "a long document", "cache_control": {"type": "ephemeral"}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        {"type": "text", "text": "what now?"}]}]
+
+    response = await router.post(ANTHROPIC, body_for(ANTHROPIC, "m", system=system, messages=messages))
+
+    assert response.code == 200, response.body
+    assert bedrock.last.body["system"] == [{"text": "long instructions"}, {"cachePoint": {"type": "default"}}]
+    assert bedrock.last.body["messages"][0]["content"] == [
+        {"text": "a long document"}, {"cachePoint": {"type": "default"}},
+        {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}, {"text": "what now?"}]
+    assert "x-tornrouter-lossy" not in response.headers
+    assert json.loads(response.body)["usage"]["cache_read_input_tokens"] == 4

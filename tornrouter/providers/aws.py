@@ -83,10 +83,11 @@ class AWSSigner:
 
 
 class EventStreamFraming:
-    """``application/vnd.amazon.eventstream`` frames -> the Anthropic events
-    they carry, as ``ServerSentEvent``s (so a Messages client is relayed them
-    as SSE).  An exception frame is an Anthropic ``error`` event; a frame that
-    cannot be read is a ``ValueError``."""
+    """``application/vnd.amazon.eventstream`` frames -> ``ServerSentEvent``s:
+    InvokeModel's ``chunk`` frames as the Anthropic events they carry (so a
+    Messages client is relayed them as SSE), ConverseStream's as their JSON
+    named by the event type.  An exception frame is an Anthropic ``error``
+    event; a frame that cannot be read is a ``ValueError``."""
 
     def __init__(self) -> None:
         self.buffer = EventStreamBuffer()
@@ -105,10 +106,12 @@ class EventStreamFraming:
 
         kind = headers.get(":message-type")
         data = orjson.loads(payload) if payload else {}
-        if kind == "event" and headers.get(":event-type") == "chunk":
+        if kind == "event" and headers.get(":event-type") == "chunk":  # InvokeModel: an Anthropic event in base64
             text = base64.b64decode(data["bytes"]).decode("utf-8")
             event = orjson.loads(text)
             return ServerSentEvent(text, event.get("type") if isinstance(event, dict) else None)
+        if kind == "event":  # ConverseStream: the event's own JSON, named by its type
+            return ServerSentEvent(payload.decode("utf-8"), headers.get(":event-type"))
         name = headers.get(":exception-type") or headers.get(":error-code") or "bedrockException"
         message = data.get("message") or data.get("Message") or headers.get(":error-message") or name
         error = {"type": "error", "error": {"type": EXCEPTION_TYPES.get(name, "api_error"), "message": f"{name}: {message}"}}

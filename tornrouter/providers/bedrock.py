@@ -9,8 +9,9 @@ The stream is AWS's event stream, each ``chunk`` event an Anthropic stream
 event in base64: read by botocore's parser into the Anthropic events, it is
 then the Anthropic stream (relayed to a Messages client as SSE) under the same
 rules as the other kinds.  ``cache_control`` goes through as Anthropic's own.
-Models other than Anthropic's need the Converse API, which this kind does not
-speak yet: they are refused with a 400 that says so.
+Other models go through the Converse API (``.../converse``,
+``.../converse-stream``) with ``formats.converse``, whose stream events come
+in the same framing.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from tornado.httputil import HTTPHeaders
 
 from ..canonical import ChatRequest, ChatResponse
 from ..config import ProviderConfig
-from ..errors import InvalidRequest, UpstreamError
+from ..errors import UpstreamError
+from ..formats import codec_for
+from ..formats.converse.stream import ConverseStreamDecoder
 from .anthropic import AnthropicProvider
 from .streaming import EventStream
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+CONVERSE = codec_for("converse")
 # Bedrock's error types (x-amzn-ErrorType), as the Anthropic ones.
 ERROR_TYPES = {
     "ValidationException": "invalid_request_error",
@@ -61,14 +65,22 @@ class BedrockProvider(AnthropicProvider):
     def auth_headers(self) -> dict[str, str]:
         return {}
 
+    @staticmethod
+    def invokes(request: ChatRequest) -> bool:
+        """Anthropic's models (a model id, inference profile or ARN naming them)
+        take their own body through InvokeModel; the others go through Converse."""
+        return "anthropic" in request.model
+
     def endpoint(self, request: ChatRequest) -> str:
-        if "anthropic" not in request.model:
-            raise InvalidRequest("model", f"provider '{self.name}' (bedrock) serves Anthropic models through "
-                                          f"InvokeModel; '{request.model}' needs the Converse API, not supported yet")
-        method = "invoke-with-response-stream" if request.stream else "invoke"
+        if self.invokes(request):
+            method = "invoke-with-response-stream" if request.stream else "invoke"
+        else:
+            method = "converse-stream" if request.stream else "converse"
         return f"{self.url}/{quote(request.model, safe='')}/{method}"
 
     def encode(self, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
+        if not self.invokes(request):
+            return CONVERSE.encode_request(request)
         body, lossy = super().encode(request)
         del body["model"]
         body.pop("stream", None)
@@ -83,6 +95,16 @@ class BedrockProvider(AnthropicProvider):
         http_request.headers = self.signer.sign(http_request.url, http_request.body, headers)
         return http_request, lossy
 
+    def decode(self, payload: Any, request: ChatRequest) -> ChatResponse:
+        if self.invokes(request):
+            return super().decode(payload, request)
+        response = CONVERSE.decode_response(payload)
+        response.model = request.model
+        return response
+
+    def stream_decoder(self, request: ChatRequest) -> Any:
+        return super().stream_decoder(request) if self.invokes(request) else ConverseStreamDecoder(request.model)
+
     def framing(self) -> Any:
         from .aws import EventStreamFraming
 
@@ -94,7 +116,10 @@ class BedrockProvider(AnthropicProvider):
 
     async def open_stream(self, request: ChatRequest) -> tuple[EventStream, list[str]]:
         await self.signer.refresh()
-        return await super().open_stream(request)
+        stream, lossy = await super().open_stream(request)
+        if not self.invokes(request):
+            stream.format = "converse"  # no client's stream: translated for every client
+        return stream, lossy
 
     def redacted(self, body: bytes) -> bytes:
         for secret in self.signer.secrets():

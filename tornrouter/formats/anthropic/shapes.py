@@ -106,6 +106,9 @@ class _Extras(Foreign):
     def delta(self, extra: Mapping[str, Any]) -> list[str]:
         return ["text.citations" if key == "citation" else key for key in extra]
 
+    def cache_point(self, extra: Mapping[str, Any]) -> bool:
+        return extra.get("cache_control") is not None
+
     def carry_request(self, extra: Mapping[str, Any], target: Format) -> tuple[dict[str, Any], list[str]]:
         if target != "gemini":
             return {}, self.request(extra, target)

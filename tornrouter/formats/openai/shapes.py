@@ -94,7 +94,7 @@ _SILENT_REQUEST_KEYS = frozenset({"stream_options", "n"})
 _NESTED_RESPONSE_KEYS = frozenset({"choice", "message"})
 _SILENT_RESPONSE_KEYS = frozenset({"created"})
 _API_NAMES: Mapping[str, str] = MappingProxyType(
-    {"anthropic": "Anthropic Messages", "openai": "OpenAI", "responses": "OpenAI Responses", "gemini": "Gemini"}
+    {"anthropic": "Anthropic Messages", "openai": "OpenAI", "responses": "OpenAI Responses", "gemini": "Gemini", "converse": "Bedrock Converse"}
 )
 
 
