@@ -4,8 +4,10 @@
 the request's SigV4 signature with botocore (the access key, the credential
 scope's region and service, the signed headers and the body's hash; a session
 token when the credentials have one) and refuse a bad one with Bedrock's 403.
-The body must be Anthropic's with ``anthropic_version: bedrock-2023-05-31``
-and neither ``model`` nor ``stream`` (Bedrock's 400 otherwise).  The answer is
+An InvokeModel body must be Anthropic's with ``anthropic_version:
+bedrock-2023-05-31`` and neither ``model`` nor ``stream``; a Converse body
+must fit the Converse input shape of botocore's service model (Bedrock's 400
+otherwise).  The answer is
 Anthropic's; a stream is framed as ``application/vnd.amazon.eventstream``
 (each Anthropic event, base64, in a ``chunk`` event), written here frame by
 frame (``event_frame``, ``exception_frame``).
@@ -19,8 +21,10 @@ import json
 import struct
 from typing import Any
 
+import botocore.session
 import tornado.web
 from botocore.auth import SigV4Auth
+from botocore.validate import ParamValidator
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from tornado.httpserver import HTTPServer
@@ -69,26 +73,22 @@ def frames_of(sse: list[bytes]) -> list[bytes]:
 
 
 CONVERSE_TEXT = "Hello from the fake Bedrock Converse upstream."
-_CONVERSE_KEYS = {"messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig", "additionalModelRequestFields",
-                  "promptVariables", "additionalModelResponseFieldPaths", "requestMetadata", "performanceConfig"}
-_BLOCK_KEYS = {"text", "image", "document", "video", "toolUse", "toolResult", "guardContent", "cachePoint", "reasoningContent",
-               "citationsContent"}
+CONVERSE_INPUT = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model("Converse").input_shape
 
 
-def converse_problem(body: dict[str, Any]) -> str | None:
-    """What Converse refuses in ``body``, in its words (a subset of its validation)."""
-    for key in body:
-        if key not in _CONVERSE_KEYS:
-            return f"1 validation error detected: Value at '{key}' failed to satisfy constraint: unknown field"
+def converse_problem(body: dict[str, Any], model: str = "model") -> str | None:
+    """What Converse refuses in ``body``: anything its shape in botocore's
+    service model (the API's own definition) does not allow, and a conversation
+    that does not start with the user or does not alternate."""
+    report = ParamValidator().validate({"modelId": model, **body}, CONVERSE_INPUT)
+    if report.has_errors():
+        return report.generate_report()
     messages = body.get("messages") or []
     if not messages or messages[0]["role"] != "user":
         return "A conversation must start with a user message. Try again with a conversation that starts with a user message."
     for i, message in enumerate(messages):
         if i and message["role"] == messages[i - 1]["role"]:
             return "A conversation must alternate between user and assistant roles."
-        for block in message["content"]:
-            if len(block) != 1 or next(iter(block)) not in _BLOCK_KEYS:
-                return f"The content block {sorted(block)} is not valid."
     return None
 
 
@@ -154,7 +154,7 @@ class _BedrockHandler(_Handler):
         self.converse = method.startswith("converse")
         refusal = self.signature_problem()
         if refusal is None and self.converse:
-            problem = converse_problem(json.loads(self.request.body))
+            problem = converse_problem(json.loads(self.request.body), model)
             if problem is not None:
                 refusal = Reply(status=400, body=bedrock_error(problem), headers={"x-amzn-ErrorType": "ValidationException:"})
         elif refusal is None:
