@@ -147,6 +147,67 @@ def bedrock_error(message: str) -> dict[str, Any]:
     return {"message": message}
 
 
+def signed_by(request: Any, credentials: Credentials, region: str, service: str) -> bool:
+    """Whether ``request`` (a Tornado request) carries a valid SigV4 signature
+    of ``credentials`` for ``service`` in ``region``, recomputed with botocore."""
+    try:
+        scheme, rest = request.headers.get("Authorization", "").split(" ", 1)
+        parts = dict(p.strip().split("=", 1) for p in rest.split(","))
+        key, _, scope_region, scope_service, _ = parts["Credential"].split("/")
+    except (ValueError, KeyError):
+        return False
+    if scheme != "AWS4-HMAC-SHA256" or key != credentials.access_key or (scope_region, scope_service) != (region, service):
+        return False
+    if credentials.token is not None and request.headers.get("X-Amz-Security-Token") != credentials.token:
+        return False
+    signed = parts["SignedHeaders"].split(";")
+    if "x-amz-date" not in signed or "host" not in signed:
+        return False
+    headers = {name: request.headers.get(name, "") for name in signed}
+    aws = AWSRequest(method=request.method, url=f"http://{request.host}{request.uri}", data=request.body, headers=headers)
+    aws.context["timestamp"] = request.headers.get("X-Amz-Date", "")
+    signer = SigV4Auth(credentials, service, region)
+    return signer.signature(signer.string_to_sign(aws, signer.canonical_request(aws)), aws) == parts["Signature"]
+
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/tornrouter-bedrock"
+ROLE_KEY, ROLE_SECRET, ROLE_TOKEN = "ASIAFAKEROLE00000001", "role-secret-SECRET", "role-session-token-SECRET"
+
+
+class _STSHandler(tornado.web.RequestHandler):
+    """``AssumeRole`` (the query protocol): the source credentials' signature
+    checked, the role's temporary credentials issued for an hour."""
+
+    def initialize(self, upstream: FakeBedrock) -> None:
+        self.upstream = upstream
+
+    def post(self) -> None:
+        fake = self.upstream
+        if not signed_by(self.request, Credentials(ACCESS_KEY, SECRET_KEY), "us-east-1", "sts") or \
+                self.get_body_argument("Action") != "AssumeRole" or self.get_body_argument("RoleArn") != ROLE_ARN:
+            self.set_status(403)
+            self.finish("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+                        "<Message>not authorized to perform sts:AssumeRole</Message></Error></ErrorResponse>")
+            return
+        fake.assumed += 1
+        session = self.get_body_argument("RoleSessionName")
+        self.set_header("Content-Type", "text/xml")
+        self.finish(
+            '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials>'
+            f"<AccessKeyId>{ROLE_KEY}</AccessKeyId><SecretAccessKey>{ROLE_SECRET}</SecretAccessKey>"
+            f"<SessionToken>{ROLE_TOKEN}</SessionToken><Expiration>{_in_an_hour()}</Expiration></Credentials>"
+            f"<AssumedRoleUser><AssumedRoleId>AROAFAKE:{session}</AssumedRoleId>"
+            f"<Arn>arn:aws:sts::123456789012:assumed-role/tornrouter-bedrock/{session}</Arn></AssumedRoleUser>"
+            "</AssumeRoleResult><ResponseMetadata><RequestId>fake-1</RequestId></ResponseMetadata></AssumeRoleResponse>"
+        )
+
+
+def _in_an_hour() -> str:
+    import datetime
+
+    return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class _BedrockHandler(_Handler):
     async def post(self, model: str, method: str) -> None:  # type: ignore[override]
         fake: FakeBedrock = self.upstream  # type: ignore[assignment]
@@ -170,30 +231,10 @@ class _BedrockHandler(_Handler):
 
     def signature_problem(self) -> Reply | None:
         fake: FakeBedrock = self.upstream  # type: ignore[assignment]
-        denied = Reply(status=403, body=bedrock_error(
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
-            "Access Key and signing method."), headers={"x-amzn-ErrorType": "InvalidSignatureException:"})
-        auth = self.request.headers.get("Authorization", "")
-        try:
-            scheme, rest = auth.split(" ", 1)
-            parts = dict(p.strip().split("=", 1) for p in rest.split(","))
-            key, date, region, service, _ = parts["Credential"].split("/")
-        except ValueError:
-            return denied
-        if scheme != "AWS4-HMAC-SHA256" or key != fake.access_key or (region, service) != (fake.region, "bedrock"):
-            return denied
-        if fake.session_token is not None and self.request.headers.get("X-Amz-Security-Token") != fake.session_token:
-            return denied
-        signed = parts["SignedHeaders"].split(";")
-        headers = {name: self.request.headers.get(name, "") for name in signed}
-        request = AWSRequest(method="POST", url=f"http://{self.request.host}{self.request.uri}", data=self.request.body,
-                             headers=headers)
-        request.context["timestamp"] = self.request.headers.get("X-Amz-Date", "")
-        signer = SigV4Auth(Credentials(fake.access_key, fake.secret_key, fake.session_token), "bedrock", fake.region)
-        canonical = signer.canonical_request(request)
-        expected = signer.signature(signer.string_to_sign(request, canonical), request)
-        if expected != parts["Signature"] or "x-amz-date" not in signed or "host" not in signed:
-            return denied
+        if not signed_by(self.request, Credentials(fake.access_key, fake.secret_key, fake.session_token), fake.region, "bedrock"):
+            return Reply(status=403, body=bedrock_error(
+                "The request signature we calculated does not match the signature you provided. Check your AWS "
+                "Secret Access Key and signing method."), headers={"x-amzn-ErrorType": "InvalidSignatureException:"})
         fake.verified += 1
         return None
 
@@ -222,10 +263,12 @@ class FakeBedrock(FakeUpstream):
         super().__init__()
         self.access_key, self.secret_key, self.session_token, self.region = access_key, secret_key, session_token, region
         self.verified = 0  # requests whose signature checked out
+        self.assumed = 0  # AssumeRole calls answered
 
     def start(self) -> FakeBedrock:
         app = tornado.web.Application([
             (r"/model/([^/]+)/(invoke|invoke-with-response-stream|converse|converse-stream)", _BedrockHandler, {"upstream": self, "kind": "anthropic"}),
+            (r"/", _STSHandler, {"upstream": self}),  # STS, at AWS_ENDPOINT_URL_STS
         ])
         sock, self.port = bind_unused_port()
         self.server = HTTPServer(app)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.answers import is_error_event, last_event, native_error, streamed_text
 from tests.fake_bedrock import (
-    ACCESS_KEY, CONVERSE_TEXT, REGION, SECRET_KEY, FakeBedrock, bedrock_error, converse_frames, converse_response,
+    ACCESS_KEY, CONVERSE_TEXT, REGION, ROLE_ARN, ROLE_KEY, ROLE_SECRET, ROLE_TOKEN, SECRET_KEY, FakeBedrock, bedrock_error, converse_frames, converse_response,
     exception_frame, frames_of,
 )
 from tests.fake_upstream import ANTHROPIC_TEXT, Reply, anthropic_sse
@@ -261,3 +261,22 @@ async def test_cache_control_becomes_a_cache_point(start_router, aws_env, bedroc
         {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}, {"text": "what now?"}]
     assert "x-tornrouter-lossy" not in response.headers
     assert json.loads(response.body)["usage"]["cache_read_input_tokens"] == 4
+
+
+@pytest.mark.gen_test
+async def test_a_role_assumed_through_sts(start_router, aws_env, tmp_path):
+    """The environment's keys sign AssumeRole; the role's temporary credentials
+    sign the Bedrock calls, and are reused while they are valid."""
+    fake = FakeBedrock(access_key=ROLE_KEY, secret_key=ROLE_SECRET, session_token=ROLE_TOKEN).start()
+    aws_env.setenv("AWS_ENDPOINT_URL_STS", fake.url)
+    aws_env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    try:
+        router = start_router(config(tmp_path, fake, role_arn=ROLE_ARN))
+        for path in (OPENAI, ANTHROPIC):
+            response = await router.post(path, body_for(path, "m"))
+            assert response.code == 200, response.body
+        assert (fake.assumed, fake.verified) == (1, 2)
+        entries = json.dumps(router.log_entries())
+        assert "SECRET" not in entries
+    finally:
+        await fake.stop()
