@@ -161,3 +161,69 @@ def test_project_and_region_are_required():
     with pytest.raises(ConfigError) as caught:
         parse_config({"providers": {"vx": {"kind": "vertex"}}, "router": {"default": "vx"}}, environ={})
     assert any(p.startswith("providers.vx.region: required") for p in caught.value.problems)
+
+
+# --- faults: the suite's stream faults, on Claude on Vertex -------------------------------------------
+
+from tests.answers import is_error_event, last_event, streamed_text  # noqa: E402
+from tests.test_faults import nonstream_fault, stream_fault_before  # noqa: E402
+from tests.upstream_faults import TEXT, attempts, request_body, stream_fault_after  # noqa: E402
+from tornrouter.validate_stream import validate  # noqa: E402
+
+
+def with_backup(tmp_path, vertex: FakeVertex, backup_url: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    cfg = config(tmp_path, vertex, **options)
+    if backup_url is not None:
+        cfg["providers"]["backup"] = {"kind": "openai", "base_url": backup_url + "/v1", "api_key": "sk-SECRET"}
+        cfg["router"]["default"] = {"to": ["vx/claude-sonnet-4-5@20250929", "backup/gpt-4o"]}
+    return cfg
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("fault", ["500", "529", "429_retry_after", "reset_before_answer", "slow_first_byte", "html_error_page"])
+@pytest.mark.parametrize("with_fallback", [True, False], ids=["fallback", "alone"])
+async def test_nonstreamed_fault(start_router, fakes, vertex, tmp_path, fault, with_fallback):
+    reply, status, options = nonstream_fault(fault, "anthropic")
+    vertex.then(reply)
+    router = start_router(with_backup(tmp_path, vertex, fakes().url if with_fallback else None, options))
+
+    response = await router.post(ANTHROPIC, request_body(ANTHROPIC))
+
+    if with_fallback:
+        assert response.code == 200, response.body
+        assert response.headers["x-tornrouter-provider"] == "backup"
+    else:
+        assert response.code == status, response.body
+        assert "vx" in native_error(ANTHROPIC, response)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("fault", ["error_event_first", "drop_before_content", "stall_before_content", "ends_without_content"])
+async def test_stream_fault_before_content_fails_over(start_router, fakes, vertex, tmp_path, fault):
+    reply, _, options = stream_fault_before(fault, "anthropic")
+    vertex.then(reply)
+    router = start_router(with_backup(tmp_path, vertex, fakes().url, options))
+
+    response, raw = await send(router, ANTHROPIC, request_body(ANTHROPIC, stream=True))
+
+    assert response.code == 200, raw
+    assert validate(raw, "anthropic") == []
+    assert streamed_text(ANTHROPIC, raw).startswith(TEXT["openai"])
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("fault", ["error_event", "dropped", "stalled", "ends_without_terminal_event"])
+@pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
+async def test_stream_fault_after_content(start_router, fakes, vertex, tmp_path, fault, path):
+    reply, status, options = stream_fault_after(fault, "anthropic")
+    vertex.then(reply)
+    router = start_router(with_backup(tmp_path, vertex, fakes().url, options))
+
+    response, raw = await send(router, path, request_body(path, stream=True))
+
+    assert response.code == 200
+    assert validate(raw, "openai" if path == OPENAI else "anthropic") == []
+    assert is_error_event(path, last_event(raw)), raw
+    assert streamed_text(path, raw) == "one two three "
+    entry = await logged_entry(router, response)
+    assert attempts(entry) == [("vx", 200)] and entry["status"] == status
