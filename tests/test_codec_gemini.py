@@ -228,3 +228,17 @@ def test_a_client_request_becomes_a_gemini_body(case: tuple[str, str, dict[str, 
     wire, lost = GEMINI.encode_request(request, signatures={"call_1": "sig-1"})
     assert wire == expected
     assert sorted(lost) == sorted(lossy)
+
+
+def test_a_gemini_signature_never_reaches_another_provider() -> None:
+    """A conversation Gemini began, continued on Anthropic or Bedrock (a
+    fallback): the thinking block Gemini signed is dropped, and said lossy."""
+    body = {"model": "m", "max_tokens": 50, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "", "signature": "gemini:sig-A"},
+                                          {"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]}
+    request = codec_for("anthropic").parse_request(json.dumps(body).encode())
+    for target in ("anthropic", "converse"):
+        wire, lossy = codec_for(target).encode_request(request, default_max_tokens=50)
+        assert "gemini:" not in json.dumps(wire) and lossy == ["thinking"], target

@@ -227,3 +227,15 @@ async def test_stream_fault_after_content(start_router, fakes, vertex, tmp_path,
     assert streamed_text(path, raw) == "one two three "
     entry = await logged_entry(router, response)
     assert attempts(entry) == [("vx", 200)] and entry["status"] == status
+
+
+def test_the_endpoint_follows_the_region():
+    from tornrouter.config import ProviderConfig
+    from tornrouter.providers.vertex import models_url
+
+    def url(region: str) -> str:
+        return models_url(ProviderConfig(name="v", kind="vertex", project="p", region=region))
+
+    assert url("us-east5") == "https://us-east5-aiplatform.googleapis.com/v1/projects/p/locations/us-east5/publishers/anthropic/models"
+    assert url("global").startswith("https://aiplatform.googleapis.com/v1/projects/p/locations/global/")
+    assert url("eu").startswith("https://aiplatform.eu.rep.googleapis.com/v1/projects/p/locations/eu/")

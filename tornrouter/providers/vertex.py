@@ -21,13 +21,17 @@ from .bearer import BearerAuth
 from .gemini import GeminiProvider
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+# The endpoints of the regions that are not one region (as Anthropic's Vertex client has them).
+MULTI_REGION_HOSTS = {
+    "global": "https://aiplatform.googleapis.com",
+    "us": "https://aiplatform.us.rep.googleapis.com",
+    "eu": "https://aiplatform.eu.rep.googleapis.com",
+}
 
 
 def models_url(config: ProviderConfig) -> str:
     region = config.region or ""
-    base = config.base_url or (
-        "https://aiplatform.googleapis.com" if region == "global" else f"https://{region}-aiplatform.googleapis.com"
-    )
+    base = config.base_url or MULTI_REGION_HOSTS.get(region) or f"https://{region}-aiplatform.googleapis.com"
     return (f"{base.rstrip('/')}/v1/projects/{quote(config.project or '', safe='')}/locations/{quote(region, safe='')}"
             f"/publishers/{config.publisher}/models")
 

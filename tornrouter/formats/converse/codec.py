@@ -21,6 +21,7 @@ from ...canonical import (
 )
 from ...errors import RouterError
 from ..base import Codec, hosted_settings, split_data_url
+from ..gemini.shapes import SIGNATURE_PREFIX as GEMINI_SIGNATURE
 from ..lossy import Carry
 from .shapes import CACHE_POINT, DOCUMENT_FORMATS, IMAGE_FORMATS, RESPONSE_KEYS, stop_from_wire, usage_from_wire
 from .stream import ConverseStreamDecoder
@@ -59,7 +60,7 @@ class _Writer(Carry):
         if isinstance(block, File):
             return self.document(block)
         if isinstance(block, Thinking):
-            if block.signature and not block.redacted:
+            if block.signature and not block.redacted and not block.signature.startswith(GEMINI_SIGNATURE):
                 return {"reasoningContent": {"reasoningText": {"text": block.thinking, "signature": block.signature}}}
             if block.redacted:
                 return {"reasoningContent": {"redactedContent": block.redacted}}
