@@ -280,3 +280,63 @@ async def test_a_role_assumed_through_sts(start_router, aws_env, tmp_path):
         assert "SECRET" not in entries
     finally:
         await fake.stop()
+
+
+# --- faults on a Converse stream -----------------------------------------------------------------
+
+from tests.fake_bedrock import converse_event  # noqa: E402
+from tests.upstream_faults import SHORT  # noqa: E402
+
+CUT = converse_frames("one two three four five six")
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("fault, status", [
+    ("dropped", 502), ("stalled", 504), ("exception", 500), ("corrupt_frame", 502), ("ends_without_stop", 502)])
+@pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
+async def test_a_converse_stream_failing_after_content(start_router, aws_env, bedrock, fakes, tmp_path, path, fault, status):
+    cfg = config(tmp_path, bedrock, idle_timeout_s=SHORT)
+    cfg["providers"]["backup"] = {"kind": "anthropic", "base_url": fakes().url, "api_key": "sk-ant-SECRET"}
+    cfg["router"]["default"] = {"to": [f"br/{LLAMA}", "backup/claude-sonnet-4-5"]}
+    router = start_router(cfg)
+    head = CUT[:4]  # messageStart and three words
+    bad = bytearray(converse_event("contentBlockDelta", {"delta": {"text": "x"}, "contentBlockIndex": 0}))
+    bad[-1] ^= 0xFF
+    bedrock.then({
+        "dropped": Reply(sse=head, drop=True),
+        "stalled": Reply(sse=CUT, stall_after=4),
+        "exception": Reply(sse=[*head, exception_frame("internalServerException", "Internal error.")]),
+        "corrupt_frame": Reply(sse=[*head, bytes(bad)]),
+        "ends_without_stop": Reply(sse=head),
+    }[fault])
+
+    response, raw = await send(router, path, body_for(path, "m", **streaming(path, True)))
+
+    assert response.code == 200
+    assert validate(raw, KIND[path]) == []
+    assert is_error_event(path, last_event(raw)), raw
+    assert streamed_text(path, raw) == "one two three "
+    assert response.headers["x-tornrouter-provider"] == "br"  # past the commit point: no fallback
+    entry = await logged_entry(router, response)
+    assert entry["status"] == status and entry["error"]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("fault", ["throttled", "dropped_at_once", "silent"])
+async def test_a_converse_stream_failing_before_content_falls_back(start_router, aws_env, bedrock, fakes, tmp_path, fault):
+    cfg = config(tmp_path, bedrock, first_byte_timeout_s=SHORT)
+    cfg["providers"]["backup"] = {"kind": "anthropic", "base_url": fakes().url, "api_key": "sk-ant-SECRET"}
+    cfg["router"]["default"] = {"to": [f"br/{LLAMA}", "backup/claude-sonnet-4-5"]}
+    router = start_router(cfg)
+    bedrock.then({
+        "throttled": Reply(sse=[CUT[0], exception_frame("throttlingException", "Too many tokens.")]),
+        "dropped_at_once": Reply(sse=[CUT[0]], drop=True),
+        "silent": Reply(sse=CUT, stall_after=0),
+    }[fault])
+
+    response, raw = await send(router, ANTHROPIC, body_for(ANTHROPIC, "m", stream=True))
+
+    assert response.code == 200, raw
+    assert validate(raw, "anthropic") == []
+    assert streamed_text(ANTHROPIC, raw).startswith(ANTHROPIC_TEXT)
+    assert response.headers["x-tornrouter-provider"] == "backup"
