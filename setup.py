@@ -28,5 +28,7 @@ setup(
     packages=find_packages(include=["tornrouter", "tornrouter.*"]),
     package_data={"tornrouter": ["static/*", "conf/dev.yaml", "conf/prod.yaml"]},
     install_requires=requirements(),
+    # Provider kinds whose SDK pieces are not everyone's: pip install 'tornrouter[vertex]'.
+    extras_require={"vertex": ["google-auth[requests]>=2.20,<3"], "bedrock": ["botocore>=1.34,<2"]},
     entry_points={"console_scripts": ["tornrouter=tornrouter.cli:main"]},
 )

@@ -37,7 +37,7 @@ def test_every_problem_is_reported_with_its_path():
         "server": {"port": "eighty", "colour": "blue"},
         "providers": {
             "a": {"kind": "openai", "base_url": "not a url"},
-            "b": {"kind": "gemini"},
+            "b": {"kind": "cohere"},
             "c": {"kind": "anthropic"},
         },
         "router": {"routes": [{"model": "x"}]},
@@ -123,3 +123,9 @@ def test_check_flag(tmp_path):
     assert "Traceback" not in result.stderr
     missing = run_cli("--conf", str(tmp_path / "missing.yaml"), "--check")
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_prod_falls_back_to_bedrock_and_vertex_for_claude():
+    config = load_config(os.path.join(ROOT, "conf", "prod.yaml"), environ={"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "o"})
+    assert [(t.provider, config.providers[t.provider].kind) for t in config.router.default.targets] == [
+        ("anthropic", "anthropic"), ("bedrock", "bedrock"), ("vertex", "vertex")]

@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-Format = Literal["openai", "anthropic", "responses"]
+Format = Literal["openai", "anthropic", "responses", "gemini", "converse"]  # the last two: upstream APIs only
 Role = Literal["user", "assistant", "system", "developer"]
 ToolChoiceMode = Literal["auto", "any", "none", "tool"]
 ReasoningMode = Literal["enabled", "disabled", "adaptive"]

@@ -71,6 +71,21 @@ class ProviderConfig:
     # A hosted tool (a Responses web search, an Anthropic code execution...) this
     # provider's API cannot run: ``drop`` it (reported lossy) or ``refuse`` the request (400).
     hosted_tools: str = "drop"
+    # kind: azure -- the API version, model -> deployment, the deployment or the v1 path,
+    # and an Entra ID bearer token from a command (cached token_ttl_s) or an environment variable.
+    api_version: str = "2024-10-21"
+    deployments: dict[str, str] = field(default_factory=dict)
+    azure_path: str = "deployments"
+    token_command: str | None = None
+    token_env: str | None = None
+    token_ttl_s: float = 300.0
+    # kind: vertex (base_url defaults to the region's endpoint) and kind: bedrock.
+    project: str | None = None
+    region: str | None = None
+    publisher: str = "anthropic"
+    credentials_file: str | None = None
+    profile: str | None = None  # kind: bedrock -- the AWS profile (default: the standard chain)
+    role_arn: str | None = None  # kind: bedrock -- a role assumed through STS
     betas: BetasConfig | None = None  # anthropic kind: the anthropic-beta flags added, stripped or overridden
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import re
 from typing import Any, Callable, TypeVar
 
@@ -20,8 +21,14 @@ from .objects import (
     ProviderConfig, ResponsesConfig, Route, RouterConfig, ServerConfig, SessionsConfig, StateConfig, Target, Targets,
 )
 
-PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo")
+PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo", "gemini", "azure", "vertex", "bedrock")
 HOSTED_TOOLS = ("drop", "refuse")
+AZURE_PATHS = ("deployments", "v1")
+VERTEX_PUBLISHERS = ("anthropic", "google")
+# Kinds that need an optional extra: the module they import, and the extra's name.
+KIND_EXTRAS = {"vertex": ("google.auth", "vertex"), "bedrock": ("botocore", "bedrock")}
+# Kinds whose base_url follows from their region.
+REGIONAL_KINDS = ("vertex", "bedrock")
 
 
 S = TypeVar("S", bound=type[Schema])
@@ -131,12 +138,49 @@ class ProviderSchema(_Strict):
     max_concurrent = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     max_queue = fields.Integer(validate=validate.Range(min=0))
     hosted_tools = fields.String(validate=validate.OneOf(HOSTED_TOOLS))
+    api_version = fields.String()
+    deployments = fields.Dict(keys=fields.String(), values=fields.String())
+    azure_path = fields.String(validate=validate.OneOf(AZURE_PATHS))
+    token_command = fields.String(allow_none=True)
+    token_env = fields.String(allow_none=True)
+    token_ttl_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    project = fields.String(allow_none=True)
+    region = fields.String(allow_none=True)
+    publisher = fields.String(validate=validate.OneOf(VERTEX_PUBLISHERS))
+    credentials_file = fields.String(allow_none=True)
+    profile = fields.String(allow_none=True)
+    role_arn = fields.String(allow_none=True)
     betas = fields.Nested(BetasSchema, allow_none=True)
 
     @validates_schema
     def needs_url(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if data.get("kind") != "echo" and not data.get("base_url"):
+        if data.get("kind") not in ("echo", *REGIONAL_KINDS) and not data.get("base_url"):
             raise ValidationError("required for this kind", "base_url")
+
+    @validates_schema
+    def regional(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("kind") in REGIONAL_KINDS and not data.get("region"):
+            raise ValidationError("required for this kind", "region")
+        if data.get("kind") == "vertex" and not data.get("project"):
+            raise ValidationError("required for this kind", "project")
+
+    @validates_schema
+    def extra_installed(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A kind whose optional dependency is missing is refused at start, naming the extra."""
+        need = KIND_EXTRAS.get(data.get("kind"))
+        if need is None:
+            return
+        try:
+            importlib.import_module(need[0])
+        except ImportError:
+            raise ValidationError(
+                f"kind {data['kind']} needs the '{need[1]}' extra, which is not installed: "
+                f"pip install 'tornrouter[{need[1]}]'", "kind") from None
+
+    @validates_schema
+    def azure_auth(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("kind") == "azure" and data.get("token_command") and data.get("token_env"):
+            raise ValidationError("give token_command or token_env, not both", "token_env")
 
     @validates_schema
     def betas_for_anthropic(self, data: dict[str, Any], **kwargs: Any) -> None:

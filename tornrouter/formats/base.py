@@ -171,6 +171,11 @@ class Foreign:
         """The lossy names of a stream ``BlockDelta``'s extras."""
         return self.names(extra, "")
 
+    def cache_point(self, extra: Mapping[str, Any]) -> bool:
+        """Whether a block's extras ask for a prompt-cache breakpoint after it
+        (Anthropic's ``cache_control``; Bedrock Converse writes a ``cachePoint``)."""
+        return False
+
 
 def split_data_url(url: str) -> tuple[str, str] | None:
     """``(media_type, base64 data)`` of a base64 ``data:`` URL; None for anything else."""

@@ -20,10 +20,14 @@ from typing import Any
 from ..canonical import Format
 from .anthropic.shapes import FOREIGN as ANTHROPIC
 from .base import Foreign
+from .converse.shapes import FOREIGN as CONVERSE
+from .gemini.shapes import FOREIGN as GEMINI
 from .openai.shapes import FOREIGN as OPENAI
 from .responses.shapes import FOREIGN as RESPONSES
 
-_FOREIGN: Mapping[Format, Foreign] = {"openai": OPENAI, "anthropic": ANTHROPIC, "responses": RESPONSES}
+_FOREIGN: Mapping[Format, Foreign] = {"openai": OPENAI, "anthropic": ANTHROPIC, "responses": RESPONSES,
+                                   "gemini": GEMINI,
+                                   "converse": CONVERSE}
 
 
 class Carry:

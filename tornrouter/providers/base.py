@@ -36,6 +36,7 @@ from ..formats.base import VERSION_HEADERS, short
 from ..formats.overflow import overflow_body, overflow_in
 from ..concurrency import ConcurrencyLimit
 from .error_body import describe, logged
+from ..sse import SSEDecoder
 from .streaming import EventStream, ReplayStream, UpstreamStream
 
 
@@ -114,11 +115,11 @@ class HTTPProvider(Provider):
         """The upstream request for ``request``; ``InvalidRequest`` for one this
         API cannot serve at all, or (``hosted_tools: refuse``) one whose hosted
         tool it would drop."""
-        body, lossy = self.codec.encode_request(request, default_max_tokens=self.config.default_max_tokens)
+        body, lossy = self.encode(request)
         if self.config.hosted_tools == "refuse":
             self.refuse_hosted(request, lossy)
         http_request = HTTPRequest(
-            self.url,
+            self.endpoint(request),
             method="POST",
             headers=self.request_headers(request, lossy),
             body=orjson.dumps(body),
@@ -127,6 +128,29 @@ class HTTPProvider(Provider):
             decompress_response=True,
         )
         return http_request, lossy
+
+    def endpoint(self, request: ChatRequest) -> str:
+        """The URL ``request`` goes to: ``base_url`` + ``path``, unless the
+        upstream puts the model or the streaming mode in it (``gemini.py``)."""
+        return self.url
+
+    def encode(self, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
+        """The upstream body for ``request`` and what it could not carry."""
+        return self.codec.encode_request(request, default_max_tokens=self.config.default_max_tokens)
+
+    def decode(self, payload: Any, request: ChatRequest) -> ChatResponse:
+        """The canonical answer in a success body; ``ValueError`` for another body."""
+        return self.codec.decode_response(payload)
+
+    def framing(self) -> Any:
+        """What cuts a streamed answer's bytes into events (``feed(chunk)`` ->
+        ``ServerSentEvent``s): SSE, unless the upstream frames its stream
+        otherwise (``bedrock.py``: AWS event streams)."""
+        return SSEDecoder()
+
+    def stream_decoder(self, request: ChatRequest) -> Any:
+        """A fresh decoder of the upstream's stream for ``request``."""
+        return self.codec.stream_decoder()
 
     def request_headers(self, request: ChatRequest, lossy: list[str]) -> dict[str, str]:
         """The upstream request's headers: this provider's (auth, ``headers:``),
@@ -158,13 +182,13 @@ class HTTPProvider(Provider):
                 body=logged(body),
             ) from exc
         try:
-            return check_response(self.codec.decode_response(payload)), lossy
+            return check_response(self.decode(payload, request)), lossy
         except ValueError as exc:
             raise UpstreamError(self.name, f"invalid response body ({exc}): {short(response.body)}") from exc
 
     async def open_stream(self, request: ChatRequest) -> tuple[EventStream, list[str]]:
         http_request, lossy = self.build(request)
-        return UpstreamStream(self, request, http_request, self.codec.stream_decoder()), lossy
+        return UpstreamStream(self, request, http_request, self.stream_decoder(request)), lossy
 
     def refuse_hosted(self, request: ChatRequest, lossy: list[str]) -> None:
         """A hosted tool the translation dropped (named ``tools.<type>`` in

@@ -42,7 +42,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 
 from ..canonical import ChatRequest, Format, MessageStop, StreamError, StreamEvent
 from ..errors import UpstreamError, UpstreamTimeout
-from ..sse import SSEDecoder, encode_event
+from ..sse import encode_event
 from .error_body import READ_LIMIT
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class UpstreamStream(EventStream):
         self.format = provider.format
         self.provider = provider
         self.request = request
-        self.sse = SSEDecoder()
+        self.sse = provider.framing()  # bytes -> ServerSentEvents: SSE, or another framing read as such
         self.decoder = decoder  # the provider API's stream decoder: feed_sse(sse), close()
         self.status = 0
         self.received_any = False

@@ -23,6 +23,7 @@ from ...canonical import (
     ToolResult,
 )
 from ..base import hosted_settings
+from ..gemini.shapes import SIGNATURE_PREFIX as GEMINI_SIGNATURE
 from ..lossy import Carry
 from .shapes import (
     BAD_TOOL_ID_CHARS,
@@ -143,8 +144,8 @@ class _Writer(Carry):
     def thinking(self, block: Thinking) -> dict[str, Any] | None:
         if block.redacted is not None:
             out = {"type": "redacted_thinking", "data": block.redacted}
-        elif block.signature is None and self.for_request:
-            self.lose("thinking")  # the API refuses thinking it did not sign
+        elif self.for_request and (block.signature is None or block.signature.startswith(GEMINI_SIGNATURE)):
+            self.lose("thinking")  # the API refuses thinking it did not sign (Gemini's signed its own)
             self.extra({}, block.extra, "thinking.")
             return None
         else:

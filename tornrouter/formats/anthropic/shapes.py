@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, get_args
 
-from ...canonical import ReasoningMode, StopReason, Usage
+from ...canonical import Format, ReasoningMode, StopReason, Usage
 from ...check import check_usage
 from ..base import Foreign, others
+from ..gemini.carry import from_anthropic as gemini_from_anthropic
 
 # Canonical stop reasons are this API's names.  A window overflow is, for the
 # client, a length stop; an unknown future reason decodes as a natural end.
@@ -104,6 +105,15 @@ class _Extras(Foreign):
 
     def delta(self, extra: Mapping[str, Any]) -> list[str]:
         return ["text.citations" if key == "citation" else key for key in extra]
+
+    def cache_point(self, extra: Mapping[str, Any]) -> bool:
+        return extra.get("cache_control") is not None
+
+    def carry_request(self, extra: Mapping[str, Any], target: Format) -> tuple[dict[str, Any], list[str]]:
+        if target != "gemini":
+            return {}, self.request(extra, target)
+        carried, rest = gemini_from_anthropic(extra)
+        return carried, self.request(rest, target)
 
 
 FOREIGN = _Extras()

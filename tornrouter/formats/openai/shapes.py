@@ -12,6 +12,7 @@ from ...canonical import Format, StopReason, Usage
 from ...check import check_usage
 from ...errors import InvalidRequest
 from ..base import Foreign, others
+from ..gemini.carry import from_chat as gemini_from_chat
 from ..responses.chat import carried_from_chat
 
 
@@ -93,7 +94,7 @@ _SILENT_REQUEST_KEYS = frozenset({"stream_options", "n"})
 _NESTED_RESPONSE_KEYS = frozenset({"choice", "message"})
 _SILENT_RESPONSE_KEYS = frozenset({"created"})
 _API_NAMES: Mapping[str, str] = MappingProxyType(
-    {"anthropic": "Anthropic Messages", "openai": "OpenAI", "responses": "OpenAI Responses"}
+    {"anthropic": "Anthropic Messages", "openai": "OpenAI", "responses": "OpenAI Responses", "gemini": "Gemini", "converse": "Bedrock Converse"}
 )
 
 
@@ -119,6 +120,9 @@ class _Extras(Foreign):
         return [k for k, v in extra.items() if k not in _SILENT_REQUEST_KEYS and v is not None and v is not False]
 
     def carry_request(self, extra: Mapping[str, Any], target: Format) -> tuple[dict[str, Any], list[str]]:
+        if target == "gemini":
+            carried, rest = gemini_from_chat(extra)
+            return carried, self.request(rest, target)
         if target != "responses":
             return {}, self.request(extra, target)
         carried, rest = carried_from_chat(extra)

@@ -14,6 +14,7 @@ from ...canonical import Format, StopReason, Usage, new_id
 from ...check import check_usage
 from ...errors import InvalidRequest
 from ..base import Foreign, others
+from ..gemini.carry import from_chat as gemini_from_chat
 from ..openai.shapes import error_type_for  # the error body is chat completions' own
 from .chat import carried_to_chat
 
@@ -137,6 +138,10 @@ class _Extras(Foreign):
         return lost
 
     def carry_request(self, extra: Mapping[str, Any], target: Format) -> tuple[dict[str, Any], list[str]]:
+        if target == "gemini":  # the chat fields a Responses request makes, then Gemini's of those
+            chat, rest = carried_to_chat(extra)
+            carried, left = gemini_from_chat(chat)
+            return carried, self.request({**rest, **left}, target)
         if target != "openai":
             return {}, self.request(extra, target)
         carried, rest = carried_to_chat(extra)

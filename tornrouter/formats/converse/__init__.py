@@ -1,0 +1,1 @@
+"""AWS Bedrock Converse: an upstream wire format (see ``codec``)."""

@@ -1,0 +1,1 @@
+"""Google Gemini generateContent: an upstream wire format (see ``codec``)."""
