@@ -49,7 +49,7 @@ def start(start_router, fakes, tmp_path, azure: FakeAzure, reply: Reply | None, 
 @pytest.mark.parametrize("fault", [f for f in NONSTREAM_FAULTS if f not in SKIPPED])
 @pytest.mark.parametrize("with_fallback", [True, False], ids=["fallback", "alone"])
 async def test_nonstreamed_fault(start_router, fakes, tmp_path, azure, path, fault, with_fallback):
-    reply, status, options = nonstream_fault(fault, "openai")
+    reply, status, options = nonstream_fault(fault, "openai", relayed=False)  # Azure's errors are its own
     router = start(start_router, fakes, tmp_path, azure, reply, options, with_fallback)
 
     response = await router.post(path, request_body(path))
@@ -73,7 +73,7 @@ async def test_nonstreamed_fault(start_router, fakes, tmp_path, azure, path, fau
 @pytest.mark.parametrize("fault", [f for f in STREAM_FAULTS_BEFORE if f not in SKIPPED])
 @pytest.mark.parametrize("with_fallback", [True, False], ids=["fallback", "alone"])
 async def test_stream_fault_before_content(start_router, fakes, tmp_path, azure, path, fault, with_fallback):
-    reply, status, options = stream_fault_before(fault, "openai")
+    reply, status, options = stream_fault_before(fault, "openai", relayed=False)
     router = start(start_router, fakes, tmp_path, azure, reply, options, with_fallback)
 
     response, raw = await send(router, path, request_body(path, stream=True))

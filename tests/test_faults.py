@@ -63,11 +63,12 @@ def start_over_fault(start_router, fakes, tmp_path, path: str, reply: Reply | No
     return router, primary
 
 
-def nonstream_fault(name: str, kind: str) -> tuple[Reply | None, int, dict[str, Any]]:
+def nonstream_fault(name: str, kind: str, *, relayed: bool = True) -> tuple[Reply | None, int, dict[str, Any]]:
     """(what the primary does, the status the client gets without a fallback,
     options for the primary).  None: nothing listens (connection refused).
     The primary speaks the client's API: its own errors reach the client as
-    they came, status included."""
+    they came, status included; unless not ``relayed`` (a cloud that wraps the
+    API, as Azure does), and then they are a 502, a 429 kept."""
     error = lambda status: Reply(status=status, body=error_body(kind, f"upstream says {status}"))  # noqa: E731
     faults: dict[str, tuple[Reply | None, int, dict[str, Any]]] = {
         "refused": (None, 502, {}),
@@ -88,7 +89,17 @@ def nonstream_fault(name: str, kind: str) -> tuple[Reply | None, int, dict[str, 
         "html_instead_of_json": (Reply(body=HTML, headers={"Content-Type": "text/html"}), 502, {}),
         "far_too_large": (Reply(body=b'{"pad": "' + b"x" * (2 * HUGE_LIMIT) + b'"}'), 502, {}),
     }
-    return faults[name]
+    return unrelayed(name, faults[name]) if not relayed else faults[name]
+
+
+API_ERRORS = frozenset({"500", "502", "503", "529", "503_retry_after", "error_event_first"})  # the API's own, not a 429
+
+
+def unrelayed(name: str, fault: tuple[Reply | None, int, dict[str, Any]]) -> tuple[Reply | None, int, dict[str, Any]]:
+    """``fault`` as a client meets it when the upstream's own errors are not
+    relayed: an error of the API is a 502 (a 429 stays a 429, with its Retry-After)."""
+    reply, status, options = fault
+    return reply, 502 if name in API_ERRORS else status, options
 
 
 NONSTREAM_FAULTS = [
@@ -140,11 +151,11 @@ async def test_nonstreamed_fault(start_router, fakes, tmp_path, path, fault, wit
 # --- streamed: the commit point ------------------------------------------------------------
 
 
-def stream_fault_before(name: str, kind: str) -> tuple[Reply | None, int, dict[str, Any]]:
+def stream_fault_before(name: str, kind: str, *, relayed: bool = True) -> tuple[Reply | None, int, dict[str, Any]]:
     """Failures before the first content: (what the primary does, the status of the
     HTTP error the client gets without a fallback, options for the primary).
     The primary speaks the client's API: its own error, a status or an error
-    event, reaches the client as it came."""
+    event, reaches the client as it came (unless not ``relayed``: ``unrelayed``)."""
     faults: dict[str, tuple[Reply | None, int, dict[str, Any]]] = {
         "refused": (None, 502, {}),
         "error_event_first": (Reply(sse=[*head(kind), error_event(kind)]), 529 if kind == "anthropic" else 500, {}),
@@ -159,7 +170,7 @@ def stream_fault_before(name: str, kind: str) -> tuple[Reply | None, int, dict[s
         "html_instead_of_sse": (Reply(body=HTML, headers={"Content-Type": "text/html"}), 502, {}),
         "far_too_large": (Reply(sse=[*head(kind), b": " + b"x" * (2 * HUGE_LIMIT) + b"\n\n"]), 502, {}),
     }
-    return faults[name]
+    return unrelayed(name, faults[name]) if not relayed else faults[name]
 
 
 STREAM_FAULTS_BEFORE = [

@@ -183,7 +183,7 @@ def with_backup(tmp_path, vertex: FakeVertex, backup_url: str | None, options: d
 @pytest.mark.parametrize("fault", ["500", "529", "429_retry_after", "reset_before_answer", "slow_first_byte", "html_error_page"])
 @pytest.mark.parametrize("with_fallback", [True, False], ids=["fallback", "alone"])
 async def test_nonstreamed_fault(start_router, fakes, vertex, tmp_path, fault, with_fallback):
-    reply, status, options = nonstream_fault(fault, "anthropic")
+    reply, status, options = nonstream_fault(fault, "anthropic", relayed=False)  # Google's errors as much as Anthropic's
     vertex.then(reply)
     router = start_router(with_backup(tmp_path, vertex, fakes().url if with_fallback else None, options))
 

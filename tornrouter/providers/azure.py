@@ -35,6 +35,7 @@ from .tokens import BearerToken
 class AzureProvider(BearerAuth, OpenAIProvider):
     kind = "azure"
     path = "/openai"
+    relays_errors = False  # Azure's error bodies have fields of their own (innererror, status)
 
     @property
     def vendor(self) -> str:

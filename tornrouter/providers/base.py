@@ -98,6 +98,10 @@ class HTTPProvider(Provider):
 
     path: ClassVar[str]
     format: ClassVar[Format]
+    # The API's own upstream: its error bodies are its API's, relayed as they came
+    # to a client of that API.  Not for a cloud that wraps the API (Azure, Vertex,
+    # Bedrock), whose errors are as much the cloud's own.
+    relays_errors: ClassVar[bool] = True
 
     def __init__(self, config: ProviderConfig, http: AsyncHTTPClient) -> None:
         super().__init__(config, http)
@@ -218,8 +222,9 @@ class HTTPProvider(Provider):
     def status_error(self, status: int, body: bytes, headers: HTTPHeaders, request: ChatRequest) -> UpstreamError:
         """An answer with an error status, streamed or not.  The API's own error
         goes to a client of the same API as it came (``relay``: status, type,
-        message); to a client of the other API it keeps its message, and a
-        context overflow is reworded in that API's terms.  Any other body is
+        message), where the provider ``relays_errors``; to a client of another
+        API it keeps its message, and a context overflow is reworded in that
+        API's terms.  Any other body is
         described in one line, since a proxy's HTML page is no message for an
         API client."""
         body = self.redacted(body)
@@ -230,7 +235,7 @@ class HTTPProvider(Provider):
         else:
             error_type, message = parsed[0], f"upstream returned {status}: {parsed[1]}"
             if self.format == request.source:
-                relay = body
+                relay = body if self.relays_errors else None
             elif (overflow := overflow_in(status, body)) is not None:
                 relay = orjson.dumps(overflow_body(codec_for(request.source), overflow))
         retry_after = headers.get("Retry-After")

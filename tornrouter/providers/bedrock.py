@@ -50,6 +50,7 @@ ERROR_TYPES = {
 class BedrockProvider(AnthropicProvider):
     kind = "bedrock"
     counts_tokens = False  # no Anthropic count_tokens here: the router estimates
+    relays_errors = False  # AWS's errors, not Anthropic's
 
     @property
     def vendor(self) -> str:

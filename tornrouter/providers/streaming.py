@@ -193,7 +193,8 @@ class UpstreamStream(EventStream):
         came should the stream fail before its commit point."""
         if events and isinstance(events[-1], StreamError):
             error = events[-1]
-            relay = data.encode() if data is not None and self.format == self.request.source else None
+            same = data is not None and self.format == self.request.source and self.provider.relays_errors
+            relay = data.encode() if same else None
             self.failure = UpstreamError(self.provider.name, error.message, upstream_status=error.status, relay=relay)
             events[-1] = StreamError(error.status, self.failure.message)
         return events

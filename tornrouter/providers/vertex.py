@@ -51,6 +51,7 @@ class VertexAnthropicProvider(_Vertex, AnthropicProvider):
     and its model in the URL."""
 
     counts_tokens = False  # no Anthropic count_tokens at this URL: the router estimates
+    relays_errors = False  # Google's errors as much as Anthropic's
 
     @property
     def vendor(self) -> str:
