@@ -340,3 +340,15 @@ async def test_a_converse_stream_failing_before_content_falls_back(start_router,
     assert validate(raw, "anthropic") == []
     assert streamed_text(ANTHROPIC, raw).startswith(ANTHROPIC_TEXT)
     assert response.headers["x-tornrouter-provider"] == "backup"
+
+
+@pytest.mark.gen_test
+async def test_a_clients_beta_flags_reach_claude_on_bedrock_in_the_body(start_router, aws_env, bedrock, tmp_path):
+    router = start_router(config(tmp_path, bedrock))
+    headers = {"anthropic-beta": "context-1m-2025-08-07, interleaved-thinking-2025-05-14", "anthropic-version": "2023-06-01",
+               "anthropic-dangerous-direct-browser-access": "true"}
+    response = await router.post(ANTHROPIC, body_for(ANTHROPIC, "m"), headers=headers)
+    assert response.code == 200, response.body
+    assert bedrock.last.body["anthropic_beta"] == ["context-1m-2025-08-07", "interleaved-thinking-2025-05-14"]
+    assert bedrock.verified == 1  # still signed as sent
+    assert response.headers["x-tornrouter-lossy"] == "anthropic-dangerous-direct-browser-access"

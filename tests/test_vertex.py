@@ -239,3 +239,23 @@ def test_the_endpoint_follows_the_region():
     assert url("us-east5") == "https://us-east5-aiplatform.googleapis.com/v1/projects/p/locations/us-east5/publishers/anthropic/models"
     assert url("global").startswith("https://aiplatform.googleapis.com/v1/projects/p/locations/global/")
     assert url("eu").startswith("https://aiplatform.eu.rep.googleapis.com/v1/projects/p/locations/eu/")
+
+
+@pytest.mark.gen_test
+async def test_a_clients_beta_flags_reach_claude_on_vertex(start_router, vertex, tmp_path):
+    router = start_router(config(tmp_path, vertex))
+    headers = {"anthropic-beta": "context-1m-2025-08-07", "anthropic-version": "2023-06-01"}
+    response = await router.post(ANTHROPIC, body_for(ANTHROPIC, "m"), headers=headers)
+    assert response.code == 200, response.body
+    assert vertex.last.headers["Anthropic-Beta"] == "context-1m-2025-08-07"
+    assert vertex.last.headers["Authorization"].startswith("Bearer ")  # the token, beside the client's headers
+    assert "x-tornrouter-lossy" not in response.headers
+
+
+@pytest.mark.gen_test
+async def test_count_tokens_for_claude_on_vertex_is_estimated(start_router, vertex, tmp_path):
+    router = start_router(config(tmp_path, vertex))
+    response = await router.post("/v1/messages/count_tokens", {"model": "m", "messages": [{"role": "user", "content": "x" * 40}]})
+    assert response.code == 200 and json.loads(response.body) == {"input_tokens": 10}
+    assert response.headers["x-tornrouter-estimate"] == "characters/4"
+    assert vertex.requests == []

@@ -40,7 +40,8 @@ class BearerAuth:
     def build(self, request: ChatRequest) -> tuple[Any, list[str]]:
         http_request, lossy = super().build(request)  # type: ignore[misc]
         if self.token_source is not None and self.token_source.current is not None:
-            http_request.headers = {**self.headers, "Authorization": f"Bearer {self.token_source.current}"}  # type: ignore[attr-defined]
+            # The request's own headers (a client's anthropic-beta...), and the token.
+            http_request.headers = {**http_request.headers, "Authorization": f"Bearer {self.token_source.current}"}
         return http_request, lossy
 
     def redacted(self, body: bytes) -> bytes:

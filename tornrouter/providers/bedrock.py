@@ -26,8 +26,9 @@ from ..canonical import ChatRequest, ChatResponse
 from ..config import ProviderConfig
 from ..errors import UpstreamError
 from ..formats import codec_for
+from ..formats.base import VERSION_HEADERS
 from ..formats.converse.stream import ConverseStreamDecoder
-from .anthropic import AnthropicProvider
+from .anthropic import BETA, AnthropicProvider
 from .streaming import EventStream
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -82,11 +83,17 @@ class BedrockProvider(AnthropicProvider):
 
     def encode(self, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
         if not self.invokes(request):
-            return CONVERSE.encode_request(request)
+            body, lossy = CONVERSE.encode_request(request)
+            lossy += [name for name in request.headers if name not in VERSION_HEADERS and name not in lossy]
+            return body, lossy
         body, lossy = super().encode(request)
         del body["model"]
         body.pop("stream", None)
         body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
+        betas = [flag.strip() for flag in request.headers.get(BETA, "").split(",") if flag.strip()]
+        if betas:  # Bedrock takes a client's beta flags in the body
+            body["anthropic_beta"] = betas
+        lossy += [name for name in request.headers if name not in (BETA, *VERSION_HEADERS) and name not in lossy]
         return body, lossy
 
     def build(self, request: ChatRequest) -> tuple[Any, list[str]]:
