@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import orjson
 from marshmallow import Schema, ValidationError
@@ -137,6 +137,29 @@ class Codec(ABC):
         """Of a client's request headers, those that are part of this API's
         request (``ChatRequest.headers``), names in lower case.  None by default."""
         return {}
+
+
+class UpstreamCodec(Codec):
+    """A codec of an API only upstreams speak (Gemini, Bedrock's Converse): no
+    client sends it, so the client-side half is refused outright."""
+
+    def _client_side(self) -> NoReturn:
+        raise NotImplementedError(f"{self.name} is an upstream API only: no client speaks it to the router")
+
+    def parse_request(self, body: bytes) -> ChatRequest:
+        self._client_side()
+
+    def encode_response(self, response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
+        self._client_side()
+
+    def stream_encoder(self, request: ChatRequest, *, source: Format | None) -> StreamEncoder:
+        self._client_side()
+
+    def stream_done(self) -> bytes:
+        self._client_side()
+
+    def error_body(self, error: RouterError) -> dict[str, Any]:
+        self._client_side()
 
 
 class Foreign:

@@ -14,10 +14,11 @@ for the other format asks it rather than reading the extras itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..canonical import Format
+from ..canonical import Format, ToolCall
 from .anthropic.shapes import FOREIGN as ANTHROPIC
 from .base import Foreign
 from .converse.shapes import FOREIGN as CONVERSE
@@ -52,6 +53,20 @@ class Carry:
     def lose_all(self, names: Iterable[str]) -> None:
         for name in names:
             self.lossy[name] = None
+
+    def tool_input(self, block: ToolCall) -> dict[str, Any]:
+        """A tool call's arguments for an API whose ``input`` must be an object
+        (Anthropic's, Bedrock's): arguments that were not one are wrapped, and lossy."""
+        if block.raw_arguments is None:
+            return block.input
+        try:
+            parsed = json.loads(block.raw_arguments)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+        self.lose("tool_call.arguments")
+        return {"arguments": block.raw_arguments}
 
     def extra(
         self, out: dict[str, Any], extra: Mapping[str, Any], prefix: str, skip: frozenset[str] = frozenset()

@@ -3,7 +3,6 @@ with the names of what the API cannot carry."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -117,19 +116,6 @@ class _Writer(Carry):
         out = {"type": "tool_use", "id": self.tool_id(block.id), "name": block.name, "input": self.tool_input(block)}
         self.extra(out, block.extra, "tool_call.")
         return out
-
-    def tool_input(self, block: ToolCall) -> dict[str, Any]:
-        """``input`` must be an object: arguments that were not one are wrapped."""
-        if block.raw_arguments is None:
-            return block.input
-        try:
-            parsed = json.loads(block.raw_arguments)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return parsed
-        self.lose("tool_call.arguments")
-        return {"arguments": block.raw_arguments}
 
     def tool_result(self, block: ToolResult) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "tool_result", "tool_use_id": self.tool_id(block.tool_call_id)}

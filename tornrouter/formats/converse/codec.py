@@ -12,15 +12,13 @@ Errors are Bedrock's ``{"message"}`` (the provider reads them).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any, NoReturn
+from typing import Any
 
 from ...canonical import (
-    Block, ChatRequest, ChatResponse, File, Format, Image, Opaque, Text, Thinking, Tool, ToolCall, ToolResult, new_id,
+    Block, ChatRequest, ChatResponse, File, Image, Opaque, Text, Thinking, Tool, ToolCall, ToolResult, new_id,
 )
-from ...errors import RouterError
-from ..base import Codec, hosted_settings, split_data_url
+from ..base import UpstreamCodec, hosted_settings, split_data_url
 from ..gemini.shapes import SIGNATURE_PREFIX as GEMINI_SIGNATURE
 from ..lossy import Carry
 from .shapes import CACHE_POINT, DOCUMENT_FORMATS, IMAGE_FORMATS, RESPONSE_KEYS, stop_from_wire, usage_from_wire
@@ -69,18 +67,6 @@ class _Writer(Carry):
         if isinstance(block, Opaque):
             self.lose(f"content.{block.data.get('type')}")
         return None
-
-    def tool_input(self, block: ToolCall) -> Any:
-        if block.raw_arguments is None:
-            return block.input
-        try:
-            parsed = json.loads(block.raw_arguments)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return parsed
-        self.lose("tool_call.arguments")
-        return {"arguments": block.raw_arguments}
 
     def tool_result(self, block: ToolResult) -> dict[str, Any]:
         content = []
@@ -225,7 +211,7 @@ def response_from_wire(body: Any) -> ChatResponse:
         raise ValueError(f"malformed Bedrock Converse response: {exc!r}") from exc
 
 
-class ConverseCodec(Codec):
+class ConverseCodec(UpstreamCodec):
     name = "converse"
 
     def encode_request(self, request: ChatRequest, *, default_max_tokens: int | None = None) -> tuple[dict[str, Any], list[str]]:
@@ -236,21 +222,3 @@ class ConverseCodec(Codec):
 
     def stream_decoder(self) -> ConverseStreamDecoder:
         return ConverseStreamDecoder()
-
-    def _client_side(self) -> NoReturn:
-        raise NotImplementedError("Bedrock Converse is an upstream API only: no client speaks it to the router")
-
-    def parse_request(self, body: bytes) -> ChatRequest:
-        self._client_side()
-
-    def encode_response(self, response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
-        self._client_side()
-
-    def stream_encoder(self, request: ChatRequest, *, source: Format | None) -> Any:
-        self._client_side()
-
-    def stream_done(self) -> bytes:
-        self._client_side()
-
-    def error_body(self, error: RouterError) -> dict[str, Any]:
-        self._client_side()

@@ -13,18 +13,17 @@ Errors are Google's ``{"error": {"code", "message", "status"}}``; the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any
 
-from ...canonical import ChatRequest, ChatResponse, Format
-from ...errors import RouterError
-from ..base import Codec
+from ...canonical import ChatRequest, ChatResponse
+from ..base import UpstreamCodec
 from .decode import PartReader, response_from_wire
 from .encode import request_to_wire
 from .shapes import ERROR_STATUS_KEYS
 from .stream import GeminiStreamDecoder
 
 
-class GeminiCodec(Codec):
+class GeminiCodec(UpstreamCodec):
     """``models/{model}:generateContent``: see ``formats.base.Codec`` for the contract of each method."""
 
     name = "gemini"
@@ -43,21 +42,3 @@ class GeminiCodec(Codec):
 
     def stream_decoder(self, reader: PartReader | None = None) -> GeminiStreamDecoder:
         return GeminiStreamDecoder(reader)
-
-    def _client_side(self) -> NoReturn:
-        raise NotImplementedError("Gemini is an upstream API only: no client speaks it to the router")
-
-    def parse_request(self, body: bytes) -> ChatRequest:
-        self._client_side()
-
-    def encode_response(self, response: ChatResponse, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
-        self._client_side()
-
-    def stream_encoder(self, request: ChatRequest, *, source: Format | None) -> Any:
-        self._client_side()
-
-    def stream_done(self) -> bytes:
-        self._client_side()
-
-    def error_body(self, error: RouterError) -> dict[str, Any]:
-        self._client_side()
