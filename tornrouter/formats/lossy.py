@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..canonical import Format, ToolCall
+from ..canonical import Block, Format, Opaque, Thinking, ToolCall
 from .anthropic.shapes import FOREIGN as ANTHROPIC
 from .base import Foreign
 from .converse.shapes import FOREIGN as CONVERSE
@@ -53,6 +53,18 @@ class Carry:
     def lose_all(self, names: Iterable[str]) -> None:
         for name in names:
             self.lossy[name] = None
+
+    def unplaced(self, block: Block) -> dict[str, Any] | None:
+        """A block the target has no place of its own for: one of the target's
+        own kept as it came (``Opaque``), anything else lost."""
+        if isinstance(block, Opaque) and block.format == self.target:
+            return block.data
+        if isinstance(block, Thinking):
+            self.lose("thinking")
+            self.extra({}, block.extra, "thinking.")
+        else:
+            self.lose(f"content.{block.data.get('type') if isinstance(block, Opaque) else block.type}")
+        return None
 
     def tool_input(self, block: ToolCall) -> dict[str, Any]:
         """A tool call's arguments for an API whose ``input`` must be an object

@@ -66,17 +66,6 @@ class _Writer(Carry):
             else:
                 out[name] = value
 
-    def unplaced(self, block: Block) -> dict[str, Any] | None:
-        """A block with no canonical counterpart here: an OpenAI part relayed, anything else lost."""
-        if isinstance(block, Opaque) and block.format == "openai":
-            return block.data
-        if isinstance(block, Thinking):
-            self.lose("thinking")
-            self.extra({}, block.extra, "thinking.")
-        else:
-            self.lose(f"content.{block.data.get('type') if isinstance(block, Opaque) else block.type}")
-        return None
-
     # --- parts and calls
 
     def text(self, block: Text) -> dict[str, Any]:

@@ -93,17 +93,6 @@ class _Writer(Carry):
                 out[key] = value
         return self.extra(out, block.extra, "file.")
 
-    def unplaced(self, block: Block) -> dict[str, Any] | None:
-        """A block with no place of its own: a Responses one relayed, another lost."""
-        if isinstance(block, Opaque) and block.format == "responses":
-            return block.data
-        if isinstance(block, Thinking):
-            self.lose("thinking")
-            self.extra({}, block.extra, "thinking.")
-        else:
-            self.lose(f"content.{block.data.get('type') if isinstance(block, Opaque) else block.type}")
-        return None
-
     def content(self, parts: list[dict[str, Any]], first: Block | None) -> str | list[dict[str, Any]]:
         """A message's content: a string when it came as one (or, from another
         API, when it is one plain text), else its parts."""
