@@ -505,7 +505,8 @@ def added_by_router(rows: list[Row]) -> list[str]:
         if r.target != "router" or base is None or r.stream_tokens is None:
             continue
         parts = []
-        if r.cpu_us_per_event is not None and base.cpu_us_per_event is not None:
+        # /proc counts CPU time in clock ticks (10 ms): a short cell may see none at all
+        if r.cpu_us_per_event is not None and base.cpu_us_per_event:
             parts.append(f"cpu {r.cpu_us_per_event - base.cpu_us_per_event:+.1f} us/event "
                          f"({r.cpu_us_per_event / base.cpu_us_per_event:.2f}x)")
         for q in ("p50", "p99"):
