@@ -37,7 +37,42 @@ from .shapes import (
 )
 
 
-class _Writer(Carry):
+class ToolChoiceWriter(Carry):
+    """``tool_choice`` and ``parallel_tool_calls`` for both OpenAI APIs, which
+    differ only in how a named tool is written (``choice_wire``, ``tool_name``)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def choice_wire(kind: str, name: str) -> dict[str, Any]:
+        return {"type": kind, kind: {"name": name}}
+
+    @staticmethod
+    def tool_name(tool: Mapping[str, Any]) -> str | None:
+        return (tool.get(tool.get("type")) or {}).get("name")
+
+    def tool_choice(self, body: dict[str, Any], choice: ToolChoice) -> None:
+        """Only beside tools, which OpenAI requires, unless the client itself sent them so."""
+        tools = body.get("tools")
+        if choice.mode == "tool":
+            name = choice.name or ""
+            kind = next((t.get("type") for t in tools or () if t.get("type") in ("function", "custom")
+                         and self.tool_name(t) == name), None)
+            if kind is None and self.keep:
+                kind = "function"
+            if kind is None:
+                self.lose("tool_choice")
+                return
+            body["tool_choice"] = self.choice_wire(kind, name)
+        elif tools or (self.keep and choice.mode != "auto"):
+            body["tool_choice"] = MODE_TO_WIRE[choice.mode]
+        elif choice.mode == "any":
+            self.lose("tool_choice")
+        if choice.parallel is not None and (tools or self.keep):
+            body["parallel_tool_calls"] = choice.parallel
+
+
+class _Writer(ToolChoiceWriter):
     """Canonical -> wire for one request or response, collecting what is lost
     (``formats.lossy``).  Blocks this API has no place for are reported whatever
     the source."""
@@ -234,25 +269,6 @@ class _Writer(Carry):
                     parts.append(part)
         return parts, refusal, calls
 
-    def tool_choice(self, body: dict[str, Any], choice: ToolChoice) -> None:
-        """``tool_choice`` and ``parallel_tool_calls``; only beside tools, which OpenAI
-        requires, unless the client itself sent them so."""
-        tools = body.get("tools")
-        if choice.mode == "tool":
-            wire = _named_choice(choice.name or "", tools or ())
-            if wire is None and self.keep:
-                wire = {"type": "function", "function": {"name": choice.name}}
-            if wire is None:
-                self.lose("tool_choice")
-                return
-            body["tool_choice"] = wire
-        elif tools or (self.keep and choice.mode != "auto"):
-            body["tool_choice"] = MODE_TO_WIRE[choice.mode]
-        elif choice.mode == "any":
-            self.lose("tool_choice")
-        if choice.parallel is not None and (tools or self.keep):
-            body["parallel_tool_calls"] = choice.parallel
-
 
 def image_url_of(block: Image) -> str:
     """The image's URL, an inline image as a ``data:`` URL."""
@@ -266,15 +282,6 @@ def _compact(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     if len(parts) == 1 and parts[0].keys() == TEXT_PART_KEYS and parts[0]["type"] == "text":
         return parts[0]["text"]
     return parts
-
-
-def _named_choice(name: str, tools: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    """The wire choice of the written tool called ``name`` (a function or a custom tool)."""
-    for tool in tools:
-        kind = tool.get("type")
-        if tool.get(kind, {}).get("name") == name:
-            return {"type": kind, kind: {"name": name}}
-    return None
 
 
 def _reasoning(body: dict[str, Any], reasoning: Reasoning, w: _Writer) -> None:

@@ -19,13 +19,10 @@ from ...canonical import (
     Thinking,
     Tool,
     ToolCall,
-    ToolChoice,
     ToolResult,
 )
 from ..base import file_data, hosted_settings
-from ..lossy import Carry
-from ..openai.encode import image_url_of
-from ..openai.shapes import MODE_TO_WIRE
+from ..openai.encode import ToolChoiceWriter, image_url_of
 from .shapes import (
     ARGUMENTS,
     ITEM,
@@ -59,11 +56,19 @@ def arguments_of(call: ToolCall, keep: bool) -> str:
     return json.dumps(call.input, ensure_ascii=False)
 
 
-class _Writer(Carry):
+class _Writer(ToolChoiceWriter):
     """Canonical -> wire for one request or response, collecting what is lost (``formats.lossy``)."""
 
     __slots__ = ()
     target = "responses"
+
+    @staticmethod
+    def choice_wire(kind: str, name: str) -> dict[str, Any]:
+        return {"type": kind, "name": name}
+
+    @staticmethod
+    def tool_name(tool: Mapping[str, Any]) -> str | None:
+        return tool.get("name")
 
     # --- parts
 
@@ -233,30 +238,6 @@ class _Writer(Carry):
             # Strict unless told otherwise, here; not so in the other APIs.
             out["strict"] = bool(tool.strict)
         return self.extra(out, tool.extra, "tools.")
-
-    def tool_choice(self, body: dict[str, Any], choice: ToolChoice) -> None:
-        tools = body.get("tools")
-        if choice.mode == "tool":
-            wire = _named_choice(choice.name or "", tools or ())
-            if wire is None and self.keep:
-                wire = {"type": "function", "name": choice.name}
-            if wire is None:
-                self.lose("tool_choice")
-                return
-            body["tool_choice"] = wire
-        elif tools or (self.keep and choice.mode != "auto"):
-            body["tool_choice"] = MODE_TO_WIRE[choice.mode]
-        elif choice.mode == "any":
-            self.lose("tool_choice")
-        if choice.parallel is not None and (tools or self.keep):
-            body["parallel_tool_calls"] = choice.parallel
-
-
-def _named_choice(name: str, tools: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    for tool in tools:
-        if tool.get("name") == name and tool.get("type") in ("function", "custom"):
-            return {"type": tool["type"], "name": name}
-    return None
 
 
 def _web_search_tool(options: Mapping[str, Any]) -> dict[str, Any]:
