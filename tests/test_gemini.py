@@ -21,7 +21,7 @@ from tests.fake_upstream import Reply, sse_data
 from tests.upstream_faults import logged_entry, send
 from tests.wire import ANTHROPIC, KIND, OPENAI, RESPONSES, body_for
 from tornrouter.accumulate import Accumulator
-from tornrouter.canonical import ChatResponse, Text, Thinking, ToolCall
+from tornrouter.canonical import ChatResponse, Thinking, ToolCall
 from tornrouter.formats import codec_for
 from tornrouter.sse import SSEDecoder
 from tornrouter.validate_stream import validate
