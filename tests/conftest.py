@@ -89,11 +89,19 @@ class RunningRouter:
         await self.ready
         return await self.client.fetch(self.url + path, raise_error=False, request_timeout=20)
 
-    def log_entries(self) -> list[dict[str, Any]]:
-        """The request log as written so far (waits for the writer thread)."""
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every line of the request log as written so far (waits for the writer thread)."""
         self.runtime.request_log.flush()
         with open(self.log_path, encoding="utf-8") as f:
             return [json.loads(line) for line in f]
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        """The requests' entries in the request log (not the mirrors' records)."""
+        return [line for line in self.log_lines() if line.get("type") != "mirror"]
+
+    def mirror_records(self) -> list[dict[str, Any]]:
+        """The mirrors' records in the request log."""
+        return [line for line in self.log_lines() if line.get("type") == "mirror"]
 
     async def stop(self) -> None:
         self.client.close()
@@ -101,6 +109,7 @@ class RunningRouter:
         await asyncio.gather(self.ready, return_exceptions=True)
         self.server.stop()
         await self.server.close_all_connections()
+        await self.runtime.mirrors.aclose()
         await self.runtime.components.close()
         self.runtime.close()
 

@@ -103,6 +103,16 @@ class Metrics:
             "tornrouter_cache_saved_usd", "What the answers served from the cache would have cost upstream, in USD.",
             ["provider", "model", "key"], registry=r,
         )
+        # Shadow traffic (tornrouter/mirror): nobody's request, so counted apart from the above.
+        self.mirror_requests = Counter(
+            "tornrouter_mirror_requests", "Mirrored requests by route (index), target and outcome: "
+            "answered, failed, dropped (sampled while the mirror was at its max_concurrent), cancelled.",
+            ["route", "target", "outcome"], registry=r,
+        )
+        self.mirror_cost = Counter(
+            "tornrouter_mirror_cost_usd", "What the mirrors' answers cost, from the price table, in USD.",
+            ["route", "target"], registry=r,
+        )
 
     # --- per request ------------------------------------------------------------------
 
@@ -151,6 +161,12 @@ class Metrics:
                 self._child(self.cache_saved, provider, model, key).inc(ticket.saved_usd)
         if self.multiprocess:
             self.refresh()  # a scrape reaches one process: each keeps its own states current
+
+    def mirrored(self, route: int, target: str, outcome: str, cost: float | None = None) -> None:
+        """One mirror of a route's request: its outcome, and what it cost."""
+        self._child(self.mirror_requests, str(route), target, outcome).inc()
+        if cost:
+            self._child(self.mirror_cost, str(route), target).inc(cost)
 
     def refused(self, error: RateLimited, key: str) -> None:
         self.rate_limited.labels(error.scope, error.limit, key).inc()

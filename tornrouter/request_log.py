@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .log_bodies import SHAPED_FIELDS
+
 if TYPE_CHECKING:
     from .context import RequestRecord
 
@@ -31,8 +33,9 @@ log = logging.getLogger("tornrouter")
 HAND_OFF_S = 0.05
 
 
-def log_entry(record: RequestRecord) -> dict[str, Any]:
+def log_entry(record: RequestRecord, fields: EntryFields | None = None) -> dict[str, Any]:
     """The request log entry: the seed's fields, then what an operator needs more.
+    ``fields`` are ``entry_fields(log.bodies)`` (default: ``ENTRY_FIELDS``, bodies in full).
 
     It is built whatever the request went through: a field that cannot be
     built (a plugin left a value of the wrong type where it is read) is null,
@@ -40,7 +43,7 @@ def log_entry(record: RequestRecord) -> dict[str, Any]:
     log for the sake of one field."""
     entry: dict[str, Any] = {}
     problems = []
-    for name, build in ENTRY_FIELDS:
+    for name, build in ENTRY_FIELDS if fields is None else fields:
         try:
             entry[name] = build(record)
         except Exception as exc:  # noqa: BLE001 - the entry must be written; the problem goes in it
@@ -54,8 +57,10 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
+EntryFields = tuple[tuple[str, Callable[["RequestRecord"], Any]], ...]
+
 # The log entry's fields, in order, each built on its own (``log_entry``).
-ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord], Any]], ...] = (
+ENTRY_FIELDS: EntryFields = (
     ("ts_ms", lambda r: int(time.time() * 1000)),
     ("id", lambda r: r.id),
     ("endpoint", lambda r: r.endpoint),
@@ -87,7 +92,25 @@ ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord], Any]], ...] = (
     ("token_count", lambda r: r.token_count),
     ("session", lambda r: r.session),
     ("affinity", lambda r: r.affinity.to_json() if r.affinity else None),
+    ("bodies", lambda r: "full"),
 )
+
+
+def entry_fields(bodies: str) -> EntryFields:
+    """The fields of an entry under ``log.bodies``: ``ENTRY_FIELDS`` itself for
+    ``full`` (nothing more to do per request), else the same with the content
+    fields built as their shapes (``log_bodies``).  Decided once per config."""
+    if bodies == "full":
+        return ENTRY_FIELDS
+    hashed = bodies == "hash"
+
+    def shaped(name: str, build: Callable[[RequestRecord], Any]) -> Callable[[RequestRecord], Any]:
+        if name == "bodies":
+            return lambda r: bodies
+        shape = SHAPED_FIELDS.get(name)
+        return build if shape is None else lambda r: shape(r, hashed)
+
+    return tuple((name, shaped(name, build)) for name, build in ENTRY_FIELDS)
 
 
 def entry_line(entry: dict[str, Any]) -> str:

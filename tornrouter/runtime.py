@@ -18,10 +18,11 @@ from .handlers import routes
 from .handlers.base import CLIENT_CLOSED
 from .inflight import InFlight
 from .metrics import Metrics
+from .mirror import Mirrors
 from .model_catalogue import ModelCatalogue
 from .plugins.pipeline import Pipeline
 from .providers import make_provider
-from .request_log import RequestLog, entry_line, log_entry
+from .request_log import RequestLog, entry_fields, entry_line, log_entry
 from .responses_store import make_responses_store
 from .router import ModelRouter
 from .sessions import Sessions
@@ -80,6 +81,8 @@ class Runtime:
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
         self.cache.take_over(previous.cache if previous is not None else None)
+        self.entry_fields = entry_fields(config.log_bodies)  # log.bodies: what an entry keeps of the conversation
+        self.mirrors = Mirrors(config.router.routes, self.providers, self.access.prices, self.metrics, self._write)
 
     @classmethod
     async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:
@@ -100,7 +103,8 @@ class Runtime:
     async def aclose(self) -> None:
         """Close it all, once its requests are done or given up on: the plugins
         and classifiers (their ``close``), the access state, then the client
-        and the request log."""
+        and the request log.  Mirrors still running are cancelled first."""
+        await self.mirrors.aclose()
         await self.components.close()
         await self.close_access()
         await self.cache.aclose()
@@ -113,7 +117,10 @@ class Runtime:
             self._publish(record)
 
     def _publish(self, record: RequestRecord) -> None:
-        line = entry_line(log_entry(record))
+        self._write(entry_line(log_entry(record, self.entry_fields)))
+
+    def _write(self, line: str) -> None:
+        """One line to the request log and the dashboard: a request's entry, or a mirror's record."""
         if self.request_log is not None:
             self.request_log.write(line)
         self.events.publish(line)

@@ -82,9 +82,13 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
 
     r = data["router"]
     routes = tuple(
-        Route(model=route["model"], tags=tuple(route["tags"]), to=targets(route, f"router.routes.{i}.to"), cache=route["cache"])
+        Route(model=route["model"], tags=tuple(route["tags"]), to=targets(route, f"router.routes.{i}.to"), cache=route["cache"],
+              mirror=route["mirror"])
         for i, route in enumerate(r.get("routes", []))
     )
+    for i, route in enumerate(routes):
+        if route.mirror is not None and route.mirror.to.provider not in providers:
+            problems.append(f"router.routes.{i}.mirror.to: unknown provider '{route.mirror.to.provider}'")
     router = RouterConfig(default=targets(r.get("default"), "router.default"), routes=routes,
                           sessions=r.get("sessions", SessionsConfig()))
 
@@ -119,6 +123,7 @@ def _build(data: dict[str, Any], source: str, problems: list[str]) -> Config:
         state=data["state"],
         responses=data["responses"],
         cache=data["cache"],
+        **({"log_bodies": data["log"]["bodies"]} if "bodies" in data["log"] else {}),
     )
 
 

@@ -131,11 +131,23 @@ class CacheRule:
 
 
 @dataclass(frozen=True)
+class Mirror:
+    """Shadow traffic (``tornrouter/mirror``): a ``sample`` of a route's answered
+    requests is sent again to ``to``, in the background, at most
+    ``max_concurrent`` at a time (more are dropped), and the answers compared."""
+
+    to: Target
+    sample: float
+    max_concurrent: int = 4
+
+
+@dataclass(frozen=True)
 class Route:
     model: str = "*"
     tags: tuple[str, ...] = ()
     to: Targets = Targets(())
     cache: CacheRule | None = None
+    mirror: Mirror | None = None
 
 
 @dataclass(frozen=True)
@@ -259,3 +271,4 @@ class Config:
     state: StateConfig = StateConfig()
     responses: ResponsesConfig = ResponsesConfig()
     cache: CacheConfig = CacheConfig()
+    log_bodies: str = "full"  # what a request log entry keeps of the conversation: full, none or hash (log_bodies)

@@ -16,10 +16,12 @@ from typing import Any, Callable, TypeVar
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 
+from ..log_bodies import BODIES
 from .objects import (
     BetasConfig, BreakerConfig, CacheConfig, CacheRule, ComponentEntry, Config, KeyConfig, ModelLimit, Price,
     ProviderConfig, ResponsesConfig, Route, RouterConfig, ServerConfig, SessionsConfig, StateConfig, Target, Targets,
 )
+from .objects import Mirror
 
 PROVIDER_KINDS = ("openai", "openai-responses", "anthropic", "echo", "gemini", "azure", "vertex", "bedrock")
 HOSTED_TOOLS = ("drop", "refuse")
@@ -115,6 +117,7 @@ class BetasSchema(_Strict):
 
 class LogSchema(_Strict):
     requests = fields.String(allow_none=True)
+    bodies = fields.String(validate=validate.OneOf(BODIES, error="must be one of full, none, hash (got {input!r})"))
 
 
 @defaults_from(ProviderConfig)
@@ -261,11 +264,26 @@ class CacheSchema(_Strict):
         return CacheConfig(max_bytes=data["max_bytes"], models=tuple(data["models"]))
 
 
+@defaults_from(Mirror)
+class MirrorSchema(_Strict):
+    """A route's ``mirror:``; ``to`` names a configured provider (checked with the providers, in ``loading``)."""
+
+    to = fields.String(required=True, validate=validate.Regexp(_TARGET_TEXT, error="expected 'provider' or 'provider/model'"))
+    sample = fields.Float(required=True, validate=validate.Range(
+        min=0, max=1, min_inclusive=False, error="must be above 0 and at most 1 (got {input})"))
+    max_concurrent = fields.Integer(validate=validate.Range(min=1))
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> Mirror:
+        return Mirror(**{**data, "to": Target.parse(data["to"])})
+
+
 @defaults_from(Route)
 class RouteSchema(TargetsSchema):
     model = fields.String()
     tags = fields.List(fields.String())
     cache = fields.Nested(CacheRuleSchema, allow_none=True)
+    mirror = fields.Nested(MirrorSchema, allow_none=True)
 
 
 class DefaultField(fields.Field):

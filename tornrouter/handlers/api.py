@@ -50,5 +50,6 @@ class HealthHandler(RequestHandler):
             "in_flight": len(runtime.in_flight),
             "max_in_flight": runtime.config.server.max_in_flight,
             "providers": {name: provider.status() for name, provider in runtime.providers.items()},
+            "mirrors": runtime.mirrors.status(),
         }))
 

@@ -243,6 +243,7 @@ class APIHandler(RequestHandler):
             (runtime.access.settle, (record, self.admission)),  # cost for the log; usage, spend, slots back
             (runtime.record, (record,)),
             (runtime.metrics.finished, (record, record.key_name or ANONYMOUS)),
+            (runtime.mirrors.consider, (record,)),  # shadow traffic: its answer is on its way
         ):
             try:
                 step(*args)
