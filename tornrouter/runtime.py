@@ -82,7 +82,7 @@ class Runtime:
             previous._owns_log = False
         self.cache.take_over(previous.cache if previous is not None else None)
         self.entry_fields = entry_fields(config.log_bodies)  # log.bodies: what an entry keeps of the conversation
-        self.mirrors = Mirrors(config.router.routes, self.providers, self.access.prices, self.metrics, self._write)
+        self.mirrors = Mirrors(config, self.access.prices, self.metrics, self._write)
 
     @classmethod
     async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:

@@ -19,13 +19,17 @@ queued, so a slow mirror target costs the router a bounded number of tasks.
 Nor does it take a slot of the provider's ``max_concurrent``: the primary
 traffic of the same provider never waits behind shadow traffic.
 
+The mirrors send through their own client (``MirrorClient``) and their own
+instance of each target provider, so that shadow traffic holds none of the
+router's upstream transfers and no state of the providers the clients use.
+
 Which requests: a hash of the request id below ``sample``, so that the same
 id is sampled the same way every time (a replay of the log agrees).
 
 Each mirrored request gets one record in the request log and on the dashboard
-(``type: mirror``), after the primary's entry; ``aclose`` cancels the mirrors
+(``type: mirror``), after the primary's entry; ``aclose`` stops the mirrors
 still running (a stop, the end of a reloaded runtime), each then recorded as
-cancelled.
+cancelled, and no task or transfer of theirs outlives it.
 """
 
 from __future__ import annotations
@@ -41,8 +45,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..canonical import ChatRequest, ChatResponse
+from ..config import Config
 from ..config.objects import Mirror, Route
 from ..errors import RouterError, UpstreamError
+from ..providers import make_provider
+from .client import MirrorClient
 from .compare import NO_ANSWER, compare
 
 if TYPE_CHECKING:
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tornrouter.mirror")
 
 CANCELLED = "cancelled: the router closed before the mirror answered"
+STOP_GRACE_S = 5.0  # for a mirror's aborted transfer to end, before its task is cancelled
 
 
 def sampled(request_id: str, sample: float) -> bool:
@@ -91,12 +99,19 @@ class Mirrors:
     """The mirrors of a runtime's routes.  ``emit`` writes a record's line to
     the request log and the dashboard."""
 
-    def __init__(self, routes: tuple[Route, ...], providers: dict[str, Provider], prices: PriceTable,
-                 metrics: Metrics, emit: Callable[[str], None]) -> None:
-        self.routes = {
-            index: RouteMirror(index, route, route.mirror, providers[route.mirror.to.provider])
-            for index, route in enumerate(routes) if route.mirror is not None
-        }
+    def __init__(self, config: Config, prices: PriceTable, metrics: Metrics, emit: Callable[[str], None]) -> None:
+        mirrored = [(index, route) for index, route in enumerate(config.router.routes) if route.mirror is not None]
+        self.client: MirrorClient | None = None
+        providers: dict[str, Provider] = {}
+        if mirrored:
+            self.client = MirrorClient(sum(route.mirror.max_concurrent for _, route in mirrored),
+                                       config.server.max_response_bytes)
+            for _, route in mirrored:
+                name = route.mirror.to.provider
+                if name not in providers:
+                    providers[name] = make_provider(config.providers[name], self.client)
+        self.routes = {index: RouteMirror(index, route, route.mirror, providers[route.mirror.to.provider])
+                       for index, route in mirrored}
         self.prices = prices
         self.metrics = metrics
         self.emit = emit
@@ -105,7 +120,7 @@ class Mirrors:
     def consider(self, record: RequestRecord) -> None:
         """Start the mirror of a handled request, if its route has one, it was
         answered (not failed, not abandoned) and it is sampled."""
-        if not self.routes:
+        if not self.routes or self.client.stopping:
             return
         decision = record.decision
         mirror = self.routes.get(decision.index) if decision is not None and decision.index is not None else None
@@ -137,6 +152,8 @@ class Mirrors:
             status = 200
         except UpstreamError as exc:
             status, error = exc.upstream_status, exc.message
+            if self.client.stopping:  # aborted by aclose
+                status, error = None, CANCELLED
         except RouterError as exc:  # refused before it was sent (a hosted tool the target cannot run...)
             status, error = exc.status, exc.message
         except asyncio.CancelledError:
@@ -179,11 +196,18 @@ class Mirrors:
         return [mirror.status() for mirror in self.routes.values()]
 
     async def aclose(self) -> None:
-        """Cancel the mirrors still running and wait for them to end (each is recorded)."""
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Stop the mirrors still running and wait for them to end (each is
+        recorded), then close their client.  A task whose transfer has not
+        ended within ``STOP_GRACE_S`` (none should) is cancelled."""
+        if self.client is None or self.client.stopping:
+            return
+        self.client.stop()
+        if self.tasks:
+            _, late = await asyncio.wait(list(self.tasks), timeout=STOP_GRACE_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self.client.close()
 
 
 def shadow_request(request: ChatRequest, model: str) -> ChatRequest:
