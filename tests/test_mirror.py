@@ -405,3 +405,32 @@ async def test_sigterm_stops_a_stalled_mirror_and_the_router_exits_cleanly(spawn
     entry, record = read_log(log_path)
     assert entry["id"] == record["id"] == response.headers["x-request-id"]
     assert (record["type"], record["status"], record["error"]) == ("mirror", None, CANCELLED)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_reload_stops_the_old_runtimes_mirrors_and_the_new_one_mirrors_on(spawn, upstream, fakes, tmp_path):
+    shadow = fakes()
+    shadow.then(Reply(delay=300))  # the first mirror would outlive the test; the next answer at once
+    log_path = tmp_path / "requests.jsonl"
+    config = mirrored(upstream.url, shadow.url, str(log_path))
+    config["server"] = {"host": "127.0.0.1", "port": 0}
+    conf = tmp_path / "router.yaml"
+    conf.write_text(json.dumps(config))
+    router = await spawn(conf).start()
+    before = await router.post(chat("gpt-4o", "before"))
+    await poll(lambda: shadow.served == 1, "the first mirror to be sent", timeout=DEADLINE_S)
+
+    router.send(signal.SIGHUP)
+    await router.wait_for("config reloaded")
+    # the old runtime has no request in flight: it closes, stopping its mirror
+    await poll(lambda: len(read_log(log_path)) == 2, "the stopped mirror's record", timeout=DEADLINE_S)
+    after = await router.post(chat("gpt-4o", "after"))
+    await poll(lambda: len(read_log(log_path)) == 4, "the new mirror's record", timeout=DEADLINE_S)
+    router.send(signal.SIGTERM)
+    assert await router.exit_code() == 0
+    assert "ERROR" not in router.output(), router.output()
+
+    lines = read_log(log_path)
+    records = {line["id"]: line for line in lines if line.get("type") == "mirror"}
+    assert records[before.headers["x-request-id"]]["error"] == CANCELLED
+    assert records[after.headers["x-request-id"]]["status"] == 200

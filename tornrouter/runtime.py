@@ -74,6 +74,8 @@ class Runtime:
         same_store = same_state and previous._owns_store and previous.config.responses == config.responses
         self.responses = previous.responses if same_store else make_responses_store(config)
         self._owns_store = True
+        self.entry_fields = entry_fields(config.log_bodies)  # log.bodies: what an entry keeps of the conversation
+        self.mirrors = Mirrors(config, self.access.prices, self.metrics, self._write)
         if same_state:
             previous._owns_backend = False
         if same_store:
@@ -81,8 +83,6 @@ class Runtime:
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
         self.cache.take_over(previous.cache if previous is not None else None)
-        self.entry_fields = entry_fields(config.log_bodies)  # log.bodies: what an entry keeps of the conversation
-        self.mirrors = Mirrors(config, self.access.prices, self.metrics, self._write)
 
     @classmethod
     async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:
