@@ -6,7 +6,9 @@ text the same, how close is it (``difflib``'s ratio, over the first
 ``SIMILARITY_CHARS`` of each: the ratio is quadratic in the worst case, and
 it runs on the event loop), are the same tools called with the same
 arguments (in any order: parallel calls come in no set order), and did both
-stop for the same reason.
+stop for the same reason.  A mirror that gave no answer has nothing to
+compare (its record's ``compare`` is null, its ``error`` says why), so that a
+summary of the comparisons is one of answers, not of outages.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ import orjson
 from ..canonical import ChatResponse, ToolCall
 
 SIMILARITY_CHARS = 2000
-# A mirror that gave no answer matches nothing.
-NO_ANSWER: dict[str, Any] = {"exact": False, "similarity": 0.0, "same_tool_calls": False, "same_stop_reason": False}
 
 
 def compare(primary: ChatResponse, mirror: ChatResponse) -> dict[str, Any]:

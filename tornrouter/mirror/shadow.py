@@ -50,7 +50,7 @@ from ..config.objects import Mirror, Route
 from ..errors import RouterError, UpstreamError
 from ..providers import make_provider
 from .client import MirrorClient
-from .compare import NO_ANSWER, compare
+from .compare import compare
 
 if TYPE_CHECKING:
     from ..access.prices import PriceTable
@@ -188,7 +188,7 @@ class Mirrors:
             "latency_ms": round(seconds * 1000, 1),
             "usage": usage.to_json() if usage is not None else None,
             "cost_usd": cost,
-            "compare": compare(primary, response) if response is not None else dict(NO_ANSWER),
+            "compare": compare(primary, response) if response is not None else None,
         }
         self.emit(orjson.dumps(record).decode())
 
