@@ -331,11 +331,18 @@ async def test_a_mirror_counts_against_no_client_limit_or_budget(start_router, u
 @pytest.mark.gen_test
 async def test_only_answered_requests_are_mirrored(start_router, upstream, fakes, tmp_path):
     shadow = fakes()
-    router = start_router(mirrored(upstream.url, shadow.url, str(tmp_path / "log.jsonl")))
+    config = mirrored(upstream.url, shadow.url, str(tmp_path / "log.jsonl"))
+    # an End hook that breaks the answer's usage once a stream has been sent
+    config["plugins"] = [{"use": "tests.plugins_for_tests.Corrupt", "models": ["claude-*"],
+                          "settings": {"hook": "on_end", "what": "usage"}}]
+    router = start_router(config)
     upstream.then(Reply(status=400, body={"error": {"message": "bad", "type": "invalid_request_error"}}))
     assert (await router.post(OPENAI, chat("gpt-4o"))).code == 400
     assert (await router.post(OPENAI, chat("unrouted-model"))).code == 400  # no route, no mirror
-    await poll(lambda: len(router.log_entries()) == 2, "2 entries")
+    broken, _ = await router.post_stream(ANTHROPIC, body_for(ANTHROPIC, "claude-sonnet-4-5", stream=True))
+    assert broken.code == 200
+    entries = await poll(lambda: len(e := router.log_entries()) == 3 and e, "3 entries")
+    assert entries[-1]["error"].startswith("plugin 'corrupt' failed")
     assert shadow.served == 0 and router.mirror_records() == []
 
 

@@ -119,13 +119,14 @@ class Mirrors:
 
     def consider(self, record: RequestRecord) -> None:
         """Start the mirror of a handled request, if its route has one, it was
-        answered (not failed, not abandoned) and it is sampled."""
+        answered (not failed, not abandoned, nothing went wrong after) and it
+        is sampled."""
         if not self.routes or self.client.stopping:
             return
         decision = record.decision
         mirror = self.routes.get(decision.index) if decision is not None and decision.index is not None else None
-        if mirror is None or record.request is None or record.response is None or record.cancelled:
-            return
+        if mirror is None or record.request is None or record.response is None or record.cancelled or record.error:
+            return  # an answer a late plugin broke (record.error) is not one to compare
         if record.status is None or record.status >= 400 or not sampled(record.id, mirror.config.sample):
             return
         sent_model = record.request.model
