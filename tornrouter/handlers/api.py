@@ -31,8 +31,8 @@ class HealthHandler(RequestHandler):
     """``GET /health``: ``ok`` while the process serves (for load balancers and
     supervisors).  ``GET /health?verbose=1``: JSON with each provider's
     ``Provider.status()`` (kind, requests in flight and queued, breaker state;
-    never a key) and the router's requests in flight, for operators and the
-    dashboard."""
+    never a key), the router's requests in flight and each route mirror's
+    counts (``RouteMirror.status``), for operators and the dashboard."""
 
     def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
