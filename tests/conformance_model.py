@@ -1,0 +1,166 @@
+"""A model for the fake upstreams that answers the conformance battery as a
+competent model would, and the faults that break it on purpose.
+
+``conformance_model(faults)`` is a ``FakeUpstream.chooser``: it reads each
+request with the router's own request parser (any of the three APIs), works
+out the answer the battery's prompt calls for (the word it asks for, the
+codeword of the system prompt, the surname of an earlier turn, the count cut
+at the stop sequence, the story cut at ``max_tokens``, a call of the weather
+tool per city named, the tool's result read back, the colour of the image's
+first pixel, a 404 for a model it does not serve), and sends it in the
+upstream's wire shape with ``fake_upstream.answer``, whole or streamed.
+
+``faults`` names what to get wrong, each the way a broken upstream does:
+
+    drop_usage        no usage in a whole answer; zero counts (or no usage chunk) in a stream
+    out_of_order      a stream's last two events before its end swapped
+    html_500          a 500 HTML page for the model it does not serve
+    ignore_stop       the count not cut at the stop sequence
+    mangle_arguments  tool-call arguments that are not JSON (or, where the wire
+                      carries an object, not the schema's)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from tests.fake_upstream import Reply, answer, responses_response
+from tests.upstream_faults import error_body
+from tornrouter.canonical import ChatRequest, Image, ToolResult
+from tornrouter.conformance.battery import UNKNOWN_MODEL
+from tornrouter.formats import codec_for
+
+FAULTS = ("drop_usage", "out_of_order", "html_500", "ignore_stop", "mangle_arguments")
+CITIES = ("Paris", "Tokyo")
+STORY = " ".join(["The keeper climbed the stairs again."] * 120)
+HTML_500 = b"<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>"
+
+
+def conformance_model(faults: frozenset[str] = frozenset()) -> Callable[[str, Any], Reply | None]:
+    unknown = set(faults) - set(FAULTS)
+    assert not unknown, f"no such fault: {unknown}"
+
+    def choose(kind: str, body: Any) -> Reply | None:
+        if kind == "count_tokens" or not isinstance(body, dict):
+            return None
+        if body.get("model") == UNKNOWN_MODEL:
+            if "html_500" in faults:
+                return Reply(status=500, body=HTML_500, headers={"Content-Type": "text/html"})
+            return Reply(status=404, body=error_body(kind, f"The model '{UNKNOWN_MODEL}' does not exist", "not_found_error"))
+        request = codec_for(kind).parse_request(orjson.dumps(body))
+        text, calls, cut = respond(request, faults, kind)
+        reply = answer(kind, body, text, calls)
+        if reply.sse is not None:
+            return stream_faults(kind, reply, faults)
+        return whole_answer(kind, body, reply, text, calls, cut, request, faults)
+
+    return choose
+
+
+def respond(request: ChatRequest, faults: frozenset[str], kind: str) -> tuple[str | None, list[tuple[str, str, str]], str | None]:
+    """The answer's text, its tool calls, and why it was cut short (``max_tokens``,
+    a stop sequence, or None)."""
+    last = request.messages[-1]
+    results = [block for block in last.content if isinstance(block, ToolResult)]
+    if results:
+        return "The tool says: " + " ".join(block.content[0].text for block in results), [], None
+    question = last.text()
+    if request.tools:
+        named = [city for city in CITIES if city in question]
+        arguments = [json.dumps({"city": city}) for city in named]
+        if "mangle_arguments" in faults:
+            whole = kind == "anthropic" and not request.stream  # the wire carries an object: parse it
+            arguments = ['{"town": "Paris"}' if whole else text[:-3] for text in arguments]
+        return None, [(f"call_fake_{n}", request.tools[0].name, args) for n, args in enumerate(arguments)], None
+    images = [block for block in last.content if isinstance(block, Image)]
+    if images:
+        return colour(base64.b64decode(images[0].data or "")).capitalize() + ".", [], None
+    if "codeword" in question:
+        return re.search(r"codeword is (\w+)", request.system_text()).group(1), [], None
+    if "surname" in question:
+        earlier = " ".join(message.text() for message in request.messages[:-1])
+        return re.search(r"My name is \w+ (\w+)", earlier).group(1), [], None
+    if question.startswith("Count from 1 to 10"):
+        text = ", ".join(str(n) for n in range(1, 11))
+        for stop in request.stop if "ignore_stop" not in faults else ():
+            if stop in text:
+                return text[: text.index(stop)], [], stop
+        return text, [], None
+    if match := re.search(r"one word: (\w+)", question):
+        return match.group(1), [], None
+    words = STORY.split(" ")
+    if request.max_tokens is not None and len(words) > request.max_tokens:
+        return " ".join(words[: request.max_tokens]), [], "max_tokens"
+    return STORY, [], None
+
+
+def whole_answer(kind: str, body: dict[str, Any], reply: Reply, text: str | None, calls: list, cut: str | None,
+                 request: ChatRequest, faults: frozenset[str]) -> Reply:
+    """``reply`` with the stop reason and output tokens ``cut`` calls for."""
+    if kind == "responses":
+        if cut == "max_tokens":
+            usage = {"input_tokens": 12, "output_tokens": request.max_tokens, "total_tokens": 12 + request.max_tokens}
+            reply = Reply(body=responses_response(body, text, calls, status="incomplete", usage=usage))
+    elif cut == "max_tokens":
+        if kind == "openai":
+            reply.body["choices"][0]["finish_reason"] = "length"
+            reply.body["usage"]["completion_tokens"] = request.max_tokens
+        else:
+            reply.body["stop_reason"] = "max_tokens"
+            reply.body["usage"]["output_tokens"] = request.max_tokens
+    elif cut is not None and kind == "anthropic":
+        reply.body["stop_reason"], reply.body["stop_sequence"] = "stop_sequence", cut
+    if "drop_usage" in faults:
+        reply.body.pop("usage", None)
+    return reply
+
+
+def stream_faults(kind: str, reply: Reply, faults: frozenset[str]) -> Reply:
+    chunks = list(reply.sse or [])
+    if "drop_usage" in faults:
+        chunks = [chunk for chunk in (_rewrite(chunk, _no_usage) for chunk in chunks) if chunk is not None]
+    if "out_of_order" in faults:
+        chunks[-3], chunks[-2] = chunks[-2], chunks[-3]
+    return Reply(sse=chunks)
+
+
+def _no_usage(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """An OpenAI usage chunk dropped; any other event's usage counts zeroed."""
+    if payload.get("object") == "chat.completion.chunk" and not payload.get("choices"):
+        return None
+    for holder in (payload, payload.get("message"), payload.get("response")):
+        if isinstance(holder, dict) and isinstance(holder.get("usage"), dict):
+            holder["usage"] = {key: 0 if isinstance(value, int) else value for key, value in holder["usage"].items()}
+    return payload
+
+
+def _rewrite(chunk: bytes, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bytes | None:
+    """One SSE event with its JSON data changed by ``change`` (None drops the event)."""
+    lines = chunk.decode().split("\n")
+    for number, line in enumerate(lines):
+        if line.startswith("data: ") and line != "data: [DONE]":
+            payload = change(json.loads(line[len("data: "):]))
+            if payload is None:
+                return None
+            lines[number] = "data: " + json.dumps(payload)
+    return "\n".join(lines).encode()
+
+
+def colour(png: bytes) -> str:
+    """The name of the colour of a PNG's first pixel (8-bit RGB, unfiltered first row)."""
+    offset, idat = 8, b""
+    while offset < len(png):
+        (length,) = struct.unpack(">I", png[offset : offset + 4])
+        if png[offset + 4 : offset + 8] == b"IDAT":
+            idat += png[offset + 8 : offset + 8 + length]
+        offset += 12 + length
+    pixel = zlib.decompress(idat)[1:4]
+    return ("red", "green", "blue")[max(range(3), key=lambda channel: pixel[channel])]
