@@ -96,6 +96,8 @@ def respond(request: ChatRequest, faults: frozenset[str], kind: str) -> tuple[st
         return text, [], None
     if match := re.search(r"one word: (\w+)", question):
         return match.group(1), [], None
+    if question.startswith("Say hello"):
+        return "Hello there, nice to meet you!", [], None
     words = STORY.split(" ")
     if request.max_tokens is not None and len(words) > request.max_tokens:
         return " ".join(words[: request.max_tokens]), [], "max_tokens"

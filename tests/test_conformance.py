@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conformance_model import FAULTS, conformance_model
+from tests.fake_azure import AZURE_KEY, FakeAzure
 from tests.fake_upstream import FakeUpstream, Reply
 from tests.processes import ROOT, run_cli
 from tornrouter.config import parse_config
@@ -127,7 +128,25 @@ async def test_a_hung_upstream_fails_rows_by_timeout(fakes, kind):
     reasons = [outcome.reason for outcome in report.outcomes]
     assert reasons[0].startswith("504 upstream_timeout: provider 'candidate': timed out"), reasons
     assert reasons[1] == "the stream failed: provider 'candidate': timed out after 0.5 s waiting for the first byte"
-    assert reasons[2].startswith("the upstream answered 599, the client gets 504"), reasons
+    assert reasons[2].startswith("no HTTP answer, the client gets 504: provider 'candidate': timed out"), reasons
+
+
+@pytest.mark.gen_test
+async def test_every_row_passes_against_an_azure_deployment(io_loop):
+    """Azure refuses the unknown model itself (its deployment does not exist):
+    the error row sees Azure's own 404."""
+    fake = FakeAzure(deployments=("prod-fake",)).start()
+    fake.chooser = conformance_model()
+    entry = {"kind": "azure", "base_url": fake.url, "api_key": AZURE_KEY, "deployments": {"fake-model": "prod-fake"}}
+    config = parse_config({"providers": {"candidate": entry}, "router": {"default": "candidate"}}, environ={})
+    try:
+        report = await run(config.providers["candidate"], "fake-model", "openai", list(ROWS), 20.0)
+    finally:
+        await fake.stop()
+    assert statuses(report) == {name: "pass" for name in ROW_NAMES}, report.table()
+    error = next(o for o in report.outcomes if o.name == "error_shape")
+    assert error.reason.startswith("upstream 404, the client gets 404: provider 'candidate': upstream returned 404: "
+                                   "The API deployment for this resource does not exist.")
 
 
 # --- the command line -------------------------------------------------------------------------------------
@@ -194,14 +213,17 @@ async def test_a_required_row_that_fails_fails_the_command(fakes, tmp_path):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_an_optional_row_that_fails_does_not_fail_the_command(fakes, tmp_path):
+async def test_an_optional_row_that_fails_or_a_skipped_one_does_not_fail_the_command(fakes, tmp_path):
     fake = fakes()
     fake.chooser = conformance_model(frozenset({"mangle_arguments"}))
     conf = write_conf(tmp_path / "conf.yaml", fake.url)
-    code, out, _ = await conformance_cli("--conf", str(conf), "--provider", "candidate", "--only", "parallel_tool_calls")
+    code, out, _ = await conformance_cli("--conf", str(conf), "--provider", "candidate", "--only", "parallel_tool_calls",
+                                         "--only", "tool_call", "--skip", "tool_call")
     assert code == 0
-    assert out.splitlines()[2].split()[:2] == ["parallel_tool_calls", "FAIL*"]
-    assert out.splitlines()[-1] == "0 passed, 1 failed, 0 skipped (* optional: 1 of the failures do not fail the run): conforms"
+    assert out.splitlines()[2].split()[:2] == ["tool_call", "skip"]
+    assert out.splitlines()[2].endswith("--skip: a limit accepted on the command line")
+    assert out.splitlines()[3].split()[:2] == ["parallel_tool_calls", "FAIL*"]
+    assert out.splitlines()[-1] == "0 passed, 1 failed, 1 skipped (* optional: 1 of the failures do not fail the run): conforms"
 
 
 def test_what_the_command_cannot_run_is_named(tmp_path):

@@ -25,3 +25,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-images", action="store_true", help="the model takes no images: skip the image row")
     parser.add_argument("--only", action="append", choices=ROW_NAMES, metavar="ROW",
                         help="run only this row (repeatable); rows: " + ", ".join(ROW_NAMES))
+    parser.add_argument("--skip", action="append", choices=ROW_NAMES, metavar="ROW",
+                        help="skip this row, a limit of the model you accept (repeatable): it shows as skipped")

@@ -27,6 +27,7 @@ from .image import solid_png
 from .probe import PARALLEL, WEATHER, Probe, Streamed, assistant, user
 
 UNKNOWN_MODEL = "tornrouter-conformance-no-such-model"
+NO_RESPONSE = 599  # UpstreamError.upstream_status when no HTTP answer came (curl's, as Tornado's)
 PONG = "Reply with exactly one word: pong"
 CODEWORD = "HELIOTROPE"
 SYSTEM = f"You are a test fixture. The codeword is {CODEWORD}. When asked for the codeword, reply with it and nothing else."
@@ -302,6 +303,8 @@ async def error_shape(probe: Probe, trace: Trace) -> str:
         response = await trace.send(probe, request)
     except UpstreamError as exc:
         trace.details["error"] = {"status": exc.status, "upstream_status": exc.upstream_status, "message": exc.message}
+        if exc.upstream_status == NO_RESPONSE:
+            raise Failed(f"no HTTP answer, the client gets {exc.status}: {exc.message}") from None
         if not 400 <= exc.upstream_status < 500:
             raise Failed(f"the upstream answered {exc.upstream_status}, the client gets {exc.status}: {exc.message}") from None
         if not 400 <= exc.status < 500:

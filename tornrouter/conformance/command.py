@@ -47,7 +47,9 @@ def main(args: argparse.Namespace) -> int:
     except CannotStart as exc:
         print(f"tornrouter conformance: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    skips = {"image": "--no-images: the model takes no images"} if args.no_images else {}
+    skips = {name: "--skip: a limit accepted on the command line" for name in args.skip or ()}
+    if args.no_images:
+        skips["image"] = "--no-images: the model takes no images"
     rows = [row for row in ROWS if not args.only or row.name in args.only]
     report = asyncio.run(run(provider_config, model, args.client, rows, args.timeout, skips))
     print(report.table())
