@@ -18,6 +18,7 @@ from tests.conformance_model import FAULTS, conformance_model
 from tests.fake_azure import AZURE_KEY, FakeAzure
 from tests.fake_upstream import FakeUpstream, Reply
 from tests.processes import ROOT, run_cli
+from tornrouter import __version__
 from tornrouter.config import parse_config
 from tornrouter.conformance.arguments import ROW_NAMES
 from tornrouter.conformance.battery import ROWS
@@ -185,7 +186,8 @@ async def test_the_command_prints_the_table_and_writes_the_report(fakes, tmp_pat
     assert lines[-1] == "12 passed, 0 failed, 1 skipped: conforms"
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["provider"] == "candidate" and report["kind"] == "anthropic" and report["model"] == "fake-model"
-    assert report["client"] == "openai" and report["passed"] is True
+    assert report["client"] == "openai" and report["passed"] is True and report["timeout_s"] == 60
+    assert report["tornrouter"] == __version__ and report["ran_at"].endswith("+00:00")
     assert report["counts"] == {"pass": 12, "fail": 0, "skip": 1}
     assert [row["name"] for row in report["rows"]] == list(ROW_NAMES)
     assert set(report["rows"][0]) == {"name", "required", "status", "reason", "seconds", "lossy", "details"}

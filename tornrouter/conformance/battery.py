@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 
 from ..canonical import ChatRequest, ChatResponse, Image, ToolCall, ToolResult, Text, Usage
 from ..errors import UpstreamError
+from ..formats.base import short
 from .image import solid_png
 from .probe import PARALLEL, WEATHER, Probe, Streamed, assistant, user
 
@@ -102,9 +103,8 @@ def summary(response: ChatResponse) -> dict[str, Any]:
 # --- what the checks share ---------------------------------------------------------------
 
 
-def excerpt(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+def excerpt(text: str) -> str:
+    return repr(short(text, 60))
 
 
 def says(response: ChatResponse, word: str) -> str:

@@ -85,7 +85,7 @@ async def run(provider_config: ProviderConfig, model: str, client: str, rows: li
     try:
         provider = make_provider(bounded, http)
         probe = Probe(provider, model, client)
-        report = Report(provider.name, provider.kind, model, client)
+        report = Report(provider.name, provider.kind, model, client, timeout_s)
         for row in rows:
             reason = (skips or {}).get(row.name)
             if reason is not None:

@@ -9,6 +9,7 @@ client of the kit's client API would get, relayed or translated."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +59,9 @@ class Probe:
         return await self.provider.send(request)
 
     async def stream(self, request: ChatRequest) -> Streamed:
-        """The streamed answer, read to its end as the router's stream handler reads it."""
-        request.stream = True
+        """The streamed answer to ``request`` (sent with ``stream`` set), read to
+        its end as the router's stream handler reads it."""
+        request = dataclasses.replace(request, stream=True)
         stream, lossy = await self.provider.open_stream(request)
         out = ClientStream(codec_for(self.client), request, stream.format, self.provider.name, stream.decoded_from)
         upstream: list[bytes] = []

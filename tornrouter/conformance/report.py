@@ -5,7 +5,11 @@ name, kind and model: the key stays out of both."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Literal
+
+from .. import __version__
+from ..formats.base import short
 
 Status = Literal["pass", "fail", "skip"]
 _MARK = {"pass": "pass", "fail": "FAIL", "skip": "skip"}
@@ -37,6 +41,8 @@ class Report:
     kind: str
     model: str
     client: str
+    timeout_s: float
+    ran_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     outcomes: list[Outcome] = field(default_factory=list)
 
     @property
@@ -56,6 +62,9 @@ class Report:
             "kind": self.kind,
             "model": self.model,
             "client": self.client,
+            "timeout_s": self.timeout_s,
+            "ran_at": self.ran_at,
+            "tornrouter": __version__,
             "passed": self.passed,
             "counts": self.counts(),
             "rows": [asdict(outcome) for outcome in self.outcomes],
@@ -70,7 +79,7 @@ class Report:
         ]
         for outcome in self.outcomes:
             mark = _MARK[outcome.status] + ("" if outcome.required or outcome.status != "fail" else "*")
-            lines.append(f"{outcome.name:<{width}}  {mark:<6}  {outcome.seconds:7.2f}  {_one_line(outcome.reason)}")
+            lines.append(f"{outcome.name:<{width}}  {mark:<6}  {outcome.seconds:7.2f}  {short(outcome.reason, 110)}")
         counts = self.counts()
         optional = sum(1 for o in self.outcomes if o.status == "fail" and not o.required)
         summary = f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
@@ -78,8 +87,3 @@ class Report:
             summary += f" (* optional: {optional} of the failures do not fail the run)"
         lines.append(summary + (": conforms" if self.passed else ": does NOT conform"))
         return "\n".join(lines)
-
-
-def _one_line(text: str, limit: int = 110) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
