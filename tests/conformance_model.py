@@ -10,6 +10,10 @@ tool per city named, the tool's result read back, the colour of the image's
 first pixel, a 404 for a model it does not serve), and sends it in the
 upstream's wire shape with ``fake_upstream.answer``, whole or streamed.
 
+``ConformanceGemini`` is a ``FakeGemini`` giving the same answers in Gemini's
+shape (its requests name the model and the streaming mode in the path, which
+a chooser does not see).
+
 ``faults`` names what to get wrong, each the way a broken upstream does:
 
     drop_usage        no usage in a whole answer; zero counts (or no usage chunk) in a stream
@@ -31,10 +35,14 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
 
+from tests.fake_gemini import FakeGemini, _GeminiHandler, gemini_error, gemini_part_call, gemini_response, gemini_sse
 from tests.fake_upstream import Reply, answer, responses_response
 from tests.upstream_faults import error_body
-from tornrouter.canonical import ChatRequest, Image, ToolResult
+from tornrouter.canonical import ChatRequest, Image, Message, Text, Tool, ToolCall, ToolResult
 from tornrouter.conformance.battery import UNKNOWN_MODEL
 from tornrouter.formats import codec_for
 
@@ -77,7 +85,7 @@ def respond(request: ChatRequest, faults: frozenset[str], kind: str) -> tuple[st
         named = [city for city in CITIES if city in question]
         arguments = [json.dumps({"city": city}) for city in named]
         if "mangle_arguments" in faults:
-            whole = kind == "anthropic" and not request.stream  # the wire carries an object: parse it
+            whole = kind == "gemini" or (kind == "anthropic" and not request.stream)  # the wire carries an object
             arguments = ['{"town": "Paris"}' if whole else text[:-3] for text in arguments]
         return None, [(f"call_fake_{n}", request.tools[0].name, args) for n, args in enumerate(arguments)], None
     images = [block for block in last.content if isinstance(block, Image)]
@@ -166,3 +174,85 @@ def colour(png: bytes) -> str:
         offset += 12 + length
     pixel = zlib.decompress(idat)[1:4]
     return ("red", "green", "blue")[max(range(3), key=lambda channel: pixel[channel])]
+
+
+class ConformanceGemini(FakeGemini):
+    """A ``FakeGemini`` (key, request checks, thought signatures) that answers
+    the battery as ``conformance_model`` does, with ``faults``."""
+
+    def __init__(self, faults: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.faults = faults
+
+    def start(self) -> ConformanceGemini:
+        route = r"/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)"
+        app = tornado.web.Application([(route, _BatteryGeminiHandler, {"upstream": self, "kind": "gemini"})])
+        sock, self.port = bind_unused_port()
+        self.server = HTTPServer(app)
+        self.server.add_socket(sock)
+        return self
+
+
+class _BatteryGeminiHandler(_GeminiHandler):
+    def default_reply(self, body: Any) -> Reply:
+        fake: ConformanceGemini = self.upstream  # type: ignore[assignment]
+        faults = fake.faults
+        if self.model == UNKNOWN_MODEL:
+            if "html_500" in faults:
+                return Reply(status=500, body=HTML_500, headers={"Content-Type": "text/html"})
+            message = f"models/{self.model} is not found for API version v1beta, or is not supported for generateContent."
+            return Reply(status=404, body=gemini_error(404, message, "NOT_FOUND"))
+        request = gemini_request(body, self.model, self.streaming)
+        text, calls, cut = respond(request, faults, "gemini")
+        parts = []
+        for number, (_, name, arguments) in enumerate(calls):
+            signature = None
+            if number == 0:  # Gemini signs a step's first call, and refuses it sent back unsigned
+                signature = f"conformance-signature-{len(fake.issued)}"
+                fake.issued.add(signature)
+            parts.append(gemini_part_call(name, json.loads(arguments), signature))
+        output = request.max_tokens if cut == "max_tokens" else 8
+        usage = {"promptTokenCount": 12, "candidatesTokenCount": output, "totalTokenCount": 12 + output}
+        finish = "MAX_TOKENS" if cut == "max_tokens" else "STOP"
+        if not self.streaming:
+            whole = gemini_response(text, parts, model=self.model, finish=finish, usage=usage)
+            if "drop_usage" in faults:
+                del whole["usageMetadata"]
+            return Reply(body=whole)
+        chunks = gemini_sse(text, parts, model=self.model, finish=finish, usage=usage)
+        if "drop_usage" in faults:
+            chunks = [_rewrite(chunk, _no_gemini_usage) for chunk in chunks]
+        if "out_of_order" in faults:
+            chunks[-2], chunks[-1] = chunks[-1], chunks[-2]  # the finish before the last content
+        return Reply(sse=chunks)
+
+
+def _no_gemini_usage(payload: dict[str, Any]) -> dict[str, Any]:
+    payload.pop("usageMetadata", None)
+    return payload
+
+
+def gemini_request(body: dict[str, Any], model: str, stream: bool) -> ChatRequest:
+    """What ``respond`` reads of a Gemini request body, as a canonical request."""
+    roles = {"user": "user", "model": "assistant"}
+    messages = []
+    for content in body["contents"]:
+        blocks: list[Any] = []
+        for part in content["parts"]:
+            if "text" in part:
+                blocks.append(Text(part["text"]))
+            elif "inlineData" in part:
+                blocks.append(Image(media_type=part["inlineData"]["mimeType"], data=part["inlineData"]["data"]))
+            elif "functionCall" in part:
+                blocks.append(ToolCall("", part["functionCall"]["name"], part["functionCall"].get("args") or {}))
+            elif "functionResponse" in part:
+                response = part["functionResponse"]
+                blocks.append(ToolResult(response["name"], [Text(json.dumps(response["response"]))]))
+        messages.append(Message(roles[content["role"]], blocks))
+    settings = body.get("generationConfig") or {}
+    return ChatRequest(
+        model, "openai", messages,
+        system=[Text(part["text"]) for part in (body.get("systemInstruction") or {}).get("parts") or []],
+        max_tokens=settings.get("maxOutputTokens"), stop=settings.get("stopSequences") or [], stream=stream,
+        tools=[Tool(d["name"]) for tool in body.get("tools") or [] for d in tool.get("functionDeclarations") or []],
+    )

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.conformance_model import FAULTS, conformance_model
+from tests.conformance_model import FAULTS, ConformanceGemini, conformance_model
 from tests.fake_azure import AZURE_KEY, FakeAzure
+from tests.fake_gemini import GEMINI_KEY
 from tests.fake_upstream import FakeUpstream, Reply
 from tests.processes import ROOT, run_cli
 from tornrouter import __version__
@@ -148,6 +149,22 @@ async def test_every_row_passes_against_an_azure_deployment(io_loop):
     error = next(o for o in report.outcomes if o.name == "error_shape")
     assert error.reason.startswith("upstream 404, the client gets 404: provider 'candidate': upstream returned 404: "
                                    "The API deployment for this resource does not exist.")
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("fault", [None, *FAULTS])
+async def test_gemini_passes_and_each_fault_fails_its_rows(io_loop, fault):
+    """Gemini's stream has no validator of its own: the client's stream is
+    checked, and a finish before the last content loses that content."""
+    fake = ConformanceGemini(frozenset({fault} if fault else ())).start()
+    entry = {"kind": "gemini", "base_url": fake.base_url, "api_key": GEMINI_KEY}
+    config = parse_config({"providers": {"candidate": entry}, "router": {"default": "candidate"}}, environ={})
+    try:
+        report = await run(config.providers["candidate"], "gemini-fake", "openai", list(ROWS), 20.0)
+    finally:
+        await fake.stop()
+    broken = BROKEN_BY[fault] if fault else set()
+    assert statuses(report) == {name: "fail" if name in broken else "pass" for name in ROW_NAMES}, report.table()
 
 
 # --- the command line -------------------------------------------------------------------------------------

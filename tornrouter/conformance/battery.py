@@ -40,7 +40,6 @@ TINY_MAX_TOKENS = 16
 WEATHER_PARIS = "What is the weather in Paris right now? Use the get_weather tool."
 WEATHER_TWO = ("What is the weather in Paris and in Tokyo right now? Call get_weather once for each city, "
                "both calls in this one answer.")
-TOOL_CALL_ID = "call_conformance_1"
 TOOL_OUTPUT = '{"city": "Paris", "temperature_c": 17, "conditions": "violet fog"}'
 COLOUR = "red"
 USAGE_PROMPT = "Say hello in five words."
@@ -153,6 +152,10 @@ def called_for(calls: list[ToolCall], *wanted: str) -> None:
         raise Failed(f"no call for {', '.join(missing)}: {cities(calls)}")
 
 
+def transcripts(streamed: Streamed) -> str:
+    return "valid " + " and ".join(f"{name} stream" for name in streamed.validated)
+
+
 def clean(streamed: Streamed) -> ChatResponse:
     """The assembled answer of a stream that ended well and that the validators passed."""
     if streamed.error is not None:
@@ -219,6 +222,8 @@ async def max_tokens(probe: Probe, trace: Trace) -> str:
     stopped(response, "max_tokens")
     if response.usage.output_tokens > TINY_MAX_TOKENS:
         raise Failed(f"{response.usage.output_tokens} output tokens, over max_tokens {TINY_MAX_TOKENS}")
+    if response.usage.output_tokens == 0:
+        return "stop reason max_tokens (the answer counts no output tokens: see the usage row)"
     return f"max_tokens after {response.usage.output_tokens} of {TINY_MAX_TOKENS} tokens"
 
 
@@ -242,12 +247,15 @@ async def parallel_tool_calls(probe: Probe, trace: Trace) -> str:
 
 
 async def tool_result(probe: Probe, trace: Trace) -> str:
-    messages = [
-        user(WEATHER_PARIS),
-        assistant(ToolCall(TOOL_CALL_ID, WEATHER.name, {"city": "Paris"})),
-        user(ToolResult(TOOL_CALL_ID, [Text(TOOL_OUTPUT)])),
-    ]
-    response = await trace.send(probe, probe.request(messages, tools=[WEATHER]))
+    """A round trip: the model's own call (a made-up one would lack what some
+    APIs require of a call sent back, Gemini's thought signature), then its result."""
+    question = user(WEATHER_PARIS)
+    asked = await trace.send(probe, probe.request([question], tools=[WEATHER]), "call")
+    calls = [block for block in asked.content if isinstance(block, ToolCall)]
+    if not calls:
+        raise Failed(f"no tool call to answer (stop reason {asked.stop_reason!r}, text {excerpt(asked.text())})")
+    results = user(*(ToolResult(call.id, [Text(TOOL_OUTPUT)]) for call in calls))
+    response = await trace.send(probe, probe.request([question, assistant(*asked.content), results], tools=[WEATHER]))
     text = response.text()
     if not any(fact in text.lower() for fact in ("17", "violet")):
         raise Failed(f"the answer does not use the tool's result (17 degrees, violet fog): {excerpt(text)}")
@@ -263,18 +271,20 @@ async def image(probe: Probe, trace: Trace) -> str:
 
 
 async def stream_text(probe: Probe, trace: Trace) -> str:
-    response = clean(await trace.stream(probe, probe.request([user(PONG)])))
+    streamed = await trace.stream(probe, probe.request([user(PONG)]))
+    response = clean(streamed)
     text = says(response, "pong")
     stopped(response, "end_turn")
-    return f"streamed {excerpt(text)}; both transcripts valid"
+    return f"streamed {excerpt(text)}; {transcripts(streamed)}"
 
 
 async def stream_tool_call(probe: Probe, trace: Trace) -> str:
-    response = clean(await trace.stream(probe, probe.request([user(WEATHER_PARIS)], tools=[WEATHER])))
+    streamed = await trace.stream(probe, probe.request([user(WEATHER_PARIS)], tools=[WEATHER]))
+    response = clean(streamed)
     calls = weather_calls(response)
     called_for(calls, "Paris")
     stopped(response, "tool_use")
-    return f"streamed {cities(calls)}; both transcripts valid"
+    return f"streamed {cities(calls)}; {transcripts(streamed)}"
 
 
 async def usage(probe: Probe, trace: Trace) -> str:

@@ -38,6 +38,7 @@ class Streamed:
     error: StreamError | None
     problems: list[str] = field(default_factory=list)
     usage: Usage | None = None
+    validated: list[str] = field(default_factory=list)  # whose transcripts the validators read
 
 
 class Probe:
@@ -86,11 +87,13 @@ class Probe:
         finally:
             stream.close()
         problems: list[str] = []
+        validated = [f"{self.client} client"]
         if upstream and stream.format in VALIDATED:
+            validated.insert(0, f"upstream {stream.format}")
             problems += [f"upstream {stream.format} stream: {p}" for p in validate(b"".join(upstream), stream.format)]
         problems += [f"{self.client} client stream: {p}" for p in validate(b"".join(client), self.client)]
         usage = merge_usage(start.usage, delta.usage if delta else None) if start is not None else None
-        return Streamed(out.response(), lossy + out.lossy(), out.error, problems, usage)
+        return Streamed(out.response(), lossy + out.lossy(), out.error, problems, usage, validated)
 
 
 def user(*content: Block | str) -> Message:
