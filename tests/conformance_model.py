@@ -11,8 +11,9 @@ first pixel, a 404 for a model it does not serve), and sends it in the
 upstream's wire shape with ``fake_upstream.answer``, whole or streamed.
 
 ``ConformanceGemini`` is a ``FakeGemini`` giving the same answers in Gemini's
-shape (its requests name the model and the streaming mode in the path, which
-a chooser does not see).
+shape, ``ConformanceBedrock`` a ``FakeBedrock`` giving them to Claude's
+InvokeModel (their requests name the model and the streaming mode in the
+path, which a chooser does not see).
 
 ``faults`` names what to get wrong, each the way a broken upstream does:
 
@@ -35,10 +36,12 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import tornado.escape
 import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
+from tests.fake_bedrock import FakeBedrock, _BedrockHandler, bedrock_error, frames_of
 from tests.fake_gemini import FakeGemini, _GeminiHandler, gemini_error, gemini_part_call, gemini_response, gemini_sse
 from tests.fake_upstream import Reply, answer, responses_response
 from tests.upstream_faults import error_body
@@ -63,14 +66,19 @@ def conformance_model(faults: frozenset[str] = frozenset()) -> Callable[[str, An
             if "html_500" in faults:
                 return Reply(status=500, body=HTML_500, headers={"Content-Type": "text/html"})
             return Reply(status=404, body=error_body(kind, f"The model '{UNKNOWN_MODEL}' does not exist", "not_found_error"))
-        request = codec_for(kind).parse_request(orjson.dumps(body))
-        text, calls, cut = respond(request, faults, kind)
-        reply = answer(kind, body, text, calls)
-        if reply.sse is not None:
-            return stream_faults(kind, reply, faults)
-        return whole_answer(kind, body, reply, text, calls, cut, request, faults)
+        return battery_answer(kind, body, faults)
 
     return choose
+
+
+def battery_answer(kind: str, body: dict[str, Any], faults: frozenset[str]) -> Reply:
+    """The answer to a request body of one of the three APIs, whole or streamed as it asks."""
+    request = codec_for(kind).parse_request(orjson.dumps(body))
+    text, calls, cut = respond(request, faults, kind)
+    reply = answer(kind, body, text, calls)
+    if reply.sse is not None:
+        return stream_faults(kind, reply, faults)
+    return whole_answer(kind, body, reply, text, calls, cut, request, faults)
 
 
 def respond(request: ChatRequest, faults: frozenset[str], kind: str) -> tuple[str | None, list[tuple[str, str, str]], str | None]:
@@ -256,3 +264,40 @@ def gemini_request(body: dict[str, Any], model: str, stream: bool) -> ChatReques
         max_tokens=settings.get("maxOutputTokens"), stop=settings.get("stopSequences") or [], stream=stream,
         tools=[Tool(d["name"]) for tool in body.get("tools") or [] for d in tool.get("functionDeclarations") or []],
     )
+
+
+class ConformanceBedrock(FakeBedrock):
+    """A ``FakeBedrock`` (SigV4 checked) whose InvokeModel answers the battery
+    as ``conformance_model`` does, with ``faults``."""
+
+    def __init__(self, faults: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.faults = faults
+
+    def start(self) -> ConformanceBedrock:
+        # Converse too: a model id that is not Claude's goes there, the unknown one included.
+        route = r"/model/([^/]+)/(invoke|invoke-with-response-stream|converse|converse-stream)"
+        app = tornado.web.Application([(route, _BatteryBedrockHandler, {"upstream": self, "kind": "anthropic"})])
+        sock, self.port = bind_unused_port()
+        self.server = HTTPServer(app)
+        self.server.add_socket(sock)
+        return self
+
+
+class _BatteryBedrockHandler(_BedrockHandler):
+    async def post(self, model: str, method: str) -> None:  # type: ignore[override]
+        self.model = tornado.escape.url_unescape(model)
+        await super().post(model, method)
+
+    def default_reply(self, body: Any) -> Reply:
+        faults: frozenset[str] = self.upstream.faults  # type: ignore[attr-defined]
+        if self.model == UNKNOWN_MODEL:
+            if "html_500" in faults:
+                return Reply(status=500, body=HTML_500, headers={"Content-Type": "text/html"})
+            return Reply(status=400, body=bedrock_error("The provided model identifier is invalid."),
+                         headers={"x-amzn-ErrorType": "ValidationException:"})
+        wire = {key: value for key, value in body.items() if key != "anthropic_version"}
+        reply = battery_answer("anthropic", {**wire, "model": self.model, "stream": self.streaming}, faults)
+        if reply.sse is not None:
+            reply.sse = frames_of(reply.sse)
+        return reply

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conformance_model import FAULTS, ConformanceGemini, conformance_model
+from tests.conformance_model import FAULTS, ConformanceBedrock, ConformanceGemini, conformance_model
+from tests.fake_bedrock import ACCESS_KEY, REGION, SECRET_KEY
 from tests.fake_azure import AZURE_KEY, FakeAzure
 from tests.fake_gemini import GEMINI_KEY
 from tests.fake_upstream import FakeUpstream, Reply
@@ -165,6 +166,33 @@ async def test_gemini_passes_and_each_fault_fails_its_rows(io_loop, fault):
         await fake.stop()
     broken = BROKEN_BY[fault] if fault else set()
     assert statuses(report) == {name: "fail" if name in broken else "pass" for name in ROW_NAMES}, report.table()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("fault", [None, *FAULTS])
+async def test_claude_on_bedrock_passes_and_each_fault_fails_its_rows(io_loop, tmp_path, monkeypatch, fault):
+    """Bedrock refuses a model id it does not know with a 400 ValidationException."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    fake = ConformanceBedrock(frozenset({fault} if fault else ())).start()
+    entry = {"kind": "bedrock", "base_url": fake.url, "region": REGION}
+    config = parse_config({"providers": {"candidate": entry}, "router": {"default": "candidate"}}, environ={})
+    try:
+        report = await run(config.providers["candidate"], "anthropic.claude-fake-v1:0", "openai", list(ROWS), 20.0)
+    finally:
+        await fake.stop()
+    broken = BROKEN_BY[fault] if fault else set()
+    assert statuses(report) == {name: "fail" if name in broken else "pass" for name in ROW_NAMES}, report.table()
+    assert fake.verified == len(fake.requests) > len(ROWS)  # every request signed
+    if fault is None:
+        error = next(o for o in report.outcomes if o.name == "error_shape")
+        assert error.reason.startswith("upstream 400, the client gets 400: provider 'candidate': ")
+        assert "The provided model identifier is invalid." in error.reason
 
 
 # --- the command line -------------------------------------------------------------------------------------
