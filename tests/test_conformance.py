@@ -281,6 +281,11 @@ def test_what_the_command_cannot_run_is_named(tmp_path):
     no_model = run_cli("conformance", "--conf", str(conf), "--provider", "echo")
     assert no_model.returncode == 2
     assert no_model.stderr == "tornrouter conformance: --model: required, since provider 'echo' lists no models\n"
+    unwritable = run_cli("conformance", "--conf", str(conf), "--provider", "echo", "--model", "m", "--only", "plain_text",
+                         "--json", str(tmp_path / "no-such-dir" / "r.json"))
+    assert unwritable.returncode == 2 and unwritable.stdout.splitlines()[2].split()[:2] == ["plain_text", "pass"]
+    assert unwritable.stderr == (f"tornrouter conformance: --json: cannot write {tmp_path / 'no-such-dir' / 'r.json'}: "
+                                 "No such file or directory\n")
     (tmp_path / "bad.yaml").write_text("providers: {x: {kind: nonsense}}\n")
     bad = run_cli("conformance", "--conf", str(tmp_path / "bad.yaml"), "--provider", "x")
     assert bad.returncode == 2 and bad.stderr.startswith(f"{tmp_path / 'bad.yaml'}: providers.x.kind")
