@@ -18,7 +18,8 @@ path, which a chooser does not see).
 ``faults`` names what to get wrong, each the way a broken upstream does:
 
     drop_usage        no usage in a whole answer; zero counts (or no usage chunk) in a stream
-    out_of_order      a stream's last two events before its end swapped
+    out_of_order      a stream's last two events before its end swapped (Gemini's:
+                      its finish before its last content)
     html_500          a 500 HTML page for the model it does not serve
     ignore_stop       the count not cut at the stop sequence
     mangle_arguments  tool-call arguments that are not JSON (or, where the wire
@@ -55,6 +56,11 @@ STORY = " ".join(["The keeper climbed the stairs again."] * 120)
 HTML_500 = b"<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>"
 
 
+def server_error_page() -> Reply:
+    """The ``html_500`` fault's answer: what a crashed app server behind a proxy sends."""
+    return Reply(status=500, body=HTML_500, headers={"Content-Type": "text/html"})
+
+
 def conformance_model(faults: frozenset[str] = frozenset()) -> Callable[[str, Any], Reply | None]:
     unknown = set(faults) - set(FAULTS)
     assert not unknown, f"no such fault: {unknown}"
@@ -64,7 +70,7 @@ def conformance_model(faults: frozenset[str] = frozenset()) -> Callable[[str, An
             return None
         if body.get("model") == UNKNOWN_MODEL:
             if "html_500" in faults:
-                return Reply(status=500, body=HTML_500, headers={"Content-Type": "text/html"})
+                return server_error_page()
             return Reply(status=404, body=error_body(kind, f"The model '{UNKNOWN_MODEL}' does not exist", "not_found_error"))
         return battery_answer(kind, body, faults)
 
@@ -207,7 +213,7 @@ class _BatteryGeminiHandler(_GeminiHandler):
         faults = fake.faults
         if self.model == UNKNOWN_MODEL:
             if "html_500" in faults:
-                return Reply(status=500, body=HTML_500, headers={"Content-Type": "text/html"})
+                return server_error_page()
             message = f"models/{self.model} is not found for API version v1beta, or is not supported for generateContent."
             return Reply(status=404, body=gemini_error(404, message, "NOT_FOUND"))
         request = gemini_request(body, self.model, self.streaming)
@@ -293,7 +299,7 @@ class _BatteryBedrockHandler(_BedrockHandler):
         faults: frozenset[str] = self.upstream.faults  # type: ignore[attr-defined]
         if self.model == UNKNOWN_MODEL:
             if "html_500" in faults:
-                return Reply(status=500, body=HTML_500, headers={"Content-Type": "text/html"})
+                return server_error_page()
             return Reply(status=400, body=bedrock_error("The provided model identifier is invalid."),
                          headers={"x-amzn-ErrorType": "ValidationException:"})
         wire = {key: value for key, value in body.items() if key != "anthropic_version"}
