@@ -1,7 +1,8 @@
 """The command line: load and check the config, then serve (one process, or
 ``--processes N`` workers on one port) until SIGTERM/SIGINT; SIGHUP reloads.
 The lifecycle itself is in ``lifecycle`` (one process) and ``workers``.
-``tornrouter init [DIR]`` writes the example configs out (``starter``)."""
+``tornrouter init [DIR]`` writes the example configs out (``starter``);
+``tornrouter conformance`` checks a provider (``conformance``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from . import __version__
 from .runtime import Runtime
 from .components import Components
 from .config import Config, load_config
+from .conformance.arguments import add_arguments as add_conformance_arguments
 from .errors import ConfigError
 from .lifecycle import SIGNALS, Service
 from .server import fit_open_files_limit
@@ -38,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     init = commands.add_parser("init", help="write the example configs (dev.yaml, prod.yaml) into DIR")
     init.add_argument("dir", nargs="?", default=".", type=Path, help="where to write them (default: here)")
     init.add_argument("--force", action="store_true", help="overwrite configs of the same name")
+    conformance = commands.add_parser("conformance", help="check that a provider speaks its API as the router reads it")
+    add_conformance_arguments(conformance)
     parser.add_argument("--conf", help="the YAML config file (required to serve)")
     parser.add_argument("--host", help="listen address (overrides server.host)")
     parser.add_argument("--port", type=int, help="listen port (overrides server.port)")
@@ -54,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "init":
         return init(args.dir, args.force)
+    if args.command == "conformance":  # imported here: its stream validators are no part of serving
+        from .conformance.command import main as conformance
+
+        return conformance(args)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # The JSONL request log is the access log; Tornado's own would cost every request a line.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
