@@ -38,6 +38,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     init = commands.add_parser("init", help="write the example configs (dev.yaml, prod.yaml) into DIR")
     init.add_argument("dir", nargs="?", default=".", type=Path, help="where to write them (default: here)")
     init.add_argument("--force", action="store_true", help="overwrite configs of the same name")
+    explain = commands.add_parser("explain", help="what the router would do with a request, without sending it")
+    explain.add_argument("--conf", required=True, help="the YAML config file")
+    explain.add_argument("request", help="a request body (JSON) of chat completions, messages or responses")
+    explain.add_argument("--api", choices=("chat", "messages", "responses"),
+                         help="the body's API (default: inferred from its fields)")
+    explain.add_argument("--key", help="the client key to send it with (the admin key explains any model)")
+    explain.add_argument("--id", help="the request id: it seeds a loadbalance draw (default: a new one)")
     parser.add_argument("--conf", help="the YAML config file (required to serve)")
     parser.add_argument("--host", help="listen address (overrides server.host)")
     parser.add_argument("--port", type=int, help="listen port (overrides server.port)")
@@ -54,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "init":
         return init(args.dir, args.force)
+    if args.command == "explain":
+        return explain(args)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # The JSONL request log is the access log; Tornado's own would cost every request a line.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
@@ -93,6 +102,19 @@ def init(directory: Path, force: bool) -> int:
         print(f"wrote {path}")
     print(f"serve the offline default with: tornrouter --conf {written[0]}")
     return 0
+
+
+def explain(args: argparse.Namespace) -> int:
+    from .explain_command import run
+
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)  # stdout is the explanation's
+    try:
+        config = load_config(args.conf)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{args.conf}: {problem}", file=sys.stderr)
+        return REFUSED
+    return run(config, args.request, args.api, args.key, args.id)
 
 
 def read_config(args: argparse.Namespace, worker: int | None = None) -> Config:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .request_shape import request_shape
+
 if TYPE_CHECKING:
     from .context import RequestRecord
 
@@ -87,6 +89,8 @@ ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord], Any]], ...] = (
     ("token_count", lambda r: r.token_count),
     ("session", lambda r: r.session),
     ("affinity", lambda r: r.affinity.to_json() if r.affinity else None),
+    ("dry_run", lambda r: r.dry_run),
+    ("request", lambda r: request_shape(r.request) if r.request else None),  # what replay needs beyond the messages
 )
 
 
