@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from tests.access_support import ADMIN_KEY, TEAM_A, bearer, error_of
-from tests.configs import base_config
+from tests.configs import base_config, every_model_to, provider
+from tests.redis_support import needs_redis
 from tests.wire import ANTHROPIC, OPENAI, RESPONSES, body_for
 from tornrouter.config import parse_config
 from tornrouter.runtime import Runtime
@@ -46,6 +47,9 @@ def explained_config(upstream_url: str, log_path: str, **more: Any) -> dict[str,
          "to": [{"target": "oai/gpt-4o", "weight": 3}, "oresp/gpt-5-mini"]},
         *config["router"]["routes"],
     ]
+    for route in config["router"]["routes"]:
+        if route["model"] == "to-openai":  # one target: the same cache key, whatever the request's id
+            route["cache"] = {"ttl_s": 600}
     return config
 
 
@@ -98,7 +102,7 @@ async def test_a_dry_run_explains_the_route_and_sends_nothing(explained, upstrea
 
 @pytest.mark.gen_test
 async def test_a_real_request_is_logged_as_not_a_dry_run_and_then_the_cache_would_hit(explained, upstream):
-    body = body_for(OPENAI, "gpt-4o", "what is the capital of France?", temperature=0)
+    body = body_for(OPENAI, "to-openai", "what is the capital of France?", temperature=0)
 
     real = await explained.post(OPENAI, body)
     assert real.code == 200 and real.headers["x-tornrouter-cache"] == "store"
@@ -270,3 +274,49 @@ def test_different_request_ids_spread_by_weight():
 
     # Expected 3000 of 4000 first to the weight-3 target; sd ~27, the band is five sd wide each side.
     assert 2865 <= firsts["oai/gpt-4o"] <= 3135, firsts
+
+
+# --- sessions, streams, a shared state ----------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_a_dry_run_shows_the_sessions_pinned_target_first(start_router, fakes, tmp_path):
+    a, b = fakes(), fakes()
+    router = start_router(every_model_to(tmp_path, {"a": provider("anthropic", a.url), "b": provider("anthropic", b.url)},
+                                         ["a/model-a", "b/model-b"], strategy="loadbalance"))
+    session = {"X-Claude-Code-Session-Id": "s-1"}
+    served = await router.post(ANTHROPIC, body_for(ANTHROPIC, "any"), session)
+    pinned = f"{served.headers['x-tornrouter-provider']}/{served.headers['x-tornrouter-model']}"
+
+    outs = [json.loads((await router.post(ANTHROPIC, body_for(ANTHROPIC, "any"), {**DRY, **session})).body) for _ in range(6)]
+
+    assert all(out["session"] == {"name": "s-1", "pinned": pinned} for out in outs)
+    assert all(out["candidates"][0]["target"] == pinned for out in outs)
+    assert len(a.requests) + len(b.requests) == 1
+
+
+@pytest.mark.gen_test
+async def test_a_streamed_request_is_explained_in_json(explained, upstream):
+    response = await explained.post(ANTHROPIC, body_for(ANTHROPIC, "gpt-4o", stream=True), DRY)
+
+    assert response.code == 200 and response.headers["Content-Type"] == "application/json"
+    assert json.loads(response.body)["routing"]["index"] == 2
+    assert upstream.requests == []
+
+
+@needs_redis
+@pytest.mark.gen_test
+async def test_limits_held_in_redis_are_read_not_counted(start_router, upstream, redis_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEAM_A_KEY", TEAM_A)
+    router = start_router(base_config(
+        upstream.url, str(tmp_path / "requests.jsonl"), state={"backend": "redis", "url": redis_server.url},
+        keys=[{"name": "team-a", "key": "${TEAM_A_KEY}", "models": ["*"], "rpm": 3, "concurrency": 2}],
+    ))
+    assert (await router.post(OPENAI, body_for(OPENAI, "gpt-4o"), bearer(TEAM_A))).code == 200
+
+    for _ in range(4):
+        out = json.loads((await router.post(OPENAI, body_for(OPENAI, "gpt-4o"), {**DRY, **bearer(TEAM_A)})).body)
+
+    limits = {row["limit"]: row for row in out["access"]["limits"]}
+    assert (limits["rpm"]["used"], limits["rpm"]["remaining"], limits["rpm"]["would_refuse"]) == (1, 2, False)
+    assert (limits["concurrency"]["used"], limits["concurrency"]["remaining"]) == (0, 2)
