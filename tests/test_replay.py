@@ -98,7 +98,7 @@ async def test_replay_shows_moves_refusals_cost_and_tags(logged, tmp_path):
     assert all(row["after"] == "ant/claude-haiku-4-5" and row["cost_after_source"] == "new prices, logged usage" for row in moved)
     # Haiku costs less than gpt-4o's output: the moved requests cost less after.
     assert sum(r["cost_after_usd"] for r in moved) != sum(r["cost_before_usd"] for r in moved)
-    assert "cost (USD):\n  before " in out and "(9 logged)" in out and "(7 new prices, logged usage; 2 without a price)" in out
+    assert "cost (USD):\n  before " in out and "(9 logged)" in out and "(7 new prices, logged usage, 2 would fail)" in out
     with open(tmp_path / "out.csv", newline="") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 9 and {r["failure_kind"] for r in table} == {"", "model refused"}

@@ -31,7 +31,7 @@ def summary(outcomes: list[Outcome], files: list[str], conf: str, skipped: Count
     lines += _counted(f"{o.failure_kind}: {o.failure}" for o in failures)
 
     lines += ["", "cost (USD):", _cost_line("before", outcomes, lambda o: (o.cost_before_usd, o.cost_before_source)),
-              _cost_line("after ", outcomes, lambda o: (o.cost_after_usd, o.cost_after_source))]
+              _cost_line("after", outcomes, lambda o: (o.cost_after_usd, o.cost_after_source))]
 
     changes: Counter[str] = Counter()
     for o in outcomes:
@@ -49,16 +49,16 @@ def _counted(items: Iterable[str]) -> list[str]:
 
 
 def _cost_line(label: str, outcomes: list[Outcome], pick) -> str:
-    total, sources, unknown = 0.0, Counter(), 0
+    total, sources = 0.0, Counter()
     for outcome in outcomes:
         cost, source = pick(outcome)
-        if cost is None:
-            unknown += 1
-            continue
-        total += cost
-        sources[source] += 1
+        if cost is not None:
+            total += cost
+            sources[source] += 1
+        else:
+            sources["would fail" if label == "after" and outcome.failure else "without a price"] += 1
     how = ", ".join(f"{n} {source}" for source, n in sources.most_common())
-    return f"  {label} {total:12.6f}  ({how or 'none priced'}{f'; {unknown} without a price' if unknown else ''})"
+    return f"  {label:6s} {total:12.6f}  ({how})"
 
 
 def write_json(path: str, outcomes: list[Outcome]) -> None:
