@@ -190,3 +190,29 @@ async def test_replay_send_sends_the_whole_bodies_again_and_reports_latency(logg
     assert [e["requested_model"] for e in resent].count("gpt-4o") == 5 and len(upstream.requests) == before + 5
     assert sorted(e["messages"][0]["content"][0]["text"] for e in resent) == sorted(
         e["messages"][0]["content"][0]["text"] for e in entries[:5])
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_hosted_tool_and_reasoning_are_rebuilt_from_the_entrys_request_field(start_router, upstream, tmp_path):
+    config = base_config(upstream.url, str(tmp_path / "requests.jsonl"))
+    config["classifiers"] = [{"use": "web_search"}, {"use": "thinking"}]
+    router = start_router(config)
+    body = body_for(ANTHROPIC, "claude-sonnet-4-5", "news?", max_tokens=2000,
+                    tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}],
+                    thinking={"type": "enabled", "budget_tokens": 1024})
+    assert (await router.post(ANTHROPIC, body)).code == 200
+    [entry] = router.log_entries()
+    assert entry["request"] == {"api": "anthropic", "max_tokens": 2000, "tools": ["web_search"],
+                                "hosted_tools": {"web_search": "web_search_20250305"},
+                                "reasoning": {"mode": "enabled", "budget_tokens": 1024}}
+    del config["log"]
+    conf = tmp_path / "same.yaml"
+    conf.write_text(yaml.safe_dump(config))
+    write_log(tmp_path / "shaped.jsonl", [shape_of(entry, "none")])
+
+    code, out, err = await tornrouter("replay", str(tmp_path / "shaped.jsonl"), "--conf", str(conf), "--json", str(tmp_path / "out.json"))
+
+    assert code == 0, err
+    [row] = json.loads((tmp_path / "out.json").read_text())
+    assert row["tags_before"] == row["tags_after"] == ["thinking", "web_search"]
+    assert (row["before"], row["after"], row["changed"]) == ("ant/claude-sonnet-4-5", "ant/claude-sonnet-4-5", False)

@@ -21,6 +21,7 @@ from .context import RequestRecord
 from .errors import RouterError
 from .explain import explain
 from .formats import codec_for
+from .handlers.responses import parse
 from .runtime import Runtime
 
 log = logging.getLogger("tornrouter")
@@ -58,8 +59,6 @@ async def explain_body(runtime: Runtime, raw: bytes, api: str, key: str | None, 
     """The explanation of the body ``raw`` of ``api``, as sent with ``key``
     (the admin key explains any model).  Raises the ``RouterError`` a dry run
     would answer with (a bad body's 400, a refused key or model)."""
-    from .handlers.responses import parse  # the Responses API's previous_response_id, from the store
-
     endpoint, format_name = APIS[api]
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     access = runtime.access
@@ -68,7 +67,7 @@ async def explain_body(runtime: Runtime, raw: bytes, api: str, key: str | None, 
     record = RequestRecord(request_id, endpoint, runtime.http)
     record.dry_run = True
     record.key_name = client_key.name if client_key is not None else None
-    if api == "responses":
+    if api == "responses":  # previous_response_id: the conversation comes from the store, as the endpoint reads it
         record.ctx.request = (await parse(raw, runtime.responses, record.key_name)).request
     else:
         record.ctx.request = codec_for(format_name).parse_request(raw)

@@ -20,9 +20,9 @@ def request_shape(request: ChatRequest) -> dict[str, Any]:
         shape["temperature"] = request.temperature
     if request.tools:
         shape["tools"] = [tool.name for tool in request.tools]
-        hosted = [tool.builtin for tool in request.tools if tool.builtin is not None]
+        hosted = {tool.name: tool.builtin for tool in request.tools if tool.builtin is not None}
         if hosted:
-            shape["hosted_tools"] = hosted
+            shape["hosted_tools"] = hosted  # name -> its wire type (web_search_20250305...)
     if request.tool_choice is not None:
         shape["tool_choice"] = request.tool_choice.mode
     if request.reasoning is not None:

@@ -57,9 +57,9 @@ def rebuild(entry: dict[str, Any]) -> Rebuilt:
     shape = entry.get("request") or {}
     request.max_tokens = shape.get("max_tokens")
     request.temperature = shape.get("temperature")
-    hosted = list(shape.get("hosted_tools") or [])
+    hosted = shape.get("hosted_tools") or {}
     for name in shape.get("tools") or []:
-        builtin = hosted.pop(0) if name in hosted else None
+        builtin = hosted.get(name)
         request.tools.append(Tool(name, parameters=None if builtin else {"type": "object"}, builtin=builtin))
     if shape.get("tool_choice"):
         request.tool_choice = ToolChoice(shape["tool_choice"])
