@@ -19,6 +19,7 @@ from tests.configs import base_config, every_model_to, provider
 from tests.redis_support import needs_redis
 from tests.wire import ANTHROPIC, OPENAI, RESPONSES, body_for
 from tornrouter.config import parse_config
+from tornrouter.plugins import BasePlugin
 from tornrouter.runtime import Runtime
 
 DRY = {"x-tornrouter-dry-run": "1"}
@@ -320,3 +321,24 @@ async def test_limits_held_in_redis_are_read_not_counted(start_router, upstream,
     limits = {row["limit"]: row for row in out["access"]["limits"]}
     assert (limits["rpm"]["used"], limits["rpm"]["remaining"], limits["rpm"]["would_refuse"]) == (1, 2, False)
     assert (limits["concurrency"]["used"], limits["concurrency"]["remaining"]) == (0, 2)
+
+
+class Audit(BasePlugin):
+    """Appends a line to ``settings['path']`` at Start, unless the request is a dry run."""
+
+    async def on_start(self, ctx):
+        if not ctx.dry_run:
+            with open(self.settings["path"], "a") as f:
+                f.write(ctx.request.model + "\n")
+
+
+@pytest.mark.gen_test
+async def test_a_plugin_can_tell_a_dry_run_and_skip_its_side_effects(start_router, upstream, tmp_path):
+    audit = tmp_path / "audit.txt"
+    router = start_router(base_config(upstream.url, str(tmp_path / "requests.jsonl"),
+                                      plugins=[{"use": "tests.test_explain.Audit", "settings": {"path": str(audit)}}]))
+
+    assert (await router.post(OPENAI, body_for(OPENAI, "gpt-4o"), DRY)).code == 200
+    assert not audit.exists()
+    assert (await router.post(OPENAI, body_for(OPENAI, "gpt-4o"))).code == 200
+    assert audit.read_text() == "gpt-4o\n"

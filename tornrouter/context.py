@@ -33,7 +33,7 @@ class PluginContext:
     read, changed and replaced; the pipeline checks them after each hook.
     ``state`` is a dict shared by the hooks of one request, ``http`` the
     router's shared ``AsyncHTTPClient``, ``settings`` the settings of the plugin
-    being called.  ``tags``, ``decision`` and ``id`` are read-only."""
+    being called.  ``tags``, ``decision``, ``id`` and ``dry_run`` are read-only."""
 
     __slots__ = ("request", "response", "settings", "state", "http", "_record")
 
@@ -54,6 +54,13 @@ class PluginContext:
     def tags(self) -> dict[str, str]:
         """The classifiers' tags (tag -> the classifier that set it); empty before they ran."""
         return self.request.tags if self.request is not None else {}
+
+    @property
+    def dry_run(self) -> bool:
+        """The request is being explained (``x-tornrouter-dry-run``, ``tornrouter
+        explain``, ``tornrouter replay``), not sent: Start and PreRouting run as
+        they would, and a hook with side effects may skip them."""
+        return self._record.dry_run
 
     @property
     def decision(self) -> Decision | None:
