@@ -32,8 +32,8 @@ from .classifiers.builtin import estimate_input_tokens
 from .config import Route
 from .errors import NoProvider, RouterError
 from .plugins.base import BasePlugin
-from .providers.base import HTTPProvider
 from .plugins.pipeline import END, POST_RESPONSE, PRE_ROUTING, START
+from .providers.base import HTTPProvider
 from .router import Candidate, Decision, target_name
 
 if TYPE_CHECKING:

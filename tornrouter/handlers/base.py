@@ -22,8 +22,8 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from ..access import ANONYMOUS, Admission, ClientKey
 from ..canonical import ChatRequest, StreamError
 from ..context import RequestRecord
-from ..explain import DRY_RUN_HEADER, dry_run_requested, explain
 from ..errors import BodyTooLarge, Overloaded, RouterError, UpstreamError
+from ..explain import DRY_RUN_HEADER, dry_run_requested, explain
 from ..formats.base import Codec
 from ..providers.streaming import EventStream
 from .streaming import ClientStream
