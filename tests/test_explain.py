@@ -342,3 +342,17 @@ async def test_a_plugin_can_tell_a_dry_run_and_skip_its_side_effects(start_route
     assert not audit.exists()
     assert (await router.post(OPENAI, body_for(OPENAI, "gpt-4o"))).code == 200
     assert audit.read_text() == "gpt-4o\n"
+
+
+@pytest.mark.gen_test
+async def test_a_dry_run_says_which_limit_would_refuse_the_request(start_router, upstream, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEAM_A_KEY", TEAM_A)
+    router = start_router(base_config(upstream.url, str(tmp_path / "requests.jsonl"),
+                                      keys=[{"name": "team-a", "key": "${TEAM_A_KEY}", "models": ["*"], "rpm": 1}]))
+    assert (await router.post(OPENAI, body_for(OPENAI, "gpt-4o"), bearer(TEAM_A))).code == 200
+
+    out = json.loads((await router.post(OPENAI, body_for(OPENAI, "gpt-4o"), {**DRY, **bearer(TEAM_A)})).body)
+
+    assert out["access"]["admitted"] is False and out["access"]["refused_by"] == "key rpm"
+    assert out["access"]["limits"] == [{"scope": "key", "limit": "rpm", "max": 1, "used": 1, "remaining": 0, "would_refuse": True}]
+    assert (await router.post(OPENAI, body_for(OPENAI, "gpt-4o"), bearer(TEAM_A))).code == 429  # as it said

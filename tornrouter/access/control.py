@@ -254,7 +254,7 @@ class AccessControl:
             used = [None] * len(checks)
             out["state"] = "unreachable: " + ("would refuse (on_error: fail_closed)" if self.fail_closed
                                               else "would serve without limits (on_error: fail_open)")
-        refused_by = None
+        refused_by = "the state backend (unreachable, on_error: fail_closed)" if "state" in out and self.fail_closed else None
         for limit, held in zip(limits, used):
             check = limit.check
             row: dict[str, Any] = {"scope": limit.scope, "limit": limit.name, "max": check.limit, "used": held}
