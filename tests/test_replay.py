@@ -216,3 +216,16 @@ async def test_a_hosted_tool_and_reasoning_are_rebuilt_from_the_entrys_request_f
     [row] = json.loads((tmp_path / "out.json").read_text())
     assert row["tags_before"] == row["tags_after"] == ["thinking", "web_search"]
     assert (row["before"], row["after"], row["changed"]) == ("ant/claude-sonnet-4-5", "ant/claude-sonnet-4-5", False)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_replay_names_a_log_it_cannot_find_and_the_option_it_lacks(tmp_path):
+    missing = str(tmp_path / "requests.*.jsonl")
+
+    code, out, err = await tornrouter("replay", missing, "--conf", str(tmp_path / "new.yaml"))
+    no_conf = await tornrouter("replay", missing)
+    no_url = await tornrouter("replay", missing, "--send")
+
+    assert (code, out) == (2, "") and f"tornrouter replay: {missing}: no such log file" in err
+    assert no_conf[0] == 2 and "--conf is required" in no_conf[2]
+    assert no_url[0] == 2 and "--send needs --to-url" in no_url[2]
