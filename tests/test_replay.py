@@ -221,8 +221,10 @@ async def test_a_hosted_tool_and_reasoning_are_rebuilt_from_the_entrys_request_f
 @pytest.mark.gen_test(timeout=60)
 async def test_replay_names_a_log_it_cannot_find_and_the_option_it_lacks(tmp_path):
     missing = str(tmp_path / "requests.*.jsonl")
+    conf = tmp_path / "new.yaml"
+    conf.write_text(yaml.safe_dump({"providers": {"echo": {"kind": "echo"}}, "router": {"default": "echo"}}))
 
-    code, out, err = await tornrouter("replay", missing, "--conf", str(tmp_path / "new.yaml"))
+    code, out, err = await tornrouter("replay", missing, "--conf", str(conf))
     no_conf = await tornrouter("replay", missing)
     no_url = await tornrouter("replay", missing, "--send")
 
