@@ -19,6 +19,7 @@ from tests.configs import base_config, every_model_to, provider
 from tests.redis_support import needs_redis
 from tests.wire import ANTHROPIC, OPENAI, RESPONSES, body_for
 from tornrouter.config import parse_config
+from tornrouter.explain_command import infer_api
 from tornrouter.plugins import BasePlugin
 from tornrouter.runtime import Runtime
 
@@ -356,3 +357,14 @@ async def test_a_dry_run_says_which_limit_would_refuse_the_request(start_router,
     assert out["access"]["admitted"] is False and out["access"]["refused_by"] == "key rpm"
     assert out["access"]["limits"] == [{"scope": "key", "limit": "rpm", "max": 1, "used": 1, "remaining": 0, "would_refuse": True}]
     assert (await router.post(OPENAI, body_for(OPENAI, "gpt-4o"), bearer(TEAM_A))).code == 429  # as it said
+
+
+@pytest.mark.parametrize(("body", "api"), [
+    ({"model": "m", "input": "hi"}, "responses"),
+    ({"model": "m", "max_tokens": 10, "system": "terse", "messages": [{"role": "user", "content": "hi"}]}, "messages"),
+    ({"model": "m", "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "1"}]}]}, "messages"),
+    ({"model": "m", "messages": [{"role": "system", "content": "terse"}, {"role": "user", "content": "hi"}]}, "chat"),
+    ({"model": "m", "messages": [{"role": "user", "content": "hi"}]}, "chat"),
+])
+def test_tornrouter_explain_infers_the_api_from_the_body(body, api):
+    assert infer_api(body) == api
