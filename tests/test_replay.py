@@ -117,7 +117,7 @@ async def test_replay_reads_every_workers_file_and_skips_mirror_records_and_dry_
 
     assert code == 0, err
     assert "replayed 9 request(s) from 2 file(s)" in out
-    assert "skipped: 1 dry runs, 2 mirror records" in out
+    assert "skipped: dry runs (1), mirror records (2)" in out
     assert "4  oai/gpt-4o -> ant/claude-haiku-4-5" in out
 
 

@@ -16,7 +16,7 @@ def summary(outcomes: list[Outcome], files: list[str], conf: str, skipped: Count
     lines = [f"replayed {len(outcomes)} request(s) from {len(files)} file(s) under {conf} "
              "(offline: routing and access only, nothing sent)"]
     if skipped:
-        lines.append("  skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+        lines.append("  skipped: " + ", ".join(f"{why} ({n})" for why, n in sorted(skipped.items())))
     shaped = sum(o.from_shape for o in outcomes)
     if shaped:
         lines.append(f"  routed from their shape only (log.bodies none or hash): {shaped}")
