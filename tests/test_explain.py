@@ -131,6 +131,15 @@ async def test_a_request_no_route_takes_is_explained(start_router, upstream, tmp
 
 
 @pytest.mark.gen_test
+async def test_a_forced_provider_is_explained_and_its_split_is_no_change(explained):
+    out = json.loads((await explained.post(OPENAI, body_for(OPENAI, "ant,claude-opus-4-5"), DRY)).body)
+
+    assert out["routing"] == {"matched": "forced", "forced_provider": "ant"}
+    assert [c["target"] for c in out["candidates"]] == ["ant/claude-opus-4-5"]
+    assert out["changes"] == []  # the router's split of "ant,claude-opus-4-5" is no plugin's change
+
+
+@pytest.mark.gen_test
 async def test_the_lossy_list_is_the_first_candidates(explained):
     body = body_for(OPENAI, "to-anthropic", logprobs=True)
 
@@ -158,7 +167,7 @@ async def test_a_plugin_that_answers_is_named(start_router, upstream, tmp_path):
 
     out = json.loads((await router.post(OPENAI, body_for(OPENAI, "gpt-4o"), DRY)).body)
 
-    assert out["answered_by_plugin"] == "shortcircuit"
+    assert out["stopped_by_plugin"] == {"plugin": "shortcircuit", "answered": True}
     assert out["candidates"] == [] and out["routing"] == {"matched": None}
     assert upstream.requests == []
 

@@ -34,7 +34,7 @@ from .errors import NoProvider, RouterError
 from .plugins.base import BasePlugin
 from .plugins.pipeline import END, POST_RESPONSE, PRE_ROUTING, START
 from .providers.base import HTTPProvider
-from .router import Candidate, Decision, target_name
+from .router import Candidate, Decision, split_forced, target_name
 
 if TYPE_CHECKING:
     from .access import ClientKey
@@ -58,6 +58,7 @@ async def explain(runtime: Runtime, record: RequestRecord, key: ClientKey | None
     request no route takes, which is explained."""
     access = await runtime.access.preview(record, key)
     before = request_json(record.request)
+    before["model"] = split_forced(before["model"])[1]  # as prepare splits it: not a plugin's change
     out: dict[str, Any] = {"object": "tornrouter.explanation", "id": record.id, "dry_run": True,
                            "endpoint": record.endpoint, "requested_model": record.request.model}
     try:
@@ -77,8 +78,9 @@ async def explain(runtime: Runtime, record: RequestRecord, key: ClientKey | None
     out["lossy"] = lossy_json(first, request) if first else None
     out["estimate"] = estimate_json(runtime, first, request)
     out["cache"] = await runtime.cache.would_hit(record) if record.decision else {"enabled": False}
-    if record.decision is None and failure is None:
-        out["answered_by_plugin"] = record.active_plugins[-1] if record.active_plugins else True
+    if record.decision is None and failure is None:  # a Start or PreRouting hook stopped the pipeline
+        out["stopped_by_plugin"] = {"plugin": record.active_plugins[-1] if record.active_plugins else None,
+                                    "answered": record.response is not None}
     return out
 
 
