@@ -231,3 +231,18 @@ async def test_replay_names_a_log_it_cannot_find_and_the_option_it_lacks(tmp_pat
     assert (code, out) == (2, "") and f"tornrouter replay: {missing}: no such log file" in err
     assert no_conf[0] == 2 and "--conf is required" in no_conf[2]
     assert no_url[0] == 2 and "--send needs --to-url" in no_url[2]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_replay_warns_that_a_keyword_classifier_cannot_read_a_shape(logged, upstream, tmp_path):
+    _, entries = await logged()
+    write_log(tmp_path / "shaped.jsonl", [shape_of(e, "hash") for e in entries])
+    config = new_config(upstream.url)
+    config["classifiers"].append({"use": "keyword", "tag": "urgent", "patterns": ["urgent"]})
+    conf = tmp_path / "keyword.yaml"
+    conf.write_text(yaml.safe_dump(config))
+
+    code, out, err = await tornrouter("replay", str(tmp_path / "shaped.jsonl"), "--conf", str(conf))
+
+    assert code == 0, err
+    assert "  (their text is placeholder: the tags of keyword may differ for them)\n" in out

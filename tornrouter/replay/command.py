@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from ..classifiers.builtin import Background, Images, LongContext, ThinkingRequested, Tools, WebSearch
 from ..config import Config
 from ..runtime import Runtime
 from .offline import Outcome, replay_entry
@@ -18,6 +19,8 @@ from .reading import NoLogFiles, log_files, read_entries
 from .rebuild import NotReplayable, Rebuilt, rebuild
 from .report import summary, write_csv, write_json
 from .send import send_all
+
+SHAPE_ONLY = (Background, Images, LongContext, ThinkingRequested, Tools, WebSearch)  # what a rebuilt shape keeps
 
 
 def load(patterns: list[str]) -> tuple[list[str], list[tuple[str, dict[str, Any], Rebuilt]], Counter[str]]:
@@ -43,12 +46,18 @@ def run(args: Any, config: Config | None) -> int:
         return asyncio.run(_send(args, entries))
     assert config is not None
     outcomes = asyncio.run(route_all(config, entries))
-    sys.stdout.write(summary(outcomes, files, args.conf, skipped))
+    sys.stdout.write(summary(outcomes, files, args.conf, skipped, text_readers(config)))
     if args.json:
         write_json(args.json, outcomes)
     if args.csv:
         write_csv(args.csv, outcomes)
     return 0
+
+
+def text_readers(config: Config) -> list[str]:
+    """The classifiers that may read a request's text: all but the built-ins
+    that read only lengths and shapes."""
+    return [entry.use for entry in config.classifiers if entry.cls not in SHAPE_ONLY]
 
 
 async def route_all(config: Config, entries: list[tuple[str, dict[str, Any], Rebuilt]]) -> list[Outcome]:

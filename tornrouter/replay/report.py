@@ -12,7 +12,11 @@ import orjson
 from .offline import Outcome
 
 
-def summary(outcomes: list[Outcome], files: list[str], conf: str, skipped: Counter[str]) -> str:
+def summary(outcomes: list[Outcome], files: list[str], conf: str, skipped: Counter[str],
+            text_readers: list[str] = ()) -> str:
+    """``text_readers``: the new config's classifiers that may read the text
+    (a ``keyword``, any of the operator's own), whose tags a request rebuilt
+    from its shape cannot be trusted for."""
     lines = [f"replayed {len(outcomes)} request(s) from {len(files)} file(s) under {conf} "
              "(offline: routing and access only, nothing sent)"]
     if skipped:
@@ -20,6 +24,8 @@ def summary(outcomes: list[Outcome], files: list[str], conf: str, skipped: Count
     shaped = sum(o.from_shape for o in outcomes)
     if shaped:
         lines.append(f"  routed from their shape only (log.bodies none or hash): {shaped}")
+        if text_readers:
+            lines.append(f"  (their text is placeholder: the tags of {', '.join(text_readers)} may differ for them)")
 
     moves = Counter((o.before or "-", o.after) for o in outcomes if o.changed)
     lines += ["", f"target changes (old -> new): {sum(moves.values())}"]
