@@ -377,3 +377,13 @@ async def test_a_dry_run_says_which_limit_would_refuse_the_request(start_router,
 ])
 def test_tornrouter_explain_infers_the_api_from_the_body(body, api):
     assert infer_api(body) == api
+
+
+@pytest.mark.gen_test
+async def test_a_dry_run_is_not_counted_as_a_request_in_the_metrics(explained):
+    assert (await explained.post(OPENAI, body_for(OPENAI, "gpt-4o"), DRY)).code == 200
+
+    scrape = (await explained.get("/metrics")).body.decode()
+
+    assert 'tornrouter_requests_total{endpoint="/v1/chat/completions"' not in scrape
+    assert 'tornrouter_requests_in_flight{endpoint="/v1/chat/completions"} 0.0' in scrape
