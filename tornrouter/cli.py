@@ -42,6 +42,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     init.add_argument("--force", action="store_true", help="overwrite configs of the same name")
     conformance = commands.add_parser("conformance", help="check that a provider speaks its API as the router reads it")
     add_conformance_arguments(conformance)
+    explain = commands.add_parser("explain", help="what the router would do with a request, without sending it")
+    explain.add_argument("--conf", required=True, help="the YAML config file")
+    explain.add_argument("request", help="a request body (JSON) of chat completions, messages or responses")
+    explain.add_argument("--api", choices=("chat", "messages", "responses"),
+                         help="the body's API (default: inferred from its fields)")
+    explain.add_argument("--key", help="the client key to send it with (the admin key explains any model)")
+    explain.add_argument("--id", help="the request id: it seeds a loadbalance draw (default: a new one)")
+    replay = commands.add_parser("replay", help="route a request log under another config, or send it again")
+    replay.add_argument("logs", nargs="+", metavar="LOG", help="request log files or globs (requests.*.jsonl)")
+    replay.add_argument("--conf", help="the config to route them under (required unless --send)")
+    replay.add_argument("--csv", metavar="FILE", help="write one row per request")
+    replay.add_argument("--json", metavar="FILE", help="write one object per request (with --send: the report)")
+    replay.add_argument("--send", action="store_true", help="send the logged requests to --to-url instead")
+    replay.add_argument("--to-url", help="the running router to send them to (http://host:port)")
+    replay.add_argument("--rate", type=float, help="at most R requests started per second (default: no limit)")
+    replay.add_argument("--concurrency", type=int, default=4, help="at most C requests at once (default 4)")
+    replay.add_argument("--key", help="the client key to send them with")
     parser.add_argument("--conf", help="the YAML config file (required to serve)")
     parser.add_argument("--host", help="listen address (overrides server.host)")
     parser.add_argument("--port", type=int, help="listen port (overrides server.port)")
@@ -62,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from .conformance.command import main as conformance
 
         return conformance(args)
+    if args.command == "explain":
+        return explain(args)
+    if args.command == "replay":
+        return replay(args)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # The JSONL request log is the access log; Tornado's own would cost every request a line.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
@@ -101,6 +122,43 @@ def init(directory: Path, force: bool) -> int:
         print(f"wrote {path}")
     print(f"serve the offline default with: tornrouter --conf {written[0]}")
     return 0
+
+
+def explain(args: argparse.Namespace) -> int:
+    from .explain_command import run
+
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)  # stdout is the explanation's
+    try:
+        config = load_config(args.conf)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{args.conf}: {problem}", file=sys.stderr)
+        return REFUSED
+    return run(config, args.request, args.api, args.key, args.id)
+
+
+def replay(args: argparse.Namespace) -> int:
+    from .replay.command import run
+
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)  # stdout is the report's
+    if args.send and not args.to_url:
+        print("tornrouter replay: --send needs --to-url", file=sys.stderr)
+        return 2
+    if not args.send and not args.conf:
+        print("tornrouter replay: --conf is required (the config to route under), unless --send", file=sys.stderr)
+        return 2
+    if args.concurrency < 1 or (args.rate is not None and args.rate <= 0):
+        print("tornrouter replay: --concurrency and --rate must be positive", file=sys.stderr)
+        return 2
+    config = None
+    if not args.send:
+        try:
+            config = load_config(args.conf)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"{args.conf}: {problem}", file=sys.stderr)
+            return REFUSED
+    return run(args, config)
 
 
 def read_config(args: argparse.Namespace, worker: int | None = None) -> Config:

@@ -33,7 +33,7 @@ class PluginContext:
     read, changed and replaced; the pipeline checks them after each hook.
     ``state`` is a dict shared by the hooks of one request, ``http`` the
     router's shared ``AsyncHTTPClient``, ``settings`` the settings of the plugin
-    being called.  ``tags``, ``decision`` and ``id`` are read-only."""
+    being called.  ``tags``, ``decision``, ``id`` and ``dry_run`` are read-only."""
 
     __slots__ = ("request", "response", "settings", "state", "http", "_record")
 
@@ -56,6 +56,13 @@ class PluginContext:
         return self.request.tags if self.request is not None else {}
 
     @property
+    def dry_run(self) -> bool:
+        """The request is being explained (``x-tornrouter-dry-run``, ``tornrouter
+        explain``, ``tornrouter replay``), not sent: Start and PreRouting run as
+        they would, and a hook with side effects may skip them."""
+        return self._record.dry_run
+
+    @property
     def decision(self) -> Decision | None:
         """Where the router sends the request (``candidates``, ``matched``), once it
         has decided: from PostResponse on, or None if a plugin answered first."""
@@ -69,7 +76,7 @@ class RequestRecord:
         "id", "endpoint", "ctx", "requested_model", "decision", "target", "plugins", "late_stages_ran", "opening",
         "attempts", "active_plugins", "lossy", "error", "usage", "started", "first_byte_at", "cancelled",
         "failed_status", "status", "key_name", "cost_usd", "continued", "cache", "upstream_s", "overhead_s",
-        "token_count", "session", "affinity",
+        "token_count", "session", "affinity", "dry_run",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
@@ -101,6 +108,7 @@ class RequestRecord:
         self.token_count: dict[str, Any] | None = None  # count_tokens: the count, and whether it is an estimate
         self.session: str | None = None  # the client's session (router.sessions), if it names one
         self.affinity: Affinity | None = None  # its session's pinned target, and what became of the pin
+        self.dry_run = False  # x-tornrouter-dry-run: explained, not sent (tornrouter/explain.py)
 
     @property
     def request(self) -> ChatRequest | None:

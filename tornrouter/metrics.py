@@ -129,8 +129,11 @@ class Metrics:
         self._child(self.in_flight, endpoint).inc()
 
     def finished(self, record: RequestRecord, key: str) -> None:
-        """Everything one handled request contributes; called once, from ``on_finish``."""
+        """Everything one handled request contributes; called once, from ``on_finish``.
+        A dry run was explained, not served: it leaves no request, latency or token."""
         self._child(self.in_flight, record.endpoint).dec()
+        if record.dry_run:
+            return
         provider = record.served_by or NONE
         model = record.target.model if record.target else NONE
         duration = time.perf_counter() - record.started

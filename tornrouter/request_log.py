@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .log_bodies import SHAPED_FIELDS
+from .request_shape import request_shape
 
 if TYPE_CHECKING:
     from .context import RequestRecord
@@ -92,6 +93,8 @@ ENTRY_FIELDS: EntryFields = (
     ("token_count", lambda r: r.token_count),
     ("session", lambda r: r.session),
     ("affinity", lambda r: r.affinity.to_json() if r.affinity else None),
+    ("dry_run", lambda r: r.dry_run),
+    ("request", lambda r: request_shape(r.request) if r.request else None),  # what replay needs beyond the messages
     ("bodies", lambda r: "full"),
 )
 

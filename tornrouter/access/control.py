@@ -234,6 +234,42 @@ class AccessControl:
         admission.budgets = tuple(p for p in PERIODS if key is not None and _budget(key, p) is not None)
         return admission
 
+    async def preview(self, record: RequestRecord, key: ClientKey | None) -> dict[str, Any]:
+        """What ``admit`` would decide, counting nothing (a dry run): ``Forbidden``
+        for a model the key may not use, as ``admit`` raises it; else each limit
+        that applies with what is used and what is left (a budget: the USD left
+        in its day or month), and whether it would refuse the request now."""
+        model = record.request.model
+        record.requested_model = model
+        if key is not None and not key.may_use(model):
+            raise Forbidden(f"key '{key.name}' may not use model '{model}'", param="model")
+        now = self.clock()
+        estimate = estimate_input_tokens(record.request)
+        checks, limits = self._checks(key, model, estimate, now)
+        out: dict[str, Any] = {"key": key.name if key else None, "estimated_input_tokens": estimate, "limits": []}
+        try:
+            used = await self.backend.used(checks, now) if checks else []
+        except BackendUnavailable as exc:
+            self.outage.failed(exc)
+            used = [None] * len(checks)
+            out["state"] = "unreachable: " + ("would refuse (on_error: fail_closed)" if self.fail_closed
+                                              else "would serve without limits (on_error: fail_open)")
+        refused_by = "the state backend (unreachable, on_error: fail_closed)" if "state" in out and self.fail_closed else None
+        for limit, held in zip(limits, used):
+            check = limit.check
+            row: dict[str, Any] = {"scope": limit.scope, "limit": limit.name, "max": check.limit, "used": held}
+            if held is not None:
+                row["remaining"] = round(max(0.0, check.limit - held), 8)
+                adds = 0 if check.kind == CAP else check.amount
+                row["would_refuse"] = held >= check.limit if check.kind == CAP else held + adds > check.limit
+                if row["would_refuse"] and refused_by is None:
+                    refused_by = f"{limit.scope} {limit.name}"
+            out["limits"].append(row)
+        out["admitted"] = refused_by is None
+        if refused_by is not None:
+            out["refused_by"] = refused_by
+        return out
+
     def _unchecked(self, admission: Admission) -> Admission:
         if self.fail_closed:
             raise StateUnavailable("rate limits cannot be checked right now (state backend unreachable); retry shortly")

@@ -154,6 +154,25 @@ class RedisBackend(StateBackend):
         retry_s = float(retry)
         return Refusal(int(index) - 1, None if retry_s < 0 else retry_s)
 
+    async def used(self, checks: list[Check], now: float) -> list[float | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for check in checks:
+            key = self.prefix + check.counter
+            if check.kind == "window":
+                pipe.hgetall(key)
+            elif check.kind == "slots":
+                pipe.zcount(key, f"({now!r}", "+inf")
+            else:
+                pipe.get(key)
+        replies = await self._call(pipe.execute()) if checks else []
+        out: list[float | None] = []
+        for check, reply in zip(checks, replies):
+            if check.kind == "window":
+                out.append(sum(int(v) for s, v in reply.items() if int(s) > int(now) - WINDOW_S))
+            else:
+                out.append(float(reply or 0))
+        return out
+
     async def settle(self, settlement: Settlement, now: float) -> None:
         p = self.prefix
         pipe = self.redis.pipeline(transaction=True)

@@ -107,6 +107,12 @@ class StateBackend(ABC):
     async def settle(self, settlement: Settlement, now: float) -> None:
         """Leave the slots, correct the windows, add spend and usage."""
 
+    async def used(self, checks: list[Check], now: float) -> list[float | None]:
+        """What each check's counter holds now (a window's sum over the last
+        minute, the slots held, a cap's spend), counting nothing: what a dry
+        run reports.  None where this backend cannot tell (the default)."""
+        return [None] * len(checks)
+
     def settle_now(self, settlement: Settlement, now: float) -> bool:
         """``settle`` without waiting, when this backend can (it does no I/O);
         returns whether it did.  Settling happens once per request, in
@@ -164,6 +170,18 @@ class MemoryBackend(StateBackend):
             elif check.kind == SLOTS:
                 self.slots.setdefault(check.counter, {})[member] = now + lease_s
         return None
+
+    async def used(self, checks: list[Check], now: float) -> list[float | None]:
+        out: list[float | None] = []
+        for check in checks:
+            if check.kind == WINDOW:
+                out.append(sum(v for s, v in self.windows.get(check.counter, {}).items() if s > int(now) - WINDOW_S))
+            elif check.kind == SLOTS:
+                out.append(sum(1 for until in self.slots.get(check.counter, {}).values() if until > now))
+            else:
+                cap = self.caps.get(check.counter)
+                out.append(cap.value if cap is not None and cap.expires_at > now else 0.0)
+        return out
 
     def _refuses(self, check: Check, now: float, second: int) -> float | None | bool:
         """False if ``check`` passes, else the seconds until it may (None: never)."""

@@ -227,6 +227,35 @@ class ResponseCache:
                 return await self._wait(record, ticket, self.flights.under_way(key))
         return None
 
+    async def would_hit(self, record: RequestRecord) -> dict[str, Any]:
+        """A dry run's question, once routed: would the cache answer this
+        request now?  The rule and the key are worked out and the store read,
+        as ``lookup`` does, but no flight is led or waited for, nothing is
+        stored, and the request leaves no trace of a lookup (``record.cache``
+        is cleared: no header, no log field, no metric)."""
+        ticket, record.cache = record.cache, None
+        if ticket is None:
+            return {"enabled": False}
+        rule = self.rule(record)
+        if rule is None:
+            return {"enabled": False, "reason": "no cache: on the route nor in cache.models for this model"}
+        if not self._keyed(record, ticket, rule):
+            return {"enabled": True, "would_hit": False, "reason": ticket.reason}
+        ticket.form = None
+        out: dict[str, Any] = {"enabled": True, "key": ticket.key, "ttl_s": rule.ttl_s, "shared": rule.shared}
+        if ticket.directives.no_cache:
+            return {**out, "would_hit": False, "reason": "Cache-Control: no-cache"}
+        if rule.coalesce and self.flights.under_way(ticket.key) is not None:
+            return {**out, "would_hit": True, "reason": "an identical request is in flight: it would wait for its answer"}
+        entry = await self._read(ticket, ticket.key)
+        if entry is None:
+            return {**out, "would_hit": False, "reason": ticket.reason or "no entry under the key"}
+        age = max(0.0, self.clock() - entry.stored_at)
+        max_age = ticket.directives.max_age
+        if max_age is not None and age > max_age:
+            return {**out, "would_hit": False, "reason": f"the entry is {age:.0f} s old, more than Cache-Control: max-age={max_age}"}
+        return {**out, "would_hit": True, "age_s": round(age, 3), "target": f"{entry.provider}/{entry.model}"}
+
     async def _wait(self, record: RequestRecord, ticket: CacheTicket, flight: Flight | None) -> ChatResponse | None:
         """The answer of the identical request in flight, or None (go upstream, uncoalesced)."""
         shared = await self.flights.wait(flight) if flight is not None else None

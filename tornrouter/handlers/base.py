@@ -23,6 +23,7 @@ from ..access import ANONYMOUS, Admission, ClientKey
 from ..canonical import ChatRequest, StreamError
 from ..context import RequestRecord
 from ..errors import BodyTooLarge, Overloaded, RouterError, UpstreamError
+from ..explain import DRY_RUN_HEADER, dry_run_requested, explain
 from ..formats.base import Codec
 from ..providers.streaming import EventStream
 from .streaming import ClientStream
@@ -50,6 +51,7 @@ def dumps(obj: Any) -> bytes:
 class APIHandler(RequestHandler):
     codec: ClassVar[Codec]
     endpoint: ClassVar[str]
+    explains: ClassVar[bool] = True  # answers x-tornrouter-dry-run with an explanation (tornrouter/explain.py)
 
     def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -69,7 +71,11 @@ class APIHandler(RequestHandler):
         if cap is not None and len(self.runtime.in_flight) > cap:
             raise Overloaded(f"the router is at its limit of {cap} requests in flight")
         # Who is calling (tornrouter/access): a 401 must not wait for the body.
-        self.client_key = self.runtime.access.authenticate(self.request.headers)
+        # A dry run may come with the admin key (when one is set), which may explain any model.
+        access, headers = self.runtime.access, self.request.headers
+        self.record.dry_run = self.explains and dry_run_requested(headers)
+        as_admin = self.record.dry_run and not access.admin.open and access.admin.matches(headers)
+        self.client_key = None if as_admin else access.authenticate(headers)
         self.record.key_name = self.client_key.name if self.client_key is not None else None
         # Refuse an oversized body before reading it (bodies without a length
         # are bounded by the server's max_body_size, the same limit).
@@ -110,6 +116,9 @@ class APIHandler(RequestHandler):
         record.ctx.request = await self.read_request()
         self.received(record.request)
         self.runtime.cache.read_headers(record, self.request.headers)  # a bad Cache-Control is a 400, like a bad body
+        if record.dry_run:
+            await self.explain()
+            return
         self.admission = await self.runtime.access.admit(record, self.client_key)  # 403, 429, 503
         if record.request.stream:
             await self.stream()
@@ -120,6 +129,15 @@ class APIHandler(RequestHandler):
         await self.answering(body)
         data = dumps(body)
         self.set_routing_headers()
+        self.set_header("Content-Type", "application/json")
+        self.finish(data)
+
+    async def explain(self) -> None:
+        """A dry run: the explanation as JSON, streamed request or not; nothing
+        is sent upstream or billed (no admission: ``settle`` has nothing to count)."""
+        data = dumps(await explain(self.runtime, self.record, self.client_key))
+        self.set_routing_headers()
+        self.set_header(DRY_RUN_HEADER, "1")
         self.set_header("Content-Type", "application/json")
         self.finish(data)
 

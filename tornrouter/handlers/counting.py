@@ -17,6 +17,7 @@ class CountTokensHandler(APIHandler):
 
     codec = cast(AnthropicCodec, codec_for("anthropic"))
     endpoint = "/v1/messages/count_tokens"
+    explains = False  # counting is already free and sends nothing billable
 
     async def post(self) -> None:
         self._reading_body = False

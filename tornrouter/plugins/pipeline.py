@@ -168,7 +168,7 @@ class Pipeline:
         if await self._stage(record, PRE_ROUTING) is Flow.STOP or record.response is not None:
             return
         request = record.request
-        record.decision = self.router.resolve(request.model, request.tags, request.forced_provider)
+        record.decision = self.router.resolve(request.model, request.tags, request.forced_provider, record.id)
         if self.sessions is not None:
             await self.sessions.order(record)  # a session's pinned target first
 
