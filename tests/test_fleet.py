@@ -193,3 +193,36 @@ async def test_messages_for_a_redis_that_is_away_stay_bounded(redis_server):
         assert link.queue[-1] == b"message %d" % (3 * MAX_QUEUED - 1)  # the newest kept
     finally:
         await link.aclose()
+
+
+@needs_redis
+@pytest.mark.gen_test(timeout=120)
+async def test_workers_on_redis_see_each_other_once(spawn, tmp_path, redis_server):
+    """``--processes 2`` with Redis: Redis alone carries the entries, so none comes twice."""
+    conf = fleet_config(tmp_path, "router", state={"backend": "redis", "url": redis_server.url, "timeout_s": 0.25})
+    router = await spawn(conf, "--processes", "2").start()
+    await router.wait_for("starting (request log:", count=2)
+    feed = Feed(router.url + "/dashboard/events")
+    try:
+        await sees_instances(feed, 2)
+        sent: list[str] = []
+
+        async def both_workers_seen() -> bool:
+            sent.extend(await send(router, 20, f"batch {len(sent)}"))
+            return {e["worker"] for e in feed.entries()} == {0, 1}
+
+        await poll(both_workers_seen, "entries of both workers in one feed", timeout=DEADLINE_S)
+        await poll(lambda: {e["id"] for e in feed.entries()} >= set(sent), "every request in the feed",
+                   timeout=DEADLINE_S)
+        await asyncio.sleep(0.5)  # time for a second copy, were one on its way
+        ids = [e["id"] for e in feed.entries()]
+        assert sorted(ids) == sorted(set(ids)) and set(ids) == set(sent)
+
+        async def totals_add_up() -> bool:
+            return all([await stats_total(router) == len(sent) for _ in range(6)])
+
+        await poll(totals_add_up, "stats totals from each worker", timeout=DEADLINE_S)
+    finally:
+        await feed.close()
+    router.send(signal.SIGTERM)
+    assert await router.exit_code() == 0
