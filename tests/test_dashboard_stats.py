@@ -91,6 +91,8 @@ async def test_stats_skip_dry_runs_and_mirror_records(router):
     router.runtime.events.publish(json.dumps(dry), dry)
     router.runtime.events.publish(json.dumps({"type": "mirror", "ts_ms": entry["ts_ms"], "id": entry["id"],
                                               "status": 200, "latency_ms": 3.0}))
+    for odd in ("not json", "[1, 2]", '{"ts_ms": "soon"}', '{"ts_ms": 1e400}', '{"ts_ms": 1, "usage": [3]}'):
+        router.runtime.events.publish(odd)  # the feed shows what it is given; the aggregate skips it
     assert total(await stats(router)) == 1
 
 
