@@ -15,14 +15,18 @@ from typing import Any
 
 import pytest
 
+from tests.configs import echo_only
 from tests.processes import DEADLINE_S, RouterProcess, write_config
 from tests.redis_support import needs_redis
 from tests.test_dashboard import Feed
 from tests.waiting import poll
 from tests.wire import chat
-from tornrouter.fleet import sockets
+from tornrouter.config import parse_config
+from tornrouter.events import EventBus
+from tornrouter.fleet import Fleet, Placement, sockets
 from tornrouter.fleet.redis_link import MAX_QUEUED, RedisLink
 from tornrouter.fleet.sockets import SocketLink
+from tornrouter.metrics import Metrics
 
 OUTAGE = "the dashboard shows this process's requests only"
 
@@ -158,32 +162,44 @@ async def test_a_redis_outage_is_logged_once_and_requests_go_on(spawn, tmp_path,
         for router in (alpha, beta):
             out = router.output()
             assert out.count(OUTAGE) == 1 and out.count("fleet link) reachable again") == 1
+        metrics = (await alpha.client.fetch(alpha.url + "/metrics")).body.decode()
+        assert "tornrouter_dashboard_dropped_total{" not in metrics  # a short outage: queued, then sent
     finally:
         await feed.close()
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_worker_that_never_reads_costs_the_others_nothing(tmp_path):
-    """The peer accepts and then never reads: what waits for it stays within
-    ``MAX_BUFFERED``, and the rest is dropped and counted."""
+    """Worker 1 accepts and then never reads: what waits for it stays within
+    ``MAX_BUFFERED``, the rest is dropped, and ``/metrics`` counts it."""
     held: list[asyncio.StreamWriter] = []
 
     async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
 
     stuck = await asyncio.start_unix_server(never_read, path=str(tmp_path / "1.sock"))
-    link = SocketLink(str(tmp_path), 0, 2)
-    await link.start(lambda message: None)
+    metrics, bus = Metrics(), EventBus()
+    placement = Placement("gw", worker=0, workers=2, socket_dir=str(tmp_path))
+    fleet = Fleet(parse_config(echo_only(), environ={}), bus, placement, metrics.fleet_dropped)
+    await fleet.start()
     try:
+        link = fleet.link
+        assert isinstance(link, SocketLink)
         await poll(lambda: link.writers, "a connection to the stuck worker")
         writer = link.writers[1]
-        message = b"x" * 65536
-        for _ in range(1000):  # 64 MB, far more than the socket takes
-            link.send(message)
+        line = json.dumps({"ts_ms": 1, "status": 200, "messages": [], "note": "x" * 500_000})
+        for _ in range(200):  # 100 MB, far more than the socket takes
+            bus.publish(line)
             assert writer.transport.get_write_buffer_size() <= sockets.MAX_BUFFERED
         assert link.dropped > 0
+
+        def counted() -> bool:
+            return metrics.registry.get_sample_value("tornrouter_dashboard_dropped_total", {"link": "sockets"}) \
+                == link.dropped
+
+        await poll(counted, "the drops in /metrics", timeout=5)
     finally:
-        await link.aclose()
+        await fleet.aclose()
         for w in held:
             w.close()
         stuck.close()
