@@ -105,7 +105,8 @@ class Runtime:
         except BaseException:
             await components.close()
             raise
-        await runtime.fleet.start()
+        if previous is None:  # a reloaded runtime finds the fleet's link and ticker running
+            await runtime.fleet.start()
         return runtime
 
     async def aclose(self) -> None:
