@@ -62,10 +62,9 @@ class DashboardEventsHandler(AdminOnly):
             self.write(": connected\n\n")
             await self.flush()
             while not self.closed:
-                batch = await self.subscriber.next_batch(self.keepalive_s)
+                named, batch = await self.subscriber.next_events(self.keepalive_s)
                 if self.closed:
                     break
-                named = self.subscriber.take_named()
                 if batch or named:
                     self.write("".join(named) + "".join(f"data: {line}\n\n" for line in batch))
                 else:
@@ -79,7 +78,7 @@ class DashboardEventsHandler(AdminOnly):
     def on_connection_close(self) -> None:
         self.closed = True
         if self.subscriber is not None:
-            self.subscriber.ready.set()  # wake the writer so it can leave
+            self.subscriber.close()
 
 
 class DashboardStatsHandler(AdminOnly):
