@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -24,6 +25,8 @@ from ..access.redis_state import call, connect, redacted
 from ..access.state import BackendUnavailable
 
 log = logging.getLogger("tornrouter")
+
+T = TypeVar("T")
 
 MAX_QUEUED = 1000  # messages waiting to be published (each a batch of entries, or a health snapshot)
 RETRY_S = 1.0
@@ -38,7 +41,7 @@ class RedisLink:
         self.timeout_s = timeout_s
         self.where = redacted(url)
         # Logged apart from the limits' own outage line (access.control), which says what it means for them.
-        self.outage = Outage(f"{self.where} (the dashboard's fleet link)", "the dashboard shows this process's requests only",
+        self.outage = Outage(f"{self.where} (dashboard fleet link)", "the dashboard shows this process's requests only",
                              retry_s=RETRY_S)
         self.queue: deque[bytes] = deque()
         self.dropped = 0
@@ -81,23 +84,39 @@ class RedisLink:
         while True:
             pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
             try:
-                await asyncio.wait_for(pubsub.subscribe(self.channel), 4 * self.timeout_s)
+                await _within(pubsub.subscribe(self.channel), 4 * self.timeout_s)
                 self.outage.succeeded()
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         self._receive(message["data"])
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
                 self.outage.failed(BackendUnavailable(f"redis at {self.where}: {exc.__class__.__name__}: {exc}"))
-            finally:
-                try:
-                    await asyncio.wait_for(pubsub.aclose(), self.timeout_s)
-                except (RedisError, OSError, asyncio.TimeoutError):
-                    pass
+            await _closed(pubsub.aclose(), self.timeout_s)
             await asyncio.sleep(RETRY_S)
 
     async def aclose(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._publisher.aclose()
-        await self._subscriber.aclose()
+        await _closed(self._publisher.aclose(), self.timeout_s)
+        await _closed(self._subscriber.aclose(), self.timeout_s)  # the subscription's connection with it
+
+
+async def _within(awaitable: Awaitable[T], timeout_s: float) -> T:
+    """``awaitable``'s result, or ``asyncio.TimeoutError`` after ``timeout_s``.
+    Unlike ``asyncio.wait_for`` it does not then wait for the cancellation to
+    end: redis-py's pub/sub may hold a lock that a cancelled read never gave back."""
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        raise asyncio.TimeoutError
+    return task.result()
+
+
+async def _closed(awaitable: Awaitable[object], timeout_s: float) -> None:
+    """A close that may fail or not come (Redis is away): given ``timeout_s``, then let be."""
+    try:
+        await _within(awaitable, timeout_s)
+    except (RedisError, OSError, asyncio.TimeoutError):
+        pass
