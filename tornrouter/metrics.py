@@ -113,6 +113,11 @@ class Metrics:
             "tornrouter_mirror_cost_usd", "What the mirrors' answers cost, from the price table, in USD.",
             ["route", "target"], registry=r,
         )
+        # The dashboard's fleet link (tornrouter/fleet).
+        self.fleet_dropped = Counter(
+            "tornrouter_dashboard_dropped", "Messages for the other processes' dashboards dropped rather than waited "
+            "for (a worker not reading, or Redis away): their feeds and charts miss those entries.", ["link"], registry=r,
+        )
 
     # --- per request ------------------------------------------------------------------
 

@@ -93,6 +93,8 @@ ENTRY_FIELDS: EntryFields = (
     ("token_count", lambda r: r.token_count),
     ("session", lambda r: r.session),
     ("affinity", lambda r: r.affinity.to_json() if r.affinity else None),
+    ("instance", lambda r: r.instance),
+    ("worker", lambda r: r.worker),
     ("dry_run", lambda r: r.dry_run),
     ("request", lambda r: request_shape(r.request) if r.request else None),  # what replay needs beyond the messages
     ("bodies", lambda r: "full"),

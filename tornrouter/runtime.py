@@ -3,6 +3,8 @@ and ``make_app`` (the Tornado application over it)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import tornado.web
 from tornado.curl_httpclient import CurlAsyncHTTPClient
 
@@ -14,6 +16,7 @@ from .config import Config
 from .context import RequestRecord
 from .dispatch import Dispatcher
 from .events import EventBus
+from .fleet import Fleet, Placement
 from .handlers import routes
 from .handlers.base import CLIENT_CLOSED
 from .inflight import InFlight
@@ -37,7 +40,8 @@ class Runtime:
     ``await runtime.aclose()``.  ``Runtime(config)`` alone builds one whose
     plugins and classifiers are not set up."""
 
-    def __init__(self, config: Config, previous: Runtime | None = None, components: Components | None = None) -> None:
+    def __init__(self, config: Config, previous: Runtime | None = None, components: Components | None = None,
+                 placement: Placement | None = None) -> None:
         self.config = config
         self.components = components if components is not None else Components(config)
         self.in_flight = InFlight()  # the API requests being served (reload, graceful stop)
@@ -63,6 +67,10 @@ class Runtime:
         # keeps the metrics (counters run on) and, with the same state: section, the
         # state backend (limits and usage totals held in memory carry over).
         self.metrics = previous.metrics if previous is not None else Metrics()
+        # The fleet's view (tornrouter/fleet): its link, aggregate and ticker carry on over reloads, as the bus does.
+        self.fleet = previous.fleet if previous is not None else Fleet(
+            config, self.events, placement or Placement.of(config), self.metrics.fleet_dropped)
+        self._owns_fleet = True
         self.metrics.watch(self.providers.values(), lambda: self.access.outage.since is None)
         self.metrics.watch_cache(self.cache.size_bytes)
         same_state = previous is not None and previous._owns_backend and previous.config.state == config.state
@@ -80,12 +88,15 @@ class Runtime:
             previous._owns_backend = False
         if same_store:
             previous._owns_store = False
+        if previous is not None:
+            previous._owns_fleet = False
+        self.fleet.watch(self.providers)  # the health strip reads this runtime's providers from now on
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
         self.cache.take_over(previous.cache if previous is not None else None)
 
     @classmethod
-    async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+    async def start(cls, config: Config, previous: Runtime | None = None, placement: Placement | None = None) -> Runtime:
         """A runtime ready to serve: its plugins and classifiers are built and
         set up (``Components.setup``) before the rest, so that ``previous`` (the
         runtime a reload replaces) hands nothing over to a runtime that will
@@ -95,10 +106,13 @@ class Runtime:
         components = Components(config)
         await components.setup()
         try:
-            return cls(config, previous, components)
+            runtime = cls(config, previous, components, placement)
         except BaseException:
             await components.close()
             raise
+        if previous is None:  # a reloaded runtime finds the fleet's link and ticker running
+            await runtime.fleet.start()
+        return runtime
 
     async def aclose(self) -> None:
         """Close it all, once its requests are done or given up on: the plugins
@@ -106,6 +120,8 @@ class Runtime:
         and the request log.  Mirrors still running are cancelled first."""
         await self.mirrors.aclose()
         await self.components.close()
+        if self._owns_fleet:
+            await self.fleet.aclose()
         await self.close_access()
         await self.cache.aclose()
         self.close()
@@ -117,13 +133,15 @@ class Runtime:
             self._publish(record)
 
     def _publish(self, record: RequestRecord) -> None:
-        self._write(entry_line(log_entry(record, self.entry_fields)))
+        record.instance, record.worker = self.fleet.placement.instance, self.fleet.placement.worker
+        entry = log_entry(record, self.entry_fields)
+        self._write(entry_line(entry), entry)
 
-    def _write(self, line: str) -> None:
+    def _write(self, line: str, entry: dict[str, Any] | None = None) -> None:
         """One line to the request log and the dashboard: a request's entry, or a mirror's record."""
         if self.request_log is not None:
             self.request_log.write(line)
-        self.events.publish(line)
+        self.events.publish(line, entry)
 
     def close(self) -> None:
         """Close the upstream client and the request log (writing what is queued),
