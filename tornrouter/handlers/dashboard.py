@@ -6,6 +6,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from tornado.iostream import StreamClosedError
+from tornado.web import StaticFileHandler
 
 from ..access import AdminKey
 from .admin import AdminOnly
@@ -70,6 +71,22 @@ class DashboardEventsHandler(AdminOnly):
         self.closed = True
         if self.subscriber is not None:
             self.subscriber.ready.set()  # wake the writer so it can leave
+
+
+class DashboardAssetHandler(StaticFileHandler):
+    """``GET /dashboard/static/<path>``: the page's vendored libraries (uPlot).
+    Public code, not data, so no admin key; the page names each file with its
+    version (``?v=1.6.32``), so a file never changes under its URL and browsers
+    may keep it for a year."""
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+
+def assets_path() -> str:
+    """Where the vendored files are (``static/vendor`` in the package's data)."""
+    return str(resources.files("tornrouter").joinpath("static", "vendor"))
 
 
 def read_page() -> bytes:
