@@ -375,7 +375,7 @@ async def test_browser_shows_sessions_and_filters_by_one(router, browser, tmp_pa
     await browser.wait_for(f"Array.from({ROWS}).filter(tr => !tr.hidden).length === 2")
     shown = await browser.evaluate(f"Array.from({ROWS}).filter(tr => !tr.hidden).map(tr => tr.dataset.id)")
     assert shown == [ids[3], ids[0]]
-    assert await browser.evaluate("document.getElementById('filter').value") == f"session:{session}"
+    assert await browser.evaluate("document.getElementById('f-session').value") == session
     assert await browser.evaluate("document.getElementById('detail').hidden")  # the link filters; it opens nothing
 
     await browser.click(row(ids[0]))
