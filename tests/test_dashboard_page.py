@@ -1,0 +1,432 @@
+"""The dashboard page in a real headless chromium against a real router and
+real fake upstreams: filters and search, pause and resume, the request story
+of a failed-over request and its copy-as-curl (run for real), entries without
+bodies, dry runs and mirror records, text that must stay text, and ten
+thousand rows streamed in.
+
+Entries that no request of these tests makes (a dry run, ``log.bodies: hash``,
+mirror records, payloads in every field) are published on the dashboard's bus,
+as the router publishes each request's entry, in the shape the log writes.
+
+With ``TORNROUTER_SCREENSHOTS=<dir>`` the tests keep their screenshots of the
+main views there (the README's come from ``docs/``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.access_support import ADMIN_KEY, TEAM_A, TEAM_B, bearer
+from tests.browser import Browser
+from tests.configs import provider
+from tests.fake_upstream import Reply
+from tests.upstream_faults import error_body
+from tests.waiting import poll
+from tests.wire import ANTHROPIC, OPENAI, RESPONSES, chat, message
+
+ROWS = "document.querySelectorAll('#rows tr[data-id]')"
+VISIBLE = f"Array.from({ROWS}).filter(tr => !tr.hidden).map(tr => tr.dataset.id)"
+CONNECTED = "document.getElementById('conn').dataset.state === 'connected'"
+
+
+def rich_config(tmp_path: Path, flaky_url: str, steady_url: str) -> dict[str, Any]:
+    """Two client keys, an admin key, a classifier, and a route that fails over
+    from ``flaky`` to ``steady``; anything else goes to the echo provider."""
+    return {
+        "server": {"dashboard": True, "admin_key": ADMIN_KEY},
+        "log": {"requests": str(tmp_path / "requests.jsonl")},
+        "keys": [
+            {"name": "team-a", "key_sha256": hashlib.sha256(TEAM_A.encode()).hexdigest()},
+            {"name": "team-b", "key_sha256": hashlib.sha256(TEAM_B.encode()).hexdigest()},
+        ],
+        "classifiers": [{"use": "tools"}],
+        "providers": {
+            "flaky": provider("openai", flaky_url),
+            "steady": provider("anthropic", steady_url),
+            "echo": {"kind": "echo"},
+        },
+        "router": {"default": "echo", "routes": [{"model": "failover", "to": ["flaky/model-a", "steady/model-b"]}]},
+    }
+
+
+@pytest.fixture
+def rich(start_router, fakes, tmp_path):
+    flaky, steady = fakes(), fakes()
+    router = start_router(rich_config(tmp_path, flaky.url, steady.url))
+    return router, flaky, steady
+
+
+async def open_dashboard(browser: Browser, router) -> None:
+    await browser.goto(f"{router.url}/dashboard?key={ADMIN_KEY}")
+    await browser.wait_for(CONNECTED)
+
+
+async def screenshot(browser: Browser, tmp_path: Path, name: str) -> None:
+    where = Path(os.environ.get("TORNROUTER_SCREENSHOTS") or tmp_path)
+    where.mkdir(parents=True, exist_ok=True)
+    await browser.screenshot(str(where / name))
+
+
+async def pick(browser: Browser, select_id: str, value: str) -> None:
+    """Choose ``value`` in a filter's select as a user does (it fires ``change``)."""
+    await browser.evaluate(
+        f"""(() => {{ const s = document.getElementById({json.dumps(select_id)});
+            s.value = {json.dumps(value)}; s.dispatchEvent(new Event('change')); }})()"""
+    )
+
+
+async def options(browser: Browser, select_id: str) -> list[str]:
+    return await browser.evaluate(
+        f"Array.from(document.getElementById({json.dumps(select_id)}).options).slice(1).map(o => o.value)"
+    )
+
+
+async def text_of(browser: Browser, selector: str) -> str:
+    return await browser.evaluate(f"document.querySelector({json.dumps(selector)}).textContent")
+
+
+def entry(request_id: str, **fields: Any) -> dict[str, Any]:
+    """A log entry as the router writes one, for what no request here makes."""
+    base = {
+        "ts_ms": 1_790_000_000_000, "id": request_id, "endpoint": OPENAI, "provider": "echo",
+        "requested_model": "local", "sent_model": "local", "duration_ms": 3.2, "tags": [], "plugins": [],
+        "system": None, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "response": {"content": [{"type": "text", "text": "echo: hi"}], "stop_reason": "end_turn", "model": "local"},
+        "error": None, "status": 200, "stream": False, "usage": {"input_tokens": 1, "output_tokens": 3},
+        "ttft_ms": None, "routing": {"tags": {}, "matched": "default"}, "lossy": [], "cancelled": False,
+        "attempts": [], "key": None, "cost_usd": None, "continued": None, "cache": None, "overhead_ms": 0.4,
+        "token_count": None, "session": None, "affinity": None, "entry_error": None, "dry_run": False,
+        "bodies": "full", "instance": "gw-test:1", "worker": None,
+    }
+    return {**base, **fields}
+
+
+# --- filters and search ------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_each_filter_narrows_the_rows_and_the_search_reads_the_messages(rich, browser, tmp_path):
+    router, flaky, steady = rich
+    await open_dashboard(browser, router)
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    sent = {
+        "a-openai": await router.post(OPENAI, chat("local", "the quick brown fox"), headers=bearer(TEAM_A)),
+        "b-anthropic": await router.post(ANTHROPIC, message("local", "jumps over"),
+                                         headers={**bearer(TEAM_B), "X-Claude-Code-Session-Id": "sess-42"}),
+        "a-tools": await router.post(OPENAI, {**chat("local", "what is the weather"), "tools": [weather]},
+                                     headers=bearer(TEAM_A)),
+        "a-responses": await router.post(RESPONSES, {"model": "local", "input": "a lazy dog"}, headers=bearer(TEAM_A)),
+        "b-failover": await router.post(OPENAI, chat("failover", "route me"), headers=bearer(TEAM_B)),
+        "b-forbidden": await router.post(OPENAI, chat("nope,gpt-x"), headers=bearer(TEAM_B)),
+    }
+    assert [r.code for r in sent.values()] == [200, 200, 200, 200, 200, 400]
+    ids = {name: r.headers["x-request-id"] for name, r in sent.items()}
+    await browser.wait_for(f"{ROWS}.length === 6")
+
+    # Each select offers what the rows have.
+    assert await options(browser, "f-key") == ["team-a", "team-b"]
+    assert await options(browser, "f-endpoint") == sorted([OPENAI, ANTHROPIC, RESPONSES])
+    assert await options(browser, "f-status") == ["2xx", "4xx"]
+    assert await options(browser, "f-tag") == ["tools"]
+    assert await options(browser, "f-session") == ["sess-42"]
+    assert await options(browser, "f-provider") == ["echo", "flaky"]
+    assert {"local", "failover", "model-a"} <= set(await options(browser, "f-model"))
+    await screenshot(browser, tmp_path, "dashboard-table.png")
+
+    async def shown() -> set[str]:
+        return set(await browser.evaluate(VISIBLE))
+
+    expected = [
+        ("f-key", "team-a", {"a-openai", "a-tools", "a-responses"}),
+        ("f-key", "team-b", {"b-anthropic", "b-failover", "b-forbidden"}),
+        ("f-endpoint", ANTHROPIC, {"b-anthropic"}),
+        ("f-endpoint", RESPONSES, {"a-responses"}),
+        ("f-status", "4xx", {"b-forbidden"}),
+        ("f-tag", "tools", {"a-tools"}),
+        ("f-session", "sess-42", {"b-anthropic"}),
+        ("f-provider", "flaky", {"b-failover"}),
+        ("f-model", "failover", {"b-failover"}),
+    ]
+    for select_id, value, names in expected:
+        await pick(browser, select_id, value)
+        assert await shown() == {ids[n] for n in names}, (select_id, value)
+        await pick(browser, select_id, "")
+        assert len(await shown()) == 6
+
+    # Two filters at once: both must hold.
+    await pick(browser, "f-key", "team-a")
+    await pick(browser, "f-endpoint", OPENAI)
+    assert await shown() == {ids["a-openai"], ids["a-tools"]}
+    await pick(browser, "f-key", "")
+    await pick(browser, "f-endpoint", "")
+
+    # The search reads the messages and the answers, not only the columns.
+    await browser.evaluate("document.getElementById('filter').focus()")
+    await browser.type_text("brown fox")
+    await browser.wait_for(f"{VISIBLE}.length === 1")
+    assert await shown() == {ids["a-openai"]}
+    await browser.evaluate("document.getElementById('filter').value = ''")
+    await browser.type_text("lazy")
+    await browser.wait_for(f"{VISIBLE}.length === 1")
+    assert await shown() == {ids["a-responses"]}
+    await browser.evaluate("document.getElementById('filter').value = ''")
+    await browser.type_text("echo: what is")  # the answer's text
+    await browser.wait_for(f"{VISIBLE}.length === 1")
+    assert await shown() == {ids["a-tools"]}
+    assert browser.errors == []
+
+
+# --- pause and resume ---------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_pause_holds_new_rows_and_counts_them_and_resume_shows_them(router, browser):
+    await browser.goto(router.url + "/dashboard")
+    await browser.wait_for(CONNECTED)
+    first = (await router.post(OPENAI, chat("local", "before"))).headers["x-request-id"]
+    await browser.wait_for(f"{ROWS}.length === 1")
+
+    await browser.click("#pause")
+    assert await text_of(browser, "#pause") == "Resume"
+    held = [(await router.post(OPENAI, chat("local", f"while paused {i}"))).headers["x-request-id"] for i in range(3)]
+    await browser.wait_for("document.getElementById('new-count').textContent === '3 new while paused'")
+    assert await browser.evaluate(f"Array.from({ROWS}, tr => tr.dataset.id)") == [first]
+
+    await browser.click("#pause")
+    await browser.wait_for(f"{ROWS}.length === 4")
+    assert await browser.evaluate(f"Array.from({ROWS}, tr => tr.dataset.id)") == [*held[::-1], first]
+    assert await text_of(browser, "#new-count") == ""
+    assert await text_of(browser, "#stat-requests") == "4"
+    assert browser.errors == []
+
+
+# --- the request story ------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_the_story_of_a_failed_over_request_and_its_curl_command(rich, browser, tmp_path):
+    router, flaky, steady = rich
+    flaky.then(Reply(status=500, body=error_body("openai", "flaky is down")))
+    await open_dashboard(browser, router)
+    answered = await router.post(OPENAI, {
+        "model": "failover",
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "what is in this picture?"},
+                {"type": "image_url", "image_url": {"url": "https://images.example/cat.png"}},
+            ]},
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "look", "arguments": '{"zoom": 2, "area": "left"}'},
+            }]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "a cat"},
+        ],
+    }, headers=bearer(TEAM_A))
+    assert answered.code == 200
+    request_id = answered.headers["x-request-id"]
+    await browser.wait_for(f"{ROWS}.length === 1")
+    await browser.click(f'#rows tr[data-id="{request_id}"]')
+    await browser.wait_for("!document.getElementById('detail').hidden")
+
+    # Both attempts, in order: the 500 of flaky, then steady's answer.
+    attempts = await browser.evaluate(
+        "Array.from(document.querySelectorAll('#detail .attempts-table tr.attempt'),"
+        " tr => Array.from(tr.cells, td => td.textContent))"
+    )
+    assert [a[1:4] for a in attempts] == [["flaky", "model-a", "500"], ["steady", "model-b", "200"]]
+    assert "flaky is down" in attempts[0][5]
+    assert await browser.evaluate("document.querySelector('#detail .attempts-table tr.attempt').className") == "attempt failed"
+    assert "fell back flaky/model-a → steady/model-b" in await text_of(browser, "#detail .attempts .story-note")
+    routing = await text_of(browser, "#detail .routing")
+    assert "route #0" in routing and "failover" in routing
+    assert await browser.evaluate(
+        "Array.from(document.querySelectorAll('#detail .routing .candidate'), c => c.textContent)"
+    ) == ["flaky/model-a", "steady/model-b"]
+    timings = await text_of(browser, "#detail .timings")
+    assert "Upstream" in timings and "over 2 attempts" in timings and "Overhead" in timings
+    assert "team-a" in await text_of(browser, "#detail .overview")
+
+    # The conversation, readably: the tool call's arguments pretty-printed, the image as a thumbnail.
+    assert await text_of(browser, "#detail .messages .tool-input") == json.dumps({"zoom": 2, "area": "left"}, indent=2)
+    assert await browser.evaluate("document.querySelector('#detail .messages img.thumb').getAttribute('src')") == \
+        "https://images.example/cat.png"
+    assert "a cat" in await text_of(browser, "#detail .messages .tool-result")
+    await screenshot(browser, tmp_path, "dashboard-story.png")
+
+    # Copy as curl: headless chromium on http has no clipboard, so the command is shown to copy by hand.
+    await browser.click("#copy-curl")
+    command = await browser.wait_for("document.querySelector('#detail .curl-box textarea')?.value")
+    assert command == await browser.evaluate(f"tornrouterDashboard.curl({json.dumps(request_id)})")
+    assert TEAM_A not in command and ADMIN_KEY not in command and "$TORNROUTER_KEY" in command
+
+    # Run it: the same request, sent to the router again, with the key supplied.
+    flaky.then(Reply(status=500, body=error_body("openai", "still down")))
+    before = len(steady.requests)
+    proc = await asyncio.create_subprocess_exec(
+        "bash", "-c", command + " -w '\\n%{http_code}'", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "TORNROUTER_KEY": TEAM_A},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    body, _, code = out.decode().rpartition("\n")
+    assert (proc.returncode, code) == (0, "200"), err.decode()
+    assert json.loads(body)["object"] == "chat.completion"
+    assert len(steady.requests) == before + 1
+    resent = steady.requests[-1].body
+    assert resent["system"] == "You are terse."
+    assert [m["role"] for m in resent["messages"]] == ["user", "assistant", "user"]
+    await browser.wait_for(f"{ROWS}.length === 2")
+    assert browser.errors == []
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_entries_without_bodies_dry_runs_and_mirror_records(router, browser):
+    await browser.goto(router.url + "/dashboard")
+    await browser.wait_for(CONNECTED)
+    hashed = entry(
+        "hashed-1", bodies="hash", system={"chars": 14, "sha256": "ab" * 32},
+        messages=[{"role": "user", "content": [{"type": "text", "chars": 42, "sha256": "cd" * 32}]},
+                  {"role": "assistant", "content": [{"type": "tool_use", "name": "get_weather", "chars": 17, "sha256": "ef" * 32}]}],
+        response={"content": [{"type": "text", "chars": 7, "sha256": "01" * 32}], "stop_reason": "end_turn", "model": "local"},
+    )
+    dry = entry("dry-1", dry_run=True, provider=None, cost_usd=None, response=None, usage=None,
+                routing={"tags": {}, "matched": "route", "index": 2, "pattern": "gpt-*"})
+    primary = entry("mirrored-1", routing={"tags": {}, "matched": "route", "index": 0, "pattern": "gpt-*"})
+    mirrors = [
+        {"type": "mirror", "ts_ms": 1_790_000_000_100, "id": "mirrored-1", "route": 0, "pattern": "gpt-*",
+         "target": "candidate/new-model", "status": 200, "error": None, "latency_ms": 120.0,
+         "usage": {"input_tokens": 1, "output_tokens": 2}, "cost_usd": 0.0002,
+         "compare": {"exact": False, "similarity": 0.5, "same_tool_calls": True, "same_stop_reason": True}},
+        {"type": "mirror", "ts_ms": 1_790_000_000_200, "id": "elsewhere", "route": 0, "pattern": "gpt-*",
+         "target": "candidate/new-model", "status": None, "error": "timed out", "latency_ms": 30000.0,
+         "usage": None, "cost_usd": None, "compare": None},
+    ]
+    for line in [hashed, dry, primary, *mirrors]:
+        router.runtime.events.publish(json.dumps(line))
+    await browser.wait_for(f"{ROWS}.length === 3")  # a mirror record is not a request row
+
+    await browser.click('#rows tr[data-id="hashed-1"]')
+    await browser.wait_for("!document.getElementById('detail').hidden")
+    assert await text_of(browser, "#detail .system-summary") == "system · 14 chars · sha256 abababababababab… (not logged)"
+    summaries = await browser.evaluate("Array.from(document.querySelectorAll('#detail .messages .summary'), n => n.textContent)")
+    assert summaries == ["text · 42 chars · sha256 cdcdcdcdcdcdcdcd… (not logged)",
+                         "tool_use · 17 chars · sha256 efefefefefefefef… · get_weather (not logged)"]
+    assert "7 chars" in await text_of(browser, "#detail .response .summary")
+    assert await browser.evaluate("document.getElementById('copy-curl').disabled")
+
+    await browser.click('#rows tr[data-id="dry-1"] td.time')
+    await browser.wait_for("document.querySelector('#detail .overview').textContent.includes('Dry run')")
+    assert "nothing sent upstream" in await text_of(browser, "#detail .overview")
+    assert await text_of(browser, '#rows tr[data-id="dry-1"] .chip.dry') == "dry run"
+    assert "none: a dry run" in await text_of(browser, "#detail .response")
+
+    await browser.click('#rows tr[data-id="mirrored-1"] td.time')
+    await browser.wait_for("document.querySelector('#detail .mirror-story') !== null")
+    story = await text_of(browser, "#detail .mirror-story")
+    assert "candidate/new-model" in story and "similarity 0.50" in story and "same tool calls" in story
+
+    # The summary per route: two mirrored, one error, of the one compared: similarity 0.50.
+    assert not await browser.evaluate("document.getElementById('mirrors').hidden")
+    cells = await browser.evaluate("Array.from(document.querySelectorAll('#mirror-rows tr td'), td => td.textContent)")
+    assert cells[:6] == ["#0 gpt-*", "candidate/new-model", "2", "1", "0%", "0.50"]
+    assert browser.errors == []
+
+
+# --- text stays text ----------------------------------------------------------------------
+
+
+PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b id="xss-b">b</b>'
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_no_field_is_ever_markup_and_no_url_runs(router, browser):
+    await browser.goto(router.url + "/dashboard")
+    await browser.wait_for(CONNECTED)
+    evil = entry(
+        PAYLOAD, endpoint=PAYLOAD, provider=PAYLOAD, requested_model=PAYLOAD, sent_model=PAYLOAD + "2",
+        tags=[PAYLOAD], plugins=[PAYLOAD], key=PAYLOAD, session=PAYLOAD, instance=PAYLOAD, worker=PAYLOAD,
+        error=PAYLOAD, status=500, system=PAYLOAD, lossy=[PAYLOAD],
+        routing={"tags": {PAYLOAD: PAYLOAD}, "matched": "route", "index": PAYLOAD, "pattern": PAYLOAD,
+                 "candidates": [PAYLOAD, PAYLOAD]},
+        attempts=[{"provider": PAYLOAD, "model": PAYLOAD, "status": 500, "error": PAYLOAD, "duration_ms": 1,
+                   "upstream_body": PAYLOAD}],
+        continued={"from": PAYLOAD, "to": PAYLOAD, "after_chars": 3, "error": PAYLOAD},
+        affinity={"pin": "moved", "target": PAYLOAD, "from": PAYLOAD, "reason": PAYLOAD},
+        cache={"outcome": PAYLOAD, "reason": PAYLOAD},
+        messages=[{"role": PAYLOAD, "content": [
+            {"type": "text", "text": PAYLOAD},
+            {"type": "image", "url": "javascript:window.__xss=3"},
+            {"type": "image", "url": 'https://x.example/a.png" onerror="window.__xss=4'},
+            {"type": "image", "url": "data:text/html;base64,PHNjcmlwdD53aW5kb3cuX194c3M9NTwvc2NyaXB0Pg=="},
+            {"type": "tool_call", "id": PAYLOAD, "name": PAYLOAD, "raw_arguments": json.dumps({"a": PAYLOAD})},
+            {"type": "tool_result", "tool_call_id": PAYLOAD, "content": [{"type": "text", "text": PAYLOAD}]},
+            {"type": "thinking", "thinking": PAYLOAD},
+            {"type": PAYLOAD, "format": PAYLOAD, "data": PAYLOAD},
+        ]}],
+        response={"content": [{"type": "text", "text": PAYLOAD}], "stop_reason": PAYLOAD, "model": PAYLOAD, "id": PAYLOAD},
+    )
+    mirror = {"type": "mirror", "ts_ms": 1, "id": PAYLOAD, "route": PAYLOAD, "pattern": PAYLOAD, "target": PAYLOAD,
+              "status": 500, "error": PAYLOAD, "latency_ms": 1, "usage": None, "cost_usd": None, "compare": None}
+    router.runtime.events.publish(json.dumps(evil))
+    router.runtime.events.publish(json.dumps(mirror))
+    await browser.wait_for(f"{ROWS}.length === 1")
+    await browser.click("#rows tr[data-id] td.time")
+    await browser.wait_for("!document.getElementById('detail').hidden")
+    await browser.click("#detail .block.thinking summary")
+    await browser.click("#copy-curl")
+    await browser.wait_for("document.querySelector('#detail .curl-box') !== null")
+    for select_id in ("f-model", "f-provider", "f-key", "f-tag", "f-session", "f-endpoint"):
+        assert PAYLOAD in await options(browser, select_id)
+    await asyncio.sleep(0.3)  # time for an image's onerror, were there one
+
+    assert await browser.evaluate("window.__xss") is None
+    assert await browser.evaluate("document.querySelectorAll('script:not([src])').length") == 1  # the page's own
+    assert await browser.evaluate("document.getElementById('xss-b')") is None
+    # The text arrived as text, everywhere it is shown.
+    assert await browser.evaluate(
+        f"document.querySelector('#rows tr td.model').textContent.includes({json.dumps(PAYLOAD)})"
+    )
+    assert PAYLOAD in await text_of(browser, "#detail .error-box")
+    assert json.loads(await text_of(browser, "#detail .messages .tool-input")) == {"a": PAYLOAD}
+    # No image from a javascript: or data:text URL, nor from a URL that tries to close its attribute.
+    assert await browser.evaluate("Array.from(document.querySelectorAll('img'), i => i.getAttribute('src'))") == []
+    assert browser.errors == []
+
+
+# --- many rows ----------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_ten_thousand_rows_keep_the_page_responsive_and_bounded(router, browser):
+    await browser.goto(router.url + "/dashboard")
+    await browser.wait_for(CONNECTED)
+    total = 10_000
+    for i in range(total):
+        router.runtime.events.publish(json.dumps(entry(
+            f"bulk-{i}", ts_ms=1_790_000_000_000 + i, requested_model=f"m{i % 7}", sent_model=f"m{i % 7}",
+            messages=[{"role": "user", "content": [{"type": "text", "text": f"message number {i}"}]}],
+        )))
+        if i % 500 == 499:  # the bus drops what a feed has not sent past 1000: let the feed catch up
+            await poll(lambda: not any(s.pending for s in router.runtime.events._subscribers), "the feed to send")
+    await browser.wait_for("document.getElementById('stat-requests').textContent === '10.0k'", timeout=120)
+
+    # Bounded: the newest 500 rows and entries, the newest first.
+    assert await browser.evaluate(f"{ROWS}.length") == 500
+    assert await browser.evaluate("tornrouterDashboard.entriesHeld()") == 500
+    assert await browser.evaluate(f"{ROWS}[0].dataset.id") == "bulk-9999"
+    assert await browser.evaluate(f"{ROWS}[499].dataset.id") == "bulk-9500"
+    # Responsive: a click opens the story, a search filters.
+    await browser.click('#rows tr[data-id="bulk-9876"]')
+    await browser.wait_for("document.getElementById('detail-title').textContent === 'm6'")
+    await browser.evaluate("document.getElementById('filter').focus()")
+    await browser.type_text("number 9777")
+    await browser.wait_for(f"{VISIBLE}.length === 1")
+    assert await browser.evaluate(VISIBLE) == ["bulk-9777"]
+    assert browser.errors == []
