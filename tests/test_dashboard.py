@@ -29,7 +29,7 @@ from tornrouter.handlers.dashboard import DashboardEventsHandler
 ENTRY_FIELDS = {
     "ts_ms", "provider", "requested_model", "sent_model", "duration_ms", "tags", "plugins", "system",
     "messages", "response", "error", "id", "endpoint", "status", "stream", "usage", "ttft_ms", "routing",
-    "lossy", "cancelled",
+    "lossy", "cancelled", "instance", "worker",
 }
 
 
@@ -68,6 +68,10 @@ class Feed:
         *blocks, self._buffer = self._buffer.split(b"\n\n")
         for block in blocks:
             lines = block.decode("utf-8").split("\n")
+            if lines[0].startswith("event: "):  # a named event (stats, health): its name, then one data line
+                assert len(lines) == 2 and lines[1].startswith("data: "), f"a named event, got {lines!r}"
+                self.events.append(("event", (lines[0][len("event: "):], json.loads(lines[1][len("data: "):]))))
+                continue
             assert len(lines) == 1, f"one line per event, got {lines!r}"
             line = lines[0]
             if line.startswith("data: "):
@@ -81,6 +85,12 @@ class Feed:
         if self._failure is not None:
             raise self._failure
         return [value for kind, value in self.events if kind == "data"]
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        """The data of each ``event: name`` so far."""
+        if self._failure is not None:
+            raise self._failure
+        return [data for kind, (event, data) in ((k, v) for k, v in self.events if k == "event") if event == name]
 
     def comments(self) -> list[str]:
         if self._failure is not None:

@@ -10,8 +10,10 @@ import asyncio
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +24,7 @@ from .runtime import Runtime
 from .components import Components
 from .config import Config, load_config
 from .errors import ConfigError
+from .fleet import Placement
 from .lifecycle import SIGNALS, Service
 from .server import fit_open_files_limit
 from .starter import AlreadyThere, write_examples
@@ -79,8 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sockets[0].getsockname()[:2]
     log.info("tornrouter listening on http://%s:%d (%s)", host, port, config.source)
     if args.processes == 1:
-        return asyncio.run(serve(config, lambda: read_config(args), sockets))
-    return run_workers(args.processes, sockets, lambda worker: work(args, worker, sockets))
+        return asyncio.run(serve(config, lambda: read_config(args), sockets, Placement.of(config, port)))
+    # The workers' sockets for the dashboard's fleet view (tornrouter/fleet/sockets.py): private to this parent.
+    socket_dir = tempfile.mkdtemp(prefix="tornrouter-fleet-")
+    try:
+        return run_workers(args.processes, sockets, lambda worker: work(
+            args, worker, sockets, Placement.of(config, port, worker=worker, workers=args.processes, socket_dir=socket_dir)))
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def init(directory: Path, force: bool) -> int:
@@ -108,21 +117,21 @@ def read_config(args: argparse.Namespace, worker: int | None = None) -> Config:
     return config
 
 
-def work(args: argparse.Namespace, worker: int, sockets: list) -> int:
+def work(args: argparse.Namespace, worker: int, sockets: list, placement: Placement | None = None) -> int:
     """One worker process, after the fork: its own loop, runtime and log file."""
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT.replace("%(name)s", f"%(name)s[{worker}:{os.getpid()}]")))
     config = read_config(args, worker)
     log.info("worker %d starting (request log: %s)", worker, config.request_log or "off")
-    return asyncio.run(serve(config, lambda: read_config(args, worker), sockets))
+    return asyncio.run(serve(config, lambda: read_config(args, worker), sockets, placement))
 
 
-async def serve(config: Config, load_config: Callable[[], Config], sockets: list) -> int:
+async def serve(config: Config, load_config: Callable[[], Config], sockets: list, placement: Placement | None = None) -> int:
     """Start a runtime from ``config`` (its plugins and classifiers built and
     set up) and serve ``sockets`` with it until stopped: 0, or ``REFUSED`` if
     a plugin or a classifier could not be built or set up."""
     try:
-        runtime = await Runtime.start(config)
+        runtime = await Runtime.start(config, placement=placement)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("start refused: %s: %s", config.source, problem)

@@ -69,7 +69,7 @@ class RequestRecord:
         "id", "endpoint", "ctx", "requested_model", "decision", "target", "plugins", "late_stages_ran", "opening",
         "attempts", "active_plugins", "lossy", "error", "usage", "started", "first_byte_at", "cancelled",
         "failed_status", "status", "key_name", "cost_usd", "continued", "cache", "upstream_s", "overhead_s",
-        "token_count", "session", "affinity",
+        "token_count", "session", "affinity", "instance", "worker",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
@@ -101,6 +101,8 @@ class RequestRecord:
         self.token_count: dict[str, Any] | None = None  # count_tokens: the count, and whether it is an estimate
         self.session: str | None = None  # the client's session (router.sessions), if it names one
         self.affinity: Affinity | None = None  # its session's pinned target, and what became of the pin
+        self.instance: str | None = None  # which instance and worker served it (set as it is recorded)
+        self.worker: int | None = None
 
     @property
     def request(self) -> ChatRequest | None:

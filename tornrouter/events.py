@@ -4,12 +4,22 @@ the open ``/dashboard/events`` feeds.
 Publishing never waits: each subscriber has a bounded buffer, and a subscriber
 too slow to keep up loses its oldest entries, not the router's time.  A short
 history is kept so a page that opens sees the latest requests at once.
+
+Entries come from this process (``publish``, which also hands them to the
+``taps``: the fleet link and the aggregate) or from the rest of the fleet
+(``deliver``: to the feeds only).  Named events (``announce``: the
+once-a-second ``stats`` and ``health``) go to the open feeds, in their own
+bounded buffer, and are not kept in the history.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+NAMED_LIMIT = 120  # named events a feed may have waiting (a minute of stats and health)
 
 
 class Subscriber:
@@ -17,6 +27,7 @@ class Subscriber:
 
     def __init__(self, history: deque[str], limit: int) -> None:
         self.pending: deque[str] = deque(history, maxlen=limit)
+        self.named: deque[str] = deque(maxlen=NAMED_LIMIT)  # whole SSE events, ``event:`` line and all
         self.ready = asyncio.Event()
         if self.pending:
             self.ready.set()
@@ -25,10 +36,20 @@ class Subscriber:
         self.pending.append(line)
         self.ready.set()
 
+    def push_named(self, event: str) -> None:
+        self.named.append(event)
+        self.ready.set()
+
+    def take_named(self) -> list[str]:
+        events = list(self.named)
+        self.named.clear()
+        return events
+
     async def next_batch(self, timeout: float) -> list[str]:
         """The entries that arrived since the last call, waiting up to
-        ``timeout`` seconds for one; ``[]`` on timeout (time for a keep-alive)."""
-        if not self.pending:
+        ``timeout`` seconds for one (or for a named event, which
+        ``take_named`` returns); ``[]`` on timeout (time for a keep-alive)."""
+        if not self.pending and not self.named:
             self.ready.clear()
             try:
                 await asyncio.wait_for(self.ready.wait(), timeout)
@@ -44,11 +65,26 @@ class EventBus:
         self._history: deque[str] = deque(maxlen=history)
         self._per_subscriber = per_subscriber
         self._subscribers: set[Subscriber] = set()
+        # Called with each entry of this process, as its line and (when there is one) its dict.
+        self.taps: list[Callable[[str, dict[str, Any] | None], None]] = []
 
-    def publish(self, line: str) -> None:
+    def publish(self, line: str, entry: dict[str, Any] | None = None) -> None:
+        """An entry of this process: to the feeds, then to the taps."""
+        self.deliver(line)
+        for tap in self.taps:
+            tap(line, entry)
+
+    def deliver(self, line: str) -> None:
+        """An entry (of this process or of another in the fleet) to the feeds."""
         self._history.append(line)
         for subscriber in self._subscribers:
             subscriber.push(line)
+
+    def announce(self, name: str, data: str) -> None:
+        """A named event (``event: name``, one line of JSON) to the open feeds."""
+        event = f"event: {name}\ndata: {data}\n\n"
+        for subscriber in self._subscribers:
+            subscriber.push_named(event)
 
     def subscribe(self) -> Subscriber:
         subscriber = Subscriber(self._history, self._per_subscriber)

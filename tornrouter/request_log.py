@@ -87,6 +87,8 @@ ENTRY_FIELDS: tuple[tuple[str, Callable[[RequestRecord], Any]], ...] = (
     ("token_count", lambda r: r.token_count),
     ("session", lambda r: r.session),
     ("affinity", lambda r: r.affinity.to_json() if r.affinity else None),
+    ("instance", lambda r: r.instance),
+    ("worker", lambda r: r.worker),
 )
 
 

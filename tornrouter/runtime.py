@@ -14,6 +14,7 @@ from .config import Config
 from .context import RequestRecord
 from .dispatch import Dispatcher
 from .events import EventBus
+from .fleet import Fleet, Placement
 from .handlers import routes
 from .handlers.base import CLIENT_CLOSED
 from .inflight import InFlight
@@ -36,7 +37,8 @@ class Runtime:
     ``await runtime.aclose()``.  ``Runtime(config)`` alone builds one whose
     plugins and classifiers are not set up."""
 
-    def __init__(self, config: Config, previous: Runtime | None = None, components: Components | None = None) -> None:
+    def __init__(self, config: Config, previous: Runtime | None = None, components: Components | None = None,
+                 placement: Placement | None = None) -> None:
         self.config = config
         self.components = components if components is not None else Components(config)
         self.in_flight = InFlight()  # the API requests being served (reload, graceful stop)
@@ -57,6 +59,10 @@ class Runtime:
         inherited = _inherited_log(config, previous)
         self.request_log = inherited or (RequestLog(config.request_log) if config.request_log else None)
         self.events = previous.events if previous is not None else EventBus()
+        # The fleet's view (tornrouter/fleet): its link, aggregate and ticker carry on over reloads, as the bus does.
+        self.fleet = previous.fleet if previous is not None else Fleet(config, self.events, placement or Placement.of(config))
+        self.fleet.watch(self.providers)
+        self._owns_fleet = True
         self.models = ModelCatalogue(self.router.model_names())
         # Access control and metrics (tornrouter/access, tornrouter/metrics).  A reload
         # keeps the metrics (counters run on) and, with the same state: section, the
@@ -77,12 +83,14 @@ class Runtime:
             previous._owns_backend = False
         if same_store:
             previous._owns_store = False
+        if previous is not None:
+            previous._owns_fleet = False
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
         self.cache.take_over(previous.cache if previous is not None else None)
 
     @classmethod
-    async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+    async def start(cls, config: Config, previous: Runtime | None = None, placement: Placement | None = None) -> Runtime:
         """A runtime ready to serve: its plugins and classifiers are built and
         set up (``Components.setup``) before the rest, so that ``previous`` (the
         runtime a reload replaces) hands nothing over to a runtime that will
@@ -92,16 +100,20 @@ class Runtime:
         components = Components(config)
         await components.setup()
         try:
-            return cls(config, previous, components)
+            runtime = cls(config, previous, components, placement)
         except BaseException:
             await components.close()
             raise
+        await runtime.fleet.start()
+        return runtime
 
     async def aclose(self) -> None:
         """Close it all, once its requests are done or given up on: the plugins
         and classifiers (their ``close``), the access state, then the client
         and the request log."""
         await self.components.close()
+        if self._owns_fleet:
+            await self.fleet.aclose()
         await self.close_access()
         await self.cache.aclose()
         self.close()
@@ -113,10 +125,12 @@ class Runtime:
             self._publish(record)
 
     def _publish(self, record: RequestRecord) -> None:
-        line = entry_line(log_entry(record))
+        record.instance, record.worker = self.fleet.placement.instance, self.fleet.placement.worker
+        entry = log_entry(record)
+        line = entry_line(entry)
         if self.request_log is not None:
             self.request_log.write(line)
-        self.events.publish(line)
+        self.events.publish(line, entry)
 
     def close(self) -> None:
         """Close the upstream client and the request log (writing what is queued),

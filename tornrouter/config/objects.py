@@ -24,6 +24,7 @@ class ServerConfig:
     body_timeout_s: float = 120.0  # the whole body, from the end of the headers
     idle_timeout_s: float = 75.0  # a kept-alive connection: until the next request's headers are complete
     max_connections: int = 4096
+    instance: str | None = None  # this instance's name on the dashboard and in the log (default <hostname>:<port>)
 
 
 @dataclass(frozen=True)

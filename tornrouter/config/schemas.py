@@ -78,6 +78,7 @@ class ServerSchema(_Strict):
     body_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     idle_timeout_s = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     max_connections = fields.Integer(validate=validate.Range(min=1))
+    instance = fields.String(allow_none=True, validate=validate.Length(min=1, error="must not be empty"))
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> ServerConfig:

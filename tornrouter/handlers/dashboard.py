@@ -1,15 +1,19 @@
-"""The live dashboard: the page, and its Server-Sent Events feed."""
+"""The live dashboard: the page, its Server-Sent Events feed, and the
+aggregate its charts read (``/dashboard/stats``)."""
 
 from __future__ import annotations
 
 from importlib import resources
 from typing import TYPE_CHECKING
 
+import orjson
 from tornado.iostream import StreamClosedError
 from tornado.web import StaticFileHandler
 
 from ..access import AdminKey
-from .admin import AdminOnly
+from ..errors import InvalidRequest
+from ..fleet.aggregate import WINDOWS
+from .admin import AdminOnly, finish_with_error
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -32,7 +36,9 @@ class DashboardPageHandler(AdminOnly):
 
 class DashboardEventsHandler(AdminOnly):
     """``GET /dashboard/events``: one ``data:`` line of log-entry JSON per handled
-    request, a comment every 15 s so proxies keep the connection open.  The
+    request (of any process in the fleet), ``event: stats`` and ``event: health``
+    once a second (``tornrouter.fleet``), a comment every 15 s when nothing else
+    goes out, so proxies keep the connection open.  The
     subscription ends when the browser goes away (``on_connection_close``).
     With ``server.admin_key`` set it takes the key as ``?key=`` (EventSource
     cannot send headers)."""
@@ -60,7 +66,11 @@ class DashboardEventsHandler(AdminOnly):
                 batch = await self.subscriber.next_batch(self.keepalive_s)
                 if self.closed:
                     break
-                self.write("".join(f"data: {line}\n\n" for line in batch) if batch else ": keep-alive\n\n")
+                named = self.subscriber.take_named()
+                if batch or named:
+                    self.write("".join(named) + "".join(f"data: {line}\n\n" for line in batch))
+                else:
+                    self.write(": keep-alive\n\n")
                 await self.flush()
         except StreamClosedError:
             pass
@@ -87,6 +97,25 @@ class DashboardAssetHandler(StaticFileHandler):
 def assets_path() -> str:
     """Where the vendored files are (``static/vendor`` in the package's data)."""
     return str(resources.files("tornrouter").joinpath("static", "vendor"))
+
+
+class DashboardStatsHandler(AdminOnly):
+    """``GET /dashboard/stats?window=300|3600|86400``: the fleet's aggregate over
+    the window, in steps of 1, 10 or 60 s (``tornrouter.fleet.aggregate``)."""
+
+    key_in_query = True
+
+    def initialize(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.admin = runtime.access.admin
+
+    def get(self) -> None:
+        window = self.get_query_argument("window", "300")
+        if window not in {str(seconds) for seconds in WINDOWS}:
+            finish_with_error(self, InvalidRequest("window", f"expected one of {', '.join(map(str, WINDOWS))} (seconds)"))
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(orjson.dumps(self.runtime.fleet.aggregate.window(int(window))))
 
 
 def read_page() -> bytes:
