@@ -35,7 +35,9 @@ class RedisLink:
         self.channel = channel
         self.timeout_s = timeout_s
         self.where = redacted(url)
-        self.outage = Outage(self.where, "the dashboard shows this process's requests only", retry_s=RETRY_S)
+        # Logged apart from the limits' own outage line (access.control), which says what it means for them.
+        self.outage = Outage(f"{self.where} (the dashboard's fleet link)", "the dashboard shows this process's requests only",
+                             retry_s=RETRY_S)
         self.queue: deque[bytes] = deque()
         self.dropped = 0
         self._wake = asyncio.Event()
