@@ -1,8 +1,9 @@
 """The dashboard page in a real headless chromium against a real router and
-real fake upstreams: filters and search, pause and resume, the request story
-of a failed-over request and its copy-as-curl (run for real), entries without
-bodies, dry runs and mirror records, text that must stay text, and ten
-thousand rows streamed in.
+real fake upstreams: the charts and the health strip, filters and search,
+pause and resume, the request story of a failed-over request and its
+copy-as-curl (run for real), entries without bodies, dry runs and mirror
+records, text that must stay text, ten thousand rows streamed in, and the
+fleet (``--processes 2``, two instances on Redis) on one page.
 
 Entries that no request of these tests makes (a dry run, ``log.bodies: hash``,
 mirror records, payloads in every field) are published on the dashboard's bus,
@@ -17,7 +18,9 @@ import asyncio
 import hashlib
 import json
 import os
+import socket
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,9 @@ from tests.access_support import ADMIN_KEY, TEAM_A, TEAM_B, bearer
 from tests.browser import Browser
 from tests.configs import provider
 from tests.fake_upstream import Reply
+from tests.processes import DEADLINE_S
+from tests.redis_support import needs_redis
+from tests.test_fleet import fleet_config, redis_instance, send
 from tests.upstream_faults import error_body
 from tests.waiting import poll
 from tests.wire import ANTHROPIC, OPENAI, RESPONSES, chat, message
@@ -429,4 +435,147 @@ async def test_ten_thousand_rows_keep_the_page_responsive_and_bounded(router, br
     await browser.type_text("number 9777")
     await browser.wait_for(f"{VISIBLE}.length === 1")
     assert await browser.evaluate(VISIBLE) == ["bulk-9777"]
+    assert browser.errors == []
+
+
+# --- charts and the health strip ----------------------------------------------------------
+
+
+def sum_of(series: str, chart: str = "requests") -> str:
+    """JavaScript: the sum of one series of a chart (by its legend label)."""
+    return (f"(() => {{ const u = tornrouterDashboard.chart({json.dumps(chart)}); if (!u) return null;"
+            f" const i = u.series.findIndex(s => s.label === {json.dumps(series)});"
+            f" return i < 0 ? null : u.data[i].reduce((a, v) => a + (v || 0), 0); }})()")
+
+
+async def hover_last_traffic(browser: Browser, chart: str) -> str:
+    """Move the mouse over the chart's newest step with requests; the legend's
+    value of its first series then.  A step is narrower than a pixel here, so
+    the mouse moves a pixel at a time until uPlot's cursor is on that step."""
+    target = await browser.evaluate(f"""(() => {{
+        const u = tornrouterDashboard.chart({json.dumps(chart)});
+        let i = u.data[1].length - 1;
+        while (i > 0 && !u.data[1][i]) i--;
+        const r = u.over.getBoundingClientRect();
+        return {{i: i, x: Math.round(r.left + u.valToPos(u.data[0][i], 'x')), y: Math.round(r.top + r.height / 2)}};
+    }})()""")
+    x = target["x"]
+    for _ in range(8):
+        await browser.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": target["y"]})
+        at = await browser.evaluate(f"tornrouterDashboard.chart({json.dumps(chart)}).cursor.idx")
+        if at == target["i"]:
+            break
+        x += 1 if at < target["i"] else -1
+    return await browser.wait_for(
+        f"(() => {{ const v = document.querySelector('#chart-{chart} .u-legend .u-series:nth-child(2) .u-value');"
+        f" return v && v.textContent !== '–' && v.textContent !== '0' ? v.textContent : null; }})()"
+    )
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_charts_draw_the_aggregate_and_move_with_traffic_and_the_strip_shows_an_open_breaker(
+        start_router, fakes, tmp_path, browser):
+    flaky = fakes()
+    config = rich_config(tmp_path, flaky.url, flaky.url)
+    config["providers"]["flaky"]["breaker"] = {"failures": 1, "window_s": 60, "cooldown_s": 600}
+    config["router"]["routes"].append({"model": "only-flaky", "to": "flaky/model-a"})
+    router = start_router(config)
+    await router.ready
+    await router.runtime.fleet.start()  # its ticker: event: stats and event: health once a second
+    try:
+        sent = await charts_and_health(router, flaky, browser)
+    finally:
+        await router.runtime.fleet.aclose()
+
+    # The charts hold still now: hovering shows the values under the cursor in the legend.
+    assert float(await hover_last_traffic(browser, "requests")) > 0
+    await screenshot(browser, tmp_path, "dashboard-charts.png")
+
+    # Another window: its history is read at once, in its own steps.
+    await browser.click('#windows button[data-window="3600"]')
+    await browser.wait_for("tornrouterDashboard.chartData('requests')?.[0].length === 360")
+    assert await browser.evaluate(sum_of("2xx")) * 10 == sent  # per second over 10 s steps
+    assert browser.errors == []
+
+
+async def charts_and_health(router, flaky, browser: Browser) -> int:
+    """The charts move with traffic, the strip shows a breaker opening; how many requests succeeded."""
+    await open_dashboard(browser, router)
+    await browser.wait_for("document.querySelectorAll('#charts canvas').length === 7")
+    assert await browser.evaluate("tornrouterDashboard.chartData('requests')[0].length") == 300
+    assert await browser.evaluate(sum_of("2xx")) == 0
+    assert await browser.evaluate("document.querySelector('#windows [aria-pressed=true]').textContent") == "5 min"
+
+    # Traffic in waves: each second's event moves the charts on and adds its requests.
+    sent = 0
+    for wave in range(3):
+        last = await browser.evaluate("tornrouterDashboard.chartData('requests')[0].at(-1)")
+        for i in range(4 + wave):
+            assert (await router.post(OPENAI, chat("local", f"wave {wave} {i}"), headers=bearer(TEAM_A))).code == 200
+            sent += 1
+        await browser.wait_for(f"{sum_of('2xx')} === {sent}", timeout=20)
+        await browser.wait_for(f"tornrouterDashboard.chartData('requests')[0].at(-1) > {last}")
+    tokens = await browser.evaluate(sum_of("out", "tokens"))
+    assert tokens > 0
+    assert await browser.evaluate("tornrouterDashboard.chartData('latency')[1].some(v => v !== null)")
+
+    # A failure opens flaky's breaker: its card says so, and its error rate is drawn.
+    flaky.then(Reply(status=500, body=error_body("openai", "flaky is down")))
+    failed = await router.post(OPENAI, chat("only-flaky", "fail"), headers=bearer(TEAM_A))
+    assert failed.code >= 500
+    await browser.wait_for("document.querySelector('#health .health-card[data-provider=\"flaky\"]')?.dataset.breaker === 'open'",
+                           timeout=20)
+    card = await text_of(browser, '#health .health-card[data-provider="flaky"]')
+    assert "open" in card and "100%" in card
+    await browser.wait_for(f"{sum_of('flaky', 'errors')} > 0", timeout=20)
+    assert "1 process reporting" in await text_of(browser, "#health .fleet")
+    return sent
+
+
+# --- the fleet ------------------------------------------------------------------------------
+
+
+SERVED = "Array.from(document.querySelectorAll('#rows tr[data-id] td.served'), td => td.textContent)"
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_the_page_shows_both_workers_of_processes_2(spawn, tmp_path, browser):
+    router = await spawn(fleet_config(tmp_path, "router"), "--processes", "2").start()
+    await router.wait_for("starting (request log:", count=2)
+    await browser.goto(router.url + "/dashboard")
+    await browser.wait_for(CONNECTED)
+    await browser.wait_for("document.querySelector('#health .fleet').textContent.includes('2 processes reporting')",
+                           timeout=DEADLINE_S)
+    sent: list[str] = []
+
+    async def both_workers_shown() -> bool:
+        sent.extend(await send(router, 10, f"batch {len(sent)}"))
+        await browser.wait_for(f"{ROWS}.length === {len(sent)}", timeout=DEADLINE_S)
+        return {s.rsplit(" · ", 1)[1] for s in await browser.evaluate(SERVED)} == {"w0", "w1"}
+
+    await poll(both_workers_shown, "rows of both workers on one page", timeout=DEADLINE_S)
+    instance = f"{socket.gethostname()}:{router.port}"
+    assert {s.rsplit(" · ", 1)[0] for s in await browser.evaluate(SERVED)} == {instance}
+    # The counters add up to what was sent, whichever worker served it.
+    assert await text_of(browser, "#stat-requests") == str(len(sent))
+    await browser.wait_for(f"{sum_of('2xx')} === {len(sent)}", timeout=DEADLINE_S)
+    assert browser.errors == []
+
+
+@needs_redis
+@pytest.mark.gen_test(timeout=180)
+async def test_the_page_of_one_instance_shows_the_other_on_redis(spawn, tmp_path, redis_server, browser):
+    alpha = await redis_instance(spawn, tmp_path, "alpha", redis_server.url).start()
+    beta = await redis_instance(spawn, tmp_path, "beta", redis_server.url).start()
+    await browser.goto(alpha.url + "/dashboard")
+    await browser.wait_for(CONNECTED)
+    await browser.wait_for("document.querySelector('#health .fleet').textContent.includes('2 processes reporting')",
+                           timeout=DEADLINE_S)
+    sent = await send(alpha, 4, "to alpha") + await send(beta, 3, "to beta")
+    await browser.wait_for(f"{ROWS}.length === 7", timeout=DEADLINE_S)
+    assert Counter(await browser.evaluate(SERVED)) == {"alpha": 4, "beta": 3}
+    assert set(await browser.evaluate(f"Array.from({ROWS}, tr => tr.dataset.id)")) == set(sent)
+    assert await text_of(browser, "#stat-requests") == "7"
+    await browser.wait_for(f"{sum_of('2xx')} === 7", timeout=DEADLINE_S)
+    await screenshot(browser, tmp_path, "dashboard-fleet.png")
     assert browser.errors == []
