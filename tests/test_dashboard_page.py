@@ -544,7 +544,7 @@ async def test_the_page_shows_both_workers_of_processes_2(spawn, tmp_path, brows
     await router.wait_for("starting (request log:", count=2)
     await browser.goto(router.url + "/dashboard")
     await browser.wait_for(CONNECTED)
-    await browser.wait_for("document.querySelector('#health .fleet').textContent.includes('2 processes reporting')",
+    await browser.wait_for("document.querySelector('#health .fleet')?.textContent.includes('2 processes reporting')",
                            timeout=DEADLINE_S)
     sent: list[str] = []
 
@@ -569,7 +569,7 @@ async def test_the_page_of_one_instance_shows_the_other_on_redis(spawn, tmp_path
     beta = await redis_instance(spawn, tmp_path, "beta", redis_server.url).start()
     await browser.goto(alpha.url + "/dashboard")
     await browser.wait_for(CONNECTED)
-    await browser.wait_for("document.querySelector('#health .fleet').textContent.includes('2 processes reporting')",
+    await browser.wait_for("document.querySelector('#health .fleet')?.textContent.includes('2 processes reporting')",
                            timeout=DEADLINE_S)
     sent = await send(alpha, 4, "to alpha") + await send(beta, 3, "to beta")
     await browser.wait_for(f"{ROWS}.length === 7", timeout=DEADLINE_S)
