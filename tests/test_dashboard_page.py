@@ -114,6 +114,29 @@ def entry(request_id: str, **fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
+# --- the vendored chart library -------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_the_chart_library_is_served_with_its_version_and_a_long_cache(router):
+    page = (await router.get("/dashboard")).body.decode()
+    library = await router.get("/dashboard/static/uplot/uPlot.iife.min.js?v=1.6.32")
+    assert library.code == 200
+    assert library.headers["Content-Type"] == "text/javascript"
+    assert library.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # The version the page asks for is the one vendored.
+    assert library.body.startswith(b"/*! https://github.com/leeoniya/uPlot (v1.6.32) */")
+    assert 'src="dashboard/static/uplot/uPlot.iife.min.js?v=1.6.32"' in page
+    assert 'href="dashboard/static/uplot/uPlot.min.css?v=1.6.32"' in page
+    style = await router.get("/dashboard/static/uplot/uPlot.min.css?v=1.6.32")
+    assert (style.code, style.headers["Content-Type"]) == (200, "text/css")
+    assert (await router.get("/dashboard/static/uplot/LICENSE")).body.startswith(b"The MIT License")
+    # Only what is under static/vendor: not the page, nor anything else of the package.
+    assert (await router.get("/dashboard/static/../dashboard.html")).code in (403, 404)
+    assert (await router.get("/dashboard/static/%2e%2e/%2e%2e/config/schemas.py")).code in (403, 404)
+    assert (await router.get("/dashboard/static/uplot/missing.js")).code == 404
+
+
 # --- filters and search ------------------------------------------------------------------
 
 
