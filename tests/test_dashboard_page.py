@@ -15,12 +15,14 @@ main views there (the README's come from ``docs/``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import socket
 import subprocess
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,18 @@ def rich(start_router, fakes, tmp_path):
     flaky, steady = fakes(), fakes()
     router = start_router(rich_config(tmp_path, flaky.url, steady.url))
     return router, flaky, steady
+
+
+@contextlib.asynccontextmanager
+async def ticking(router) -> AsyncIterator[None]:
+    """The fleet's ticker running (``event: stats`` and ``event: health`` once a
+    second), as a served router has it; the test fixture's router starts without."""
+    await router.ready
+    await router.runtime.fleet.start()
+    try:
+        yield
+    finally:
+        await router.runtime.fleet.aclose()
 
 
 async def open_dashboard(browser: Browser, router) -> None:
@@ -143,6 +157,11 @@ async def test_the_chart_library_is_served_with_its_version_and_a_long_cache(rou
 @pytest.mark.gen_test(timeout=120)
 async def test_each_filter_narrows_the_rows_and_the_search_reads_the_messages(rich, browser, tmp_path):
     router, flaky, steady = rich
+    async with ticking(router):
+        await filters_and_search(router, browser, tmp_path)
+
+
+async def filters_and_search(router, browser: Browser, tmp_path: Path) -> None:
     await open_dashboard(browser, router)
     weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
     sent = {
@@ -167,7 +186,10 @@ async def test_each_filter_narrows_the_rows_and_the_search_reads_the_messages(ri
     assert await options(browser, "f-session") == ["sess-42"]
     assert await options(browser, "f-provider") == ["echo", "flaky"]
     assert {"local", "failover", "model-a"} <= set(await options(browser, "f-model"))
+    await browser.wait_for(f"{sum_of('2xx')} === 5")  # the charts have them too
+    await pick(browser, "f-status", "2xx")
     await screenshot(browser, tmp_path, "dashboard-table.png")
+    await pick(browser, "f-status", "")
 
     async def shown() -> set[str]:
         return set(await browser.evaluate(VISIBLE))
@@ -242,6 +264,11 @@ async def test_pause_holds_new_rows_and_counts_them_and_resume_shows_them(router
 @pytest.mark.gen_test(timeout=120)
 async def test_the_story_of_a_failed_over_request_and_its_curl_command(rich, browser, tmp_path):
     router, flaky, steady = rich
+    async with ticking(router):
+        await failed_over_story(router, flaky, steady, browser, tmp_path)
+
+
+async def failed_over_story(router, flaky, steady, browser: Browser, tmp_path: Path) -> None:
     flaky.then(Reply(status=500, body=error_body("openai", "flaky is down")))
     await open_dashboard(browser, router)
     answered = await router.post(OPENAI, {
@@ -503,12 +530,8 @@ async def test_charts_draw_the_aggregate_and_move_with_traffic_and_the_strip_sho
     config["providers"]["flaky"]["breaker"] = {"failures": 1, "window_s": 60, "cooldown_s": 600}
     config["router"]["routes"].append({"model": "only-flaky", "to": "flaky/model-a"})
     router = start_router(config)
-    await router.ready
-    await router.runtime.fleet.start()  # its ticker: event: stats and event: health once a second
-    try:
+    async with ticking(router):
         sent = await charts_and_health(router, flaky, browser)
-    finally:
-        await router.runtime.fleet.aclose()
 
     # The charts hold still now: hovering shows the values under the cursor in the legend.
     assert float(await hover_last_traffic(browser, "requests")) > 0
