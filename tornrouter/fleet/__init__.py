@@ -152,7 +152,11 @@ class Fleet:
         if self._outbox_bytes >= BATCH_BYTES:
             self._send_outbox()
         elif not self._send_scheduled:
-            asyncio.get_running_loop().call_later(BATCH_S, self._send_outbox)
+            try:
+                asyncio.get_running_loop().call_later(BATCH_S, self._send_outbox)
+            except RuntimeError:  # no loop (an entry recorded as the process ends): now or never
+                self._send_outbox()
+                return
             self._send_scheduled = True
 
     def _without_texts(self, entry: dict[str, Any]) -> str:

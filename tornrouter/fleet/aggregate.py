@@ -242,7 +242,7 @@ class Aggregate:
             "error_rate": {name: [_rate(b, name) for b in buckets] for name in providers},
             "tokens": {"in": counts(lambda b: b.tokens[0]), "out": counts(lambda b: b.tokens[1])},
             "cost": {
-                kind: {name: [round(b.cost[k].get(name, 0.0), 6) if b is not None else 0 for b in buckets]
+                kind: {name: [_usd(b.cost[k].get(name)) if b is not None else 0 for b in buckets]
                        for name in cost_names[k]}
                 for k, kind in enumerate(("provider", "model", "key"))
             },
@@ -268,6 +268,10 @@ class Aggregate:
             out[name] = {"requests": requests, "error_rate": round(errors / requests, 4) if requests else 0.0,
                          "p95_ms": histogram.percentiles(counts, (0.95,))[0]}
         return out
+
+
+def _usd(total: float | None) -> float:
+    return round(total, 6) if total else 0
 
 
 def _rate(bucket: Bucket | None, provider: str) -> float | None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
+from itertools import accumulate
 
 PER_DOUBLING = 4
 DOUBLINGS = 24  # up to 2**24 ms (4.7 h): longer lands in the last bin
@@ -26,25 +28,17 @@ def bin_of(ms: float) -> int:
     return min(BINS - 1, 1 + int(PER_DOUBLING * math.log2(ms)))
 
 
-def value_of(index: int) -> float:
-    return 0.5 if index == 0 else round(2 ** ((index - 0.5) / PER_DOUBLING), 1)
+# What a bin reads back as: its geometric middle (0.5 ms for the first).
+VALUES = (0.5, *(round(2 ** ((index - 0.5) / PER_DOUBLING), 1) for index in range(1, BINS)))
 
 
 def percentiles(counts: array, wanted: Iterable[float]) -> list[float | None]:
-    """The values at each fraction of ``wanted`` (ascending, 0..1); None for
-    an empty histogram."""
-    total = sum(counts)
+    """The values at each fraction of ``wanted`` (0..1); None for an empty histogram."""
+    cumulative = list(accumulate(counts))
+    total = cumulative[-1]
     if total == 0:
         return [None for _ in wanted]
-    out: list[float | None] = []
-    ranks = [max(1, math.ceil(p * total)) for p in wanted]
-    seen, index = 0, -1
-    for rank in ranks:
-        while seen < rank:
-            index += 1
-            seen += counts[index]
-        out.append(value_of(index))
-    return out
+    return [VALUES[bisect_left(cumulative, max(1, math.ceil(p * total)))] for p in wanted]
 
 
 def add_into(target: array, source: array) -> None:

@@ -87,6 +87,10 @@ class SocketLink:
                 self._receive(await reader.readexactly(length))
         except (asyncio.IncompleteReadError, OSError):
             pass  # the peer went away
+        except asyncio.CancelledError:
+            # The loop is ending (asyncio.run cancels what is left): end quietly, since
+            # Python 3.11's start_unix_server logs a cancelled handler as an error.
+            pass
         finally:
             writer.close()
 
