@@ -432,6 +432,23 @@ async def test_no_field_is_ever_markup_and_no_url_runs(router, browser):
               "status": 500, "error": PAYLOAD, "latency_ms": 1, "usage": None, "cost_usd": None, "compare": None}
     router.runtime.events.publish(json.dumps(evil))
     router.runtime.events.publish(json.dumps(mirror))
+    # Names in the health strip and in the charts' legends come from the feed too.
+    router.runtime.events.announce("health", json.dumps({
+        "providers": [{"name": PAYLOAD, "breaker": PAYLOAD, "in_flight": 1, "queued": 0, "error_rate": 0.5,
+                       "p95_ms": 12.0, "requests": 2}],
+        "instances": [{"instance": PAYLOAD, "worker": PAYLOAD, "seen_s_ago": 0.1}],
+    }))
+    await browser.wait_for("tornrouterDashboard.chart('errors') !== null")  # the window's history is in
+    second = int(await browser.evaluate("tornrouterDashboard.chartData('requests')[0].at(-1)")) + 1
+    router.runtime.events.announce("stats", json.dumps({
+        "t": [second], "requests": {"2xx": [1]}, "error_rate": {PAYLOAD: [0.5]},
+        "cost": {"provider": {PAYLOAD: [0.01]}, "model": {}, "key": {}},
+    }))
+    await browser.wait_for(f"{sum_of(PAYLOAD, 'errors')} === 50")
+    assert await browser.evaluate(
+        f"document.querySelector('#chart-cost .u-legend').textContent.includes({json.dumps(PAYLOAD)})"
+    )
+    assert await browser.evaluate(f"document.querySelector('#health .health-card').dataset.provider") == PAYLOAD
     await browser.wait_for(f"{ROWS}.length === 1")
     await browser.click("#rows tr[data-id] td.time")
     await browser.wait_for("!document.getElementById('detail').hidden")
