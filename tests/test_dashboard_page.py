@@ -448,7 +448,7 @@ async def test_no_field_is_ever_markup_and_no_url_runs(router, browser):
     assert await browser.evaluate(
         f"document.querySelector('#chart-cost .u-legend').textContent.includes({json.dumps(PAYLOAD)})"
     )
-    assert await browser.evaluate(f"document.querySelector('#health .health-card').dataset.provider") == PAYLOAD
+    assert await browser.evaluate("document.querySelector('#health .health-card').dataset.provider") == PAYLOAD
     await browser.wait_for(f"{ROWS}.length === 1")
     await browser.click("#rows tr[data-id] td.time")
     await browser.wait_for("!document.getElementById('detail').hidden")
@@ -516,27 +516,21 @@ def sum_of(series: str, chart: str = "requests") -> str:
 
 
 async def hover_last_traffic(browser: Browser, chart: str) -> str:
-    """Move the mouse over the chart's newest step with requests; the legend's
-    value of its first series then.  A step is narrower than a pixel here, so
-    the mouse moves a pixel at a time until uPlot's cursor is on that step."""
-    target = await browser.evaluate(f"""(() => {{
-        const u = tornrouterDashboard.chart({json.dumps(chart)});
-        let i = u.data[1].length - 1;
-        while (i > 0 && !u.data[1][i]) i--;
-        const r = u.over.getBoundingClientRect();
-        return {{i: i, x: Math.round(r.left + u.valToPos(u.data[0][i], 'x')), y: Math.round(r.top + r.height / 2)}};
-    }})()""")
-    x = target["x"]
-    for _ in range(8):
-        await browser.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": target["y"]})
-        at = await browser.evaluate(f"tornrouterDashboard.chart({json.dumps(chart)}).cursor.idx")
-        if at == target["i"]:
-            break
-        x += 1 if at < target["i"] else -1
-    return await browser.wait_for(
-        f"(() => {{ const v = document.querySelector('#chart-{chart} .u-legend .u-series:nth-child(2) .u-value');"
-        f" return v && v.textContent !== '–' && v.textContent !== '0' ? v.textContent : null; }})()"
-    )
+    """Move the mouse over the chart's newest steps, a pixel at a time from the
+    right, until the cursor is on a step with requests; the legend's value of
+    the first series there (checked to be that step's)."""
+    js_chart = f"tornrouterDashboard.chart({json.dumps(chart)})"
+    box = await browser.evaluate(f"""(() => {{ const r = {js_chart}.over.getBoundingClientRect();
+        return {{right: Math.floor(r.right) - 1, y: Math.round(r.top + r.height / 2)}}; }})()""")
+    for dx in range(40):
+        await browser.move_mouse(box["right"] - dx, box["y"])
+        under = await browser.evaluate(f"""(() => {{ const u = {js_chart}, i = u.cursor.idx;
+            const v = document.querySelector('#chart-{chart} .u-legend .u-series:nth-child(2) .u-value');
+            return i === null ? null : {{value: u.data[1][i], shown: v.textContent}}; }})()""")
+        if under and under["value"]:
+            assert float(under["shown"]) == pytest.approx(under["value"], rel=0.01)
+            return under["shown"]
+    raise AssertionError("no step with requests under the mouse")
 
 
 @pytest.mark.gen_test(timeout=120)
@@ -550,14 +544,21 @@ async def test_charts_draw_the_aggregate_and_move_with_traffic_and_the_strip_sho
     async with ticking(router):
         sent = await charts_and_health(router, flaky, browser)
 
+        # Another window: its history is read at once, in its own steps, and
+        # each second's requests are added to the current step.
+        await browser.click('#windows button[data-window="3600"]')
+        await browser.wait_for("tornrouterDashboard.chartData('requests')?.[0].length === 360")
+        assert await browser.evaluate(sum_of("2xx")) * 10 == sent  # per second over 10 s steps
+        for i in range(3):
+            assert (await router.post(OPENAI, chat("local", f"later {i}"), headers=bearer(TEAM_A))).code == 200
+        sent += 3
+        await browser.wait_for(f"Math.round({sum_of('2xx')} * 10) === {sent}", timeout=20)
+        await browser.click('#windows button[data-window="300"]')
+        await browser.wait_for(f"tornrouterDashboard.chartData('requests')?.[0].length === 300 && {sum_of('2xx')} === {sent}")
+
     # The charts hold still now: hovering shows the values under the cursor in the legend.
     assert float(await hover_last_traffic(browser, "requests")) > 0
     await screenshot(browser, tmp_path, "dashboard-charts.png")
-
-    # Another window: its history is read at once, in its own steps.
-    await browser.click('#windows button[data-window="3600"]')
-    await browser.wait_for("tornrouterDashboard.chartData('requests')?.[0].length === 360")
-    assert await browser.evaluate(sum_of("2xx")) * 10 == sent  # per second over 10 s steps
     assert browser.errors == []
 
 
