@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.configs import base_config
+from tests.configs import base_config, echo_only
 from tests.fake_upstream import Reply
 from tests.test_dashboard import Feed
 from tests.waiting import poll
 from tests.wire import OPENAI, chat
+from tornrouter.config import parse_config
+from tornrouter.errors import ConfigError
 from tornrouter.events import NAMED_LIMIT, EventBus
 from tornrouter.fleet import histogram
 from tornrouter.fleet.aggregate import MAX_NAMES, OTHER, Aggregate
@@ -89,6 +91,8 @@ async def test_stats_skip_dry_runs_and_mirror_records(router):
     router.runtime.events.publish(json.dumps(dry), dry)
     router.runtime.events.publish(json.dumps({"type": "mirror", "ts_ms": entry["ts_ms"], "id": entry["id"],
                                               "status": 200, "latency_ms": 3.0}))
+    for odd in ("not json", "[1, 2]", '{"ts_ms": "soon"}', '{"ts_ms": 1e400}', '{"ts_ms": 1, "usage": [3]}'):
+        router.runtime.events.publish(odd)  # the feed shows what it is given; the aggregate skips it
     assert total(await stats(router)) == 1
 
 
@@ -107,6 +111,20 @@ async def test_stats_need_the_admin_key(start_router, upstream, tmp_path):
     assert (await router.get("/dashboard/stats")).code == 401
     assert (await router.get("/dashboard/stats?key=adm-1")).code == 200
     assert total(await stats(router, 300, Authorization="Bearer adm-1")) == 0
+
+
+@pytest.mark.gen_test
+async def test_entries_say_which_instance_served_them(start_router, upstream, tmp_path):
+    router = start_router(base_config(upstream.url, str(tmp_path / "r.jsonl"), server={"instance": "gw-7"}))
+    await router.post(OPENAI, chat("local", "who", stream=False))
+    (entry,) = router.log_entries()
+    assert (entry["instance"], entry["worker"]) == ("gw-7", None)
+
+
+def test_an_empty_instance_name_is_refused():
+    with pytest.raises(ConfigError) as refused:
+        parse_config(echo_only(server={"instance": ""}), environ={})
+    assert refused.value.problems == ["server.instance: must not be empty"]
 
 
 def test_names_beyond_the_bound_add_up_under_other():

@@ -15,14 +15,18 @@ from typing import Any
 
 import pytest
 
+from tests.configs import echo_only
 from tests.processes import DEADLINE_S, RouterProcess, write_config
 from tests.redis_support import needs_redis
 from tests.test_dashboard import Feed
 from tests.waiting import poll
 from tests.wire import chat
-from tornrouter.fleet import sockets
+from tornrouter.config import parse_config
+from tornrouter.events import EventBus
+from tornrouter.fleet import Fleet, Placement, sockets
 from tornrouter.fleet.redis_link import MAX_QUEUED, RedisLink
 from tornrouter.fleet.sockets import SocketLink
+from tornrouter.metrics import Metrics
 
 OUTAGE = "the dashboard shows this process's requests only"
 
@@ -112,12 +116,12 @@ async def test_two_instances_on_one_redis_see_each_other(spawn, tmp_path, redis_
             await sees_instances(feed, 2)
         sent = await send(alpha, 5, "to alpha") + await send(beta, 3, "to beta")
         for feed in feeds:
-            await poll(lambda: {e["id"] for e in feed.entries()} >= set(sent), "both instances' requests",
+            await poll(lambda feed=feed: {e["id"] for e in feed.entries()} >= set(sent), "both instances' requests",
                        timeout=DEADLINE_S)
             by_instance = Counter(e["instance"] for e in feed.entries() if e["id"] in sent)
             assert by_instance == {"alpha": 5, "beta": 3}
             assert {e["worker"] for e in feed.entries()} == {None}
-            assert len(feed.entries()) == len(set(e["id"] for e in feed.entries()))  # none twice
+            assert len(feed.entries()) == len({e["id"] for e in feed.entries()})  # none twice
         for router in (alpha, beta):
             async def counted(router: RouterProcess = router) -> bool:
                 return await stats_total(router) == len(sent)
@@ -131,50 +135,71 @@ async def test_two_instances_on_one_redis_see_each_other(spawn, tmp_path, redis_
 @needs_redis
 @pytest.mark.gen_test(timeout=120)
 async def test_a_redis_outage_is_logged_once_and_requests_go_on(spawn, tmp_path, redis_server):
-    router = await redis_instance(spawn, tmp_path, "solo", redis_server.url).start()
-    feed = Feed(router.url + "/dashboard/events")
+    alpha = await redis_instance(spawn, tmp_path, "alpha", redis_server.url).start()
+    beta = await redis_instance(spawn, tmp_path, "beta", redis_server.url).start()
+    feed = Feed(alpha.url + "/dashboard/events")
     try:
-        await sees_instances(feed, 1)
+        await sees_instances(feed, 2)
         redis_server.kill()
-        sent = await send(router, 10, "during")
-        await router.wait_for(OUTAGE)
-        sent += await send(router, 10, "still during")
+        sent = await send(alpha, 10, "during")
+        await alpha.wait_for(OUTAGE)
+        sent += await send(alpha, 10, "still during")
         await poll(lambda: {e["id"] for e in feed.entries()} >= set(sent), "this process's own requests",
                    timeout=DEADLINE_S)
         await asyncio.sleep(2.5)  # several ticks' health messages fail meanwhile: still one line
-        assert router.output().count(OUTAGE) == 1
+        assert alpha.output().count(OUTAGE) == 1
         redis_server.start()
-        await router.wait_for("fleet link) reachable again")
-        await send(router, 3, "after")
-        await asyncio.sleep(1.5)
-        out = router.output()
-        assert out.count(OUTAGE) == 1 and out.count("fleet link) reachable again") == 1
+        for router in (alpha, beta):
+            await router.wait_for("fleet link) reachable again")
+        # Subscribed again (each side within a second): the other instance's requests come through once more.
+        after: list[str] = []
+
+        async def beta_seen_again() -> bool:
+            after.extend(await send(beta, 1, "after"))
+            return any(e["id"] in after for e in feed.entries())
+
+        await poll(beta_seen_again, "beta's requests after the outage", timeout=DEADLINE_S, every=0.2)
+        for router in (alpha, beta):
+            out = router.output()
+            assert out.count(OUTAGE) == 1 and out.count("fleet link) reachable again") == 1
+        metrics = (await alpha.client.fetch(alpha.url + "/metrics")).body.decode()
+        assert "tornrouter_dashboard_dropped_total{" not in metrics  # a short outage: queued, then sent
     finally:
         await feed.close()
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_worker_that_never_reads_costs_the_others_nothing(tmp_path):
-    """The peer accepts and then never reads: what waits for it stays within
-    ``MAX_BUFFERED``, and the rest is dropped and counted."""
+    """Worker 1 accepts and then never reads: what waits for it stays within
+    ``MAX_BUFFERED``, the rest is dropped, and ``/metrics`` counts it."""
     held: list[asyncio.StreamWriter] = []
 
     async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
 
     stuck = await asyncio.start_unix_server(never_read, path=str(tmp_path / "1.sock"))
-    link = SocketLink(str(tmp_path), 0, 2)
-    await link.start(lambda message: None)
+    metrics, bus = Metrics(), EventBus()
+    placement = Placement("gw", worker=0, workers=2, socket_dir=str(tmp_path))
+    fleet = Fleet(parse_config(echo_only(), environ={}), bus, placement, metrics.fleet_dropped)
+    await fleet.start()
     try:
+        link = fleet.link
+        assert isinstance(link, SocketLink)
         await poll(lambda: link.writers, "a connection to the stuck worker")
         writer = link.writers[1]
-        message = b"x" * 65536
-        for _ in range(1000):  # 64 MB, far more than the socket takes
-            link.send(message)
+        line = json.dumps({"ts_ms": 1, "status": 200, "messages": [], "note": "x" * 500_000})
+        for _ in range(200):  # 100 MB, far more than the socket takes
+            bus.publish(line)
             assert writer.transport.get_write_buffer_size() <= sockets.MAX_BUFFERED
         assert link.dropped > 0
+
+        def counted() -> bool:
+            return metrics.registry.get_sample_value("tornrouter_dashboard_dropped_total", {"link": "sockets"}) \
+                == link.dropped
+
+        await poll(counted, "the drops in /metrics", timeout=5)
     finally:
-        await link.aclose()
+        await fleet.aclose()
         for w in held:
             w.close()
         stuck.close()
@@ -193,3 +218,36 @@ async def test_messages_for_a_redis_that_is_away_stay_bounded(redis_server):
         assert link.queue[-1] == b"message %d" % (3 * MAX_QUEUED - 1)  # the newest kept
     finally:
         await link.aclose()
+
+
+@needs_redis
+@pytest.mark.gen_test(timeout=120)
+async def test_workers_on_redis_see_each_other_once(spawn, tmp_path, redis_server):
+    """``--processes 2`` with Redis: Redis alone carries the entries, so none comes twice."""
+    conf = fleet_config(tmp_path, "router", state={"backend": "redis", "url": redis_server.url, "timeout_s": 0.25})
+    router = await spawn(conf, "--processes", "2").start()
+    await router.wait_for("starting (request log:", count=2)
+    feed = Feed(router.url + "/dashboard/events")
+    try:
+        await sees_instances(feed, 2)
+        sent: list[str] = []
+
+        async def both_workers_seen() -> bool:
+            sent.extend(await send(router, 20, f"batch {len(sent)}"))
+            return {e["worker"] for e in feed.entries()} == {0, 1}
+
+        await poll(both_workers_seen, "entries of both workers in one feed", timeout=DEADLINE_S)
+        await poll(lambda: {e["id"] for e in feed.entries()} >= set(sent), "every request in the feed",
+                   timeout=DEADLINE_S)
+        await asyncio.sleep(0.5)  # time for a second copy, were one on its way
+        ids = [e["id"] for e in feed.entries()]
+        assert sorted(ids) == sorted(set(ids)) and set(ids) == set(sent)
+
+        async def totals_add_up() -> bool:
+            return all([await stats_total(router) == len(sent) for _ in range(6)])
+
+        await poll(totals_add_up, "stats totals from each worker", timeout=DEADLINE_S)
+    finally:
+        await feed.close()
+    router.send(signal.SIGTERM)
+    assert await router.exit_code() == 0

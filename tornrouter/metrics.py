@@ -103,6 +103,11 @@ class Metrics:
             "tornrouter_cache_saved_usd", "What the answers served from the cache would have cost upstream, in USD.",
             ["provider", "model", "key"], registry=r,
         )
+        # The dashboard's fleet link (tornrouter/fleet).
+        self.fleet_dropped = Counter(
+            "tornrouter_dashboard_dropped", "Messages for the other processes' dashboards dropped rather than waited "
+            "for (a worker not reading, or Redis away): their feeds and charts miss those entries.", ["link"], registry=r,
+        )
 
     # --- per request ------------------------------------------------------------------
 

@@ -59,15 +59,16 @@ class Runtime:
         inherited = _inherited_log(config, previous)
         self.request_log = inherited or (RequestLog(config.request_log) if config.request_log else None)
         self.events = previous.events if previous is not None else EventBus()
-        # The fleet's view (tornrouter/fleet): its link, aggregate and ticker carry on over reloads, as the bus does.
-        self.fleet = previous.fleet if previous is not None else Fleet(config, self.events, placement or Placement.of(config))
-        self.fleet.watch(self.providers)
-        self._owns_fleet = True
         self.models = ModelCatalogue(self.router.model_names())
         # Access control and metrics (tornrouter/access, tornrouter/metrics).  A reload
         # keeps the metrics (counters run on) and, with the same state: section, the
         # state backend (limits and usage totals held in memory carry over).
         self.metrics = previous.metrics if previous is not None else Metrics()
+        # The fleet's view (tornrouter/fleet): its link, aggregate and ticker carry on over reloads, as the bus does.
+        self.fleet = previous.fleet if previous is not None else Fleet(
+            config, self.events, placement or Placement.of(config), self.metrics.fleet_dropped)
+        self.fleet.watch(self.providers)
+        self._owns_fleet = True
         self.metrics.watch(self.providers.values(), lambda: self.access.outage.since is None)
         self.metrics.watch_cache(self.cache.size_bytes)
         same_state = previous is not None and previous._owns_backend and previous.config.state == config.state

@@ -37,6 +37,8 @@ from .health import Health, snapshot
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from prometheus_client import Counter
+
     from ..config import Config
     from ..events import EventBus
     from ..providers.base import Provider
@@ -53,7 +55,8 @@ BODIES = ("system", "messages", "response")
 
 
 class Link(Protocol):
-    dropped: int
+    name: str  # the label of tornrouter_dashboard_dropped
+    dropped: int  # messages dropped rather than waited for, since the start
 
     async def start(self, receive: Callable[[bytes], None]) -> None: ...
 
@@ -96,9 +99,11 @@ class Fleet:
     """This process's part: it taps the event bus for its own entries, counts
     every entry it hears of into the aggregate, and runs the ticker."""
 
-    def __init__(self, config: Config, bus: EventBus, placement: Placement) -> None:
+    def __init__(self, config: Config, bus: EventBus, placement: Placement, dropped: Counter | None = None) -> None:
         self.placement = placement
         self.bus = bus
+        self.dropped = dropped  # tornrouter_dashboard_dropped, kept up with the link's count once a second
+        self._dropped_counted = 0
         self.aggregate = Aggregate()
         self.health = Health(placement.instance, placement.worker)
         self.link = make_link(config, placement)
@@ -204,6 +209,9 @@ class Fleet:
         own = snapshot(self.providers)
         if self.link is not None:
             self.link.send(b"\n".join((self.origin, HEALTH, orjson.dumps(self.health.message(own)))))
+            if self.dropped is not None and self.link.dropped > self._dropped_counted:
+                self.dropped.labels(self.link.name).inc(self.link.dropped - self._dropped_counted)
+                self._dropped_counted = self.link.dropped
         if not self.bus.subscriber_count:
             self.aggregate.flush()
             return

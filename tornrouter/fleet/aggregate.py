@@ -190,12 +190,13 @@ class Aggregate:
         pending, self._pending = self._pending, []
         rings = self.rings.values()
         for item in pending:
-            entry = orjson.loads(item) if isinstance(item, (str, bytes)) else item
-            if not isinstance(entry, dict) or entry.get("type") is not None or entry.get("dry_run"):
-                continue
-            if not isinstance(entry.get("ts_ms"), (int, float)):
-                continue
-            sample = Sample(entry, self.names)
+            try:
+                entry = orjson.loads(item) if isinstance(item, (str, bytes)) else item
+                if not isinstance(entry, dict) or entry.get("type") is not None or entry.get("dry_run"):
+                    continue
+                sample = Sample(entry, self.names)
+            except (ValueError, TypeError, AttributeError, KeyError, OverflowError):
+                continue  # not a request entry this can read (the feed still shows it)
             for ring in rings:
                 bucket = ring.bucket(sample.second, create=True)
                 if bucket is not None:

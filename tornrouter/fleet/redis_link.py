@@ -30,6 +30,8 @@ RETRY_S = 1.0
 
 
 class RedisLink:
+    name = "redis"
+
     def __init__(self, url: str, channel: str, timeout_s: float) -> None:
         self.url = url
         self.channel = channel

@@ -28,6 +28,8 @@ _LENGTH = struct.Struct("!I")
 
 
 class SocketLink:
+    name = "sockets"
+
     def __init__(self, directory: str, me: int, count: int) -> None:
         self.directory = directory
         self.me = me
