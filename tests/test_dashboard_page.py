@@ -364,12 +364,19 @@ async def test_entries_without_bodies_dry_runs_and_mirror_records(router, browse
          "target": "candidate/new-model", "status": None, "error": "timed out", "latency_ms": 30000.0,
          "usage": None, "cost_usd": None, "compare": None},
     ]
-    for line in [hashed, dry, primary, *mirrors]:
+    trimmed = entry("trimmed-1", system=None, messages=None, response=None, trimmed=True)
+    for line in [hashed, dry, primary, *mirrors, trimmed]:
         router.runtime.events.publish(json.dumps(line))
-    await browser.wait_for(f"{ROWS}.length === 3")  # a mirror record is not a request row
+    await browser.wait_for(f"{ROWS}.length === 4")  # a mirror record is not a request row
 
-    await browser.click('#rows tr[data-id="hashed-1"]')
-    await browser.wait_for("!document.getElementById('detail').hidden")
+    # An entry that crossed from another process without its texts (over 1 MB).
+    await browser.click('#rows tr[data-id="trimmed-1"]')
+    await browser.wait_for("document.querySelector('#detail .overview')?.textContent.includes('Trimmed')")
+    assert await browser.evaluate("document.getElementById('copy-curl').disabled")
+    assert await text_of(browser, "#detail .messages .none") == "none"
+
+    await browser.click('#rows tr[data-id="hashed-1"] td.time')
+    await browser.wait_for("document.querySelector('#detail .system-summary') !== null")
     assert await text_of(browser, "#detail .system-summary") == "system · 14 chars · sha256 abababababababab… (not logged)"
     summaries = await browser.evaluate("Array.from(document.querySelectorAll('#detail .messages .summary'), n => n.textContent)")
     assert summaries == ["text · 42 chars · sha256 cdcdcdcdcdcdcdcd… (not logged)",
