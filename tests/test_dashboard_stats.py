@@ -232,4 +232,17 @@ def test_a_feed_that_never_reads_stays_bounded():
         bus.announce("stats", json.dumps({"t": [i]}))
     assert len(subscriber.pending) == 100
     assert len(subscriber.named) == NAMED_LIMIT
-    assert subscriber.take_named()[-1] == 'event: stats\ndata: {"t": [4999]}\n\n'
+    assert subscriber.named[-1] == 'event: stats\ndata: {"t": [4999]}\n\n'
+
+
+@pytest.mark.gen_test
+async def test_named_events_wake_the_feed_but_not_a_reader_of_entries_only():
+    bus = EventBus()
+    feed, entries_only = bus.subscribe(), bus.subscribe()
+    bus.announce("health", "{}")
+    assert await feed.next_events(5) == (["event: health\ndata: {}\n\n"], [])
+    asyncio.get_running_loop().call_later(0.05, bus.publish, '{"id": "x"}')
+    assert await entries_only.next_batch(5) == ['{"id": "x"}']
+    asyncio.get_running_loop().call_later(0.05, feed.close)  # the browser went away
+    assert await feed.next_events(60) == ([], ['{"id": "x"}'])
+    assert await feed.next_events(60) == ([], [])

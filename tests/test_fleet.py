@@ -91,6 +91,16 @@ async def test_every_worker_reaches_every_feed(spawn, tmp_path):
             return all(t == len(sent) for t in totals)
 
         await poll(totals_add_up, f"stats totals of {len(sent)} from each worker", timeout=DEADLINE_S)
+
+        # A reload keeps the fleet: the feed, the links and the counts carry on.
+        router.send(signal.SIGHUP)
+        await router.wait_for("config reloaded", count=2)
+        before = len(sent)
+        sent.extend(await send(router, 20, "after the reload"))
+        await poll(lambda: {e["id"] for e in feed.entries()} >= set(sent), "the requests after the reload",
+                   timeout=DEADLINE_S)
+        assert {e["worker"] for e in feed.entries() if e["id"] in sent[before:]} <= {0, 1}
+        await poll(totals_add_up, f"stats totals of {len(sent)} from each worker", timeout=DEADLINE_S)
     finally:
         await feed.close()
     router.send(signal.SIGTERM)

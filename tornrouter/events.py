@@ -29,8 +29,14 @@ class Subscriber:
         self.pending: deque[str] = deque(history, maxlen=limit)
         self.named: deque[str] = deque(maxlen=NAMED_LIMIT)  # whole SSE events, ``event:`` line and all
         self.ready = asyncio.Event()
+        self.closed = False
         if self.pending:
             self.ready.set()
+
+    def close(self) -> None:
+        """The feed is going away: wake its writer, so that it leaves."""
+        self.closed = True
+        self.ready.set()
 
     def push(self, line: str) -> None:
         self.pending.append(line)
@@ -40,24 +46,35 @@ class Subscriber:
         self.named.append(event)
         self.ready.set()
 
-    def take_named(self) -> list[str]:
-        events = list(self.named)
-        self.named.clear()
-        return events
-
     async def next_batch(self, timeout: float) -> list[str]:
         """The entries that arrived since the last call, waiting up to
-        ``timeout`` seconds for one (or for a named event, which
-        ``take_named`` returns); ``[]`` on timeout (time for a keep-alive)."""
-        if not self.pending and not self.named:
+        ``timeout`` seconds for one; ``[]`` on timeout.  Named events wait
+        for ``next_events``."""
+        await self._wait(timeout, lambda: bool(self.pending))
+        return self._take(self.pending)
+
+    async def next_events(self, timeout: float) -> tuple[list[str], list[str]]:
+        """The named events and the entries that arrived since the last call,
+        waiting up to ``timeout`` seconds for one of either; both empty on
+        timeout (time for a keep-alive)."""
+        await self._wait(timeout, lambda: bool(self.pending or self.named))
+        return self._take(self.named), self._take(self.pending)
+
+    async def _wait(self, timeout: float, arrived: Callable[[], bool]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not arrived() and not self.closed:
             self.ready.clear()
             try:
-                await asyncio.wait_for(self.ready.wait(), timeout)
+                await asyncio.wait_for(self.ready.wait(), deadline - loop.time())
             except asyncio.TimeoutError:
-                return []
-        batch = list(self.pending)
-        self.pending.clear()
-        return batch
+                return
+
+    @staticmethod
+    def _take(waiting: deque[str]) -> list[str]:
+        taken = list(waiting)
+        waiting.clear()
+        return taken
 
 
 class EventBus:

@@ -67,7 +67,6 @@ class Runtime:
         # The fleet's view (tornrouter/fleet): its link, aggregate and ticker carry on over reloads, as the bus does.
         self.fleet = previous.fleet if previous is not None else Fleet(
             config, self.events, placement or Placement.of(config), self.metrics.fleet_dropped)
-        self.fleet.watch(self.providers)
         self._owns_fleet = True
         self.metrics.watch(self.providers.values(), lambda: self.access.outage.since is None)
         self.metrics.watch_cache(self.cache.size_bytes)
@@ -86,6 +85,7 @@ class Runtime:
             previous._owns_store = False
         if previous is not None:
             previous._owns_fleet = False
+        self.fleet.watch(self.providers)  # the health strip reads this runtime's providers from now on
         if inherited is not None:  # last, once nothing can fail
             previous._owns_log = False
         self.cache.take_over(previous.cache if previous is not None else None)
@@ -105,7 +105,8 @@ class Runtime:
         except BaseException:
             await components.close()
             raise
-        await runtime.fleet.start()
+        if previous is None:  # a reloaded runtime finds the fleet's link and ticker running
+            await runtime.fleet.start()
         return runtime
 
     async def aclose(self) -> None:

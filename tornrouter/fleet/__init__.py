@@ -215,6 +215,6 @@ class Fleet:
         if not self.bus.subscriber_count:
             self.aggregate.flush()
             return
-        stats = self.aggregate.seconds(first, second - first)
-        self.bus.announce("stats", orjson.dumps(stats).decode())
+        if second > first:  # none when the clock was set back
+            self.bus.announce("stats", orjson.dumps(self.aggregate.seconds(first, second - first)).decode())
         self.bus.announce("health", orjson.dumps(self.health.report(own, self.aggregate.recent())).decode())

@@ -63,10 +63,9 @@ class DashboardEventsHandler(AdminOnly):
             self.write(": connected\n\n")
             await self.flush()
             while not self.closed:
-                batch = await self.subscriber.next_batch(self.keepalive_s)
+                named, batch = await self.subscriber.next_events(self.keepalive_s)
                 if self.closed:
                     break
-                named = self.subscriber.take_named()
                 if batch or named:
                     self.write("".join(named) + "".join(f"data: {line}\n\n" for line in batch))
                 else:
@@ -80,7 +79,7 @@ class DashboardEventsHandler(AdminOnly):
     def on_connection_close(self) -> None:
         self.closed = True
         if self.subscriber is not None:
-            self.subscriber.ready.set()  # wake the writer so it can leave
+            self.subscriber.close()
 
 
 class DashboardAssetHandler(StaticFileHandler):
