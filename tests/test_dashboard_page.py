@@ -83,9 +83,16 @@ async def ticking(router) -> AsyncIterator[None]:
         await router.runtime.fleet.aclose()
 
 
-async def open_dashboard(browser: Browser, router) -> None:
-    await browser.goto(f"{router.url}/dashboard?key={ADMIN_KEY}")
+async def open_dashboard(browser: Browser, router, key: str | None = ADMIN_KEY, health: bool = False) -> None:
+    """Open the page and wait until it has settled: connected, its charts drawn
+    and, with ``health`` (where the fleet's ticker runs), its health strip
+    filled, so nothing above the table moves a row between finding it and
+    clicking it."""
+    await browser.goto(f"{router.url}/dashboard" + (f"?key={key}" if key else ""))
     await browser.wait_for(CONNECTED)
+    await browser.wait_for("document.querySelectorAll('#charts canvas').length === 7")
+    if health:
+        await browser.wait_for("document.querySelector('#health .fleet') !== null")
 
 
 async def screenshot(browser: Browser, tmp_path: Path, name: str) -> None:
@@ -162,7 +169,7 @@ async def test_each_filter_narrows_the_rows_and_the_search_reads_the_messages(ri
 
 
 async def filters_and_search(router, browser: Browser, tmp_path: Path) -> None:
-    await open_dashboard(browser, router)
+    await open_dashboard(browser, router, health=True)
     weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
     sent = {
         "a-openai": await router.post(OPENAI, chat("local", "the quick brown fox"), headers=bearer(TEAM_A)),
@@ -239,8 +246,7 @@ async def filters_and_search(router, browser: Browser, tmp_path: Path) -> None:
 
 @pytest.mark.gen_test(timeout=90)
 async def test_pause_holds_new_rows_and_counts_them_and_resume_shows_them(router, browser):
-    await browser.goto(router.url + "/dashboard")
-    await browser.wait_for(CONNECTED)
+    await open_dashboard(browser, router, key=None)
     first = (await router.post(OPENAI, chat("local", "before"))).headers["x-request-id"]
     await browser.wait_for(f"{ROWS}.length === 1")
 
@@ -270,7 +276,7 @@ async def test_the_story_of_a_failed_over_request_and_its_curl_command(rich, bro
 
 async def failed_over_story(router, flaky, steady, browser: Browser, tmp_path: Path) -> None:
     flaky.then(Reply(status=500, body=error_body("openai", "flaky is down")))
-    await open_dashboard(browser, router)
+    await open_dashboard(browser, router, health=True)
     answered = await router.post(OPENAI, {
         "model": "failover",
         "messages": [
@@ -316,6 +322,8 @@ async def failed_over_story(router, flaky, steady, browser: Browser, tmp_path: P
         "https://images.example/cat.png"
     assert "a cat" in await text_of(browser, "#detail .messages .tool-result")
     await screenshot(browser, tmp_path, "dashboard-story.png")
+    await browser.evaluate("document.querySelector('#detail .system').scrollIntoView()")
+    await screenshot(browser, tmp_path, "dashboard-story-messages.png")
 
     # Copy as curl: headless chromium on http has no clipboard, so the command is shown to copy by hand.
     await browser.click("#copy-curl")
@@ -344,8 +352,7 @@ async def failed_over_story(router, flaky, steady, browser: Browser, tmp_path: P
 
 @pytest.mark.gen_test(timeout=90)
 async def test_entries_without_bodies_dry_runs_and_mirror_records(router, browser):
-    await browser.goto(router.url + "/dashboard")
-    await browser.wait_for(CONNECTED)
+    await open_dashboard(browser, router, key=None)
     hashed = entry(
         "hashed-1", bodies="hash", system={"chars": 14, "sha256": "ab" * 32},
         messages=[{"role": "user", "content": [{"type": "text", "chars": 42, "sha256": "cd" * 32}]},
@@ -410,8 +417,7 @@ PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b
 
 @pytest.mark.gen_test(timeout=90)
 async def test_no_field_is_ever_markup_and_no_url_runs(router, browser):
-    await browser.goto(router.url + "/dashboard")
-    await browser.wait_for(CONNECTED)
+    await open_dashboard(browser, router, key=None)
     evil = entry(
         PAYLOAD, endpoint=PAYLOAD, provider=PAYLOAD, requested_model=PAYLOAD, sent_model=PAYLOAD + "2",
         tags=[PAYLOAD], plugins=[PAYLOAD], key=PAYLOAD, session=PAYLOAD, instance=PAYLOAD, worker=PAYLOAD,
@@ -485,8 +491,7 @@ async def test_no_field_is_ever_markup_and_no_url_runs(router, browser):
 
 @pytest.mark.gen_test(timeout=180)
 async def test_ten_thousand_rows_keep_the_page_responsive_and_bounded(router, browser):
-    await browser.goto(router.url + "/dashboard")
-    await browser.wait_for(CONNECTED)
+    await open_dashboard(browser, router, key=None)
     total = 10_000
     for i in range(total):
         router.runtime.events.publish(json.dumps(entry(
@@ -571,7 +576,7 @@ async def test_charts_draw_the_aggregate_and_move_with_traffic_and_the_strip_sho
 
 async def charts_and_health(router, flaky, browser: Browser) -> int:
     """The charts move with traffic, the strip shows a breaker opening; how many requests succeeded."""
-    await open_dashboard(browser, router)
+    await open_dashboard(browser, router, health=True)
     await browser.wait_for("document.querySelectorAll('#charts canvas').length === 7")
     assert await browser.evaluate("tornrouterDashboard.chartData('requests')[0].length") == 300
     assert await browser.evaluate(sum_of("2xx")) == 0
@@ -613,8 +618,7 @@ SERVED = "Array.from(document.querySelectorAll('#rows tr[data-id] td.served'), t
 async def test_the_page_shows_both_workers_of_processes_2(spawn, tmp_path, browser):
     router = await spawn(fleet_config(tmp_path, "router"), "--processes", "2").start()
     await router.wait_for("starting (request log:", count=2)
-    await browser.goto(router.url + "/dashboard")
-    await browser.wait_for(CONNECTED)
+    await open_dashboard(browser, router, key=None)
     await browser.wait_for("document.querySelector('#health .fleet')?.textContent.includes('2 processes reporting')",
                            timeout=DEADLINE_S)
     sent: list[str] = []
