@@ -334,19 +334,73 @@ async def failed_over_story(router, flaky, steady, browser: Browser, tmp_path: P
     # Run it: the same request, sent to the router again, with the key supplied.
     flaky.then(Reply(status=500, body=error_body("openai", "still down")))
     before = len(steady.requests)
-    proc = await asyncio.create_subprocess_exec(
-        "bash", "-c", command + " -w '\\n%{http_code}'", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "TORNROUTER_KEY": TEAM_A},
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    body, _, code = out.decode().rpartition("\n")
-    assert (proc.returncode, code) == (0, "200"), err.decode()
+    code, body = await run_curl(command, TEAM_A)
+    assert code == 200, body
     assert json.loads(body)["object"] == "chat.completion"
     assert len(steady.requests) == before + 1
     resent = steady.requests[-1].body
     assert resent["system"] == "You are terse."
     assert [m["role"] for m in resent["messages"]] == ["user", "assistant", "user"]
     await browser.wait_for(f"{ROWS}.length === 2")
+    assert browser.errors == []
+
+
+async def run_curl(command: str, key: str) -> tuple[int, str]:
+    """Run a copied curl command in bash with ``$TORNROUTER_KEY`` set: the HTTP status and the body."""
+    proc = await asyncio.create_subprocess_exec(
+        "bash", "-c", command + " -w '\\n%{http_code}'", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "TORNROUTER_KEY": key},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    body, _, code = out.decode().rpartition("\n")
+    return int(code), body
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_curl_reproduces_a_request_of_each_api(rich, browser):
+    router, flaky, steady = rich
+    await open_dashboard(browser, router)
+    tool_turns = [
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
+                                     {"type": "text", "text": "and so?"}]},
+    ]
+    sent = {
+        OPENAI: await router.post(OPENAI, chat("local", "from chat", stream=True), headers=bearer(TEAM_A)),
+        ANTHROPIC: await router.post(ANTHROPIC, {"model": "local", "max_tokens": 50, "system": "be brief",
+                                                 "messages": tool_turns}, headers=bearer(TEAM_A)),
+        RESPONSES: await router.post(RESPONSES, {"model": "local", "instructions": "be brief", "input": "from responses"},
+                                     headers=bearer(TEAM_A)),
+        "/v1/messages/count_tokens": await router.post("/v1/messages/count_tokens", {
+            "model": "local", "messages": [{"role": "user", "content": "count me"}]}, headers=bearer(TEAM_A)),
+    }
+    assert [r.code for r in sent.values()] == [200] * 4
+    await browser.wait_for(f"{ROWS}.length === 4")
+    for path, first in sent.items():
+        command = await browser.evaluate(f"tornrouterDashboard.curl({json.dumps(first.headers['x-request-id'])})")
+        assert f"/{path.lstrip('/')}'" in command and TEAM_A not in command
+        code, body = await run_curl(command, TEAM_A)
+        assert code == 200, (path, body)
+        if path == OPENAI:  # asked as a stream, answered as one
+            assert body.startswith("data: ") and "echo: from chat" in body
+        elif path == ANTHROPIC:
+            assert json.loads(body)["content"][0]["text"] == "echo: and so?"
+        elif path == RESPONSES:
+            assert "echo: from responses" in body
+        else:
+            assert json.loads(body) == json.loads(first.body)  # the same count
+    await browser.wait_for(f"{ROWS}.length === 8")
+    # The resent requests are logged as the first ones were.
+    entries = {e["id"]: e for e in router.log_entries()}
+    resent = [e for e in entries.values() if e["id"] not in {r.headers["x-request-id"] for r in sent.values()}]
+    originals = [entries[r.headers["x-request-id"]] for r in sent.values()]
+    for original in originals:
+        again = next(e for e in resent if e["endpoint"] == original["endpoint"])
+        assert (again["system"], again["messages"], again["stream"]) == \
+            (original["system"], original["messages"], original["stream"])
     assert browser.errors == []
 
 
