@@ -140,7 +140,11 @@ def entry(request_id: str, **fields: Any) -> dict[str, Any]:
 
 @pytest.mark.gen_test
 async def test_the_chart_library_is_served_with_its_version_and_a_long_cache(router):
-    page = (await router.get("/dashboard")).body.decode()
+    served = await router.get("/dashboard")
+    page = served.body.decode()
+    policy = served.headers["Content-Security-Policy"]
+    assert "script-src 'self' 'sha256-" in policy and "connect-src 'self'" in policy
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
     library = await router.get("/dashboard/static/uplot/uPlot.iife.min.js?v=1.6.32")
     assert library.code == 200
     assert library.headers["Content-Type"] == "text/javascript"
@@ -537,6 +541,12 @@ async def test_no_field_is_ever_markup_and_no_url_runs(router, browser):
     assert json.loads(await text_of(browser, "#detail .messages .tool-input")) == {"a": PAYLOAD}
     # No image from a javascript: or data:text URL, nor from a URL that tries to close its attribute.
     assert await browser.evaluate("Array.from(document.querySelectorAll('img'), i => i.getAttribute('src'))") == []
+    # The second lock: markup that got in anyway could not run a script of its own.
+    assert await browser.evaluate("""(() => {
+        const s = document.createElement('script'); s.textContent = 'window.__xss = 6'; document.body.appendChild(s);
+        const i = document.createElement('img'); i.setAttribute('onerror', 'window.__xss = 7'); i.src = 'data:,';
+        document.body.appendChild(i);
+        return new Promise(done => setTimeout(() => done(window.__xss === undefined), 200)); })()""")
     assert browser.errors == []
 
 
