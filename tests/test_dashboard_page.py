@@ -615,6 +615,7 @@ async def test_charts_draw_the_aggregate_and_move_with_traffic_and_the_strip_sho
     config = rich_config(tmp_path, flaky.url, flaky.url)
     config["providers"]["flaky"]["breaker"] = {"failures": 1, "window_s": 60, "cooldown_s": 600}
     config["router"]["routes"].append({"model": "only-flaky", "to": "flaky/model-a"})
+    config["prices"] = {"echo/local": {"input": 1000.0, "output": 2000.0}}  # USD per million tokens
     router = start_router(config)
     async with ticking(router):
         sent = await charts_and_health(router, flaky, browser)
@@ -656,6 +657,13 @@ async def charts_and_health(router, flaky, browser: Browser) -> int:
         await browser.wait_for(f"tornrouterDashboard.chartData('requests')[0].at(-1) > {last}")
     tokens = await browser.evaluate(sum_of("out", "tokens"))
     assert tokens > 0
+    # Cost per minute by provider, then (the selector) by key and by model.
+    assert await browser.evaluate(sum_of("echo", "cost")) > 0
+    for by, name in (("key", "team-a"), ("model", "local")):
+        await pick(browser, "cost-by", by)
+        labels = await browser.evaluate("tornrouterDashboard.chart('cost').series.slice(1).map(s => s.label)")
+        assert labels == [name], by
+        assert await browser.evaluate(sum_of(name, "cost")) > 0
     assert await browser.evaluate("tornrouterDashboard.chartData('latency')[1].some(v => v !== null)")
 
     # A failure opens flaky's breaker: its card says so, and its error rate is drawn.
