@@ -26,7 +26,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tornrouter", "tornrouter.*"]),
-    package_data={"tornrouter": ["static/*", "conf/dev.yaml", "conf/prod.yaml"]},
+    package_data={"tornrouter": ["static/*", "static/vendor/*/*", "conf/dev.yaml", "conf/prod.yaml"]},
     install_requires=requirements(),
     # Provider kinds whose SDK pieces are not everyone's: pip install 'tornrouter[vertex]'.
     extras_require={"vertex": ["google-auth[requests]>=2.20,<3"], "bedrock": ["botocore>=1.34,<2"]},

@@ -190,6 +190,11 @@ class Browser:
                 "type": kind, "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1,
             })
 
+    async def move_mouse(self, x: float, y: float) -> None:
+        """Move the mouse to ``(x, y)`` (CSS pixels of the viewport), as a
+        user's hover does: the page sees ``mousemove`` (and ``mouseenter``)."""
+        await self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+
     async def type_text(self, text: str) -> None:
         """Type ``text`` into the focused element, as an input method would
         (the page sees ``input`` events)."""

@@ -153,20 +153,28 @@ async def test_dashboard_shows_provider_breakers_and_attempts(start_router, fake
         tmp_path, OPENAI, primary.url, backup.url, server={"dashboard": True},
         primary_options={"breaker": {"failures": 2, "window_s": 60, "cooldown_s": 600}},
     ))
-    strip = "document.querySelector('#providers .prov[data-name=\"primary\"]')"
+    card = "document.querySelector('#health .health-card[data-provider=\"primary\"]')"
+    await router.ready
+    await router.runtime.fleet.start()  # event: health once a second, as a served router has it
+    try:
+        await browser.goto(router.url + "/dashboard")
+        await browser.wait_for(f"{card} !== null && {card}.dataset.breaker === 'closed'")
+        # No breaker configured: never open, shown closed.
+        backup_card = "document.querySelector('#health .health-card[data-provider=\"backup\"]')"
+        assert await browser.evaluate(f"{backup_card}.dataset.breaker") == "closed"
 
-    await browser.goto(router.url + "/dashboard")
-    await browser.wait_for(f"{strip} !== null && {strip}.dataset.breaker === 'closed'")
-    assert await browser.evaluate("document.querySelector('#providers .prov[data-name=\"backup\"]').dataset.breaker") == "none"
-
-    failed = [await router.post(OPENAI, request_body(OPENAI)) for _ in range(2)]
-    assert [r.code for r in failed] == [200, 200]
-    await browser.wait_for(f"{strip}.dataset.breaker === 'open'", timeout=20)  # the next poll (every 5 s)
-    assert "circuit open" in await browser.evaluate(f"{strip}.title")
+        failed = [await router.post(OPENAI, request_body(OPENAI)) for _ in range(2)]
+        assert [r.code for r in failed] == [200, 200]
+        await browser.wait_for(f"{card}.dataset.breaker === 'open'", timeout=20)
+        assert "circuit open" in await browser.evaluate(f"{card}.title")
+    finally:
+        await router.runtime.fleet.aclose()
 
     request_id = failed[0].headers["x-request-id"]
-    await browser.click(f'#rows tr[data-id="{request_id}"]')
-    await browser.wait_for("document.querySelectorAll('#detail .attempt').length === 2")
-    lines = await browser.evaluate("Array.from(document.querySelectorAll('#detail .attempt'), n => n.textContent)")
-    assert lines[0].startswith("primary/model-a  500") and "broken" in lines[0]
-    assert lines[1].startswith("backup/model-b  200")
+    await browser.click(f'#rows tr[data-id="{request_id}"] td.time')
+    await browser.wait_for("document.querySelectorAll('#detail tr.attempt').length === 2")
+    rows = await browser.evaluate(
+        "Array.from(document.querySelectorAll('#detail tr.attempt'), tr => Array.from(tr.cells, td => td.textContent))"
+    )
+    assert rows[0][1:4] == ["primary", "model-a", "500"] and "broken" in rows[0][5]
+    assert rows[1][1:4] == ["backup", "model-b", "200"]

@@ -296,13 +296,13 @@ async def test_browser_shows_live_rows_and_request_detail(router, browser, tmp_p
     await browser.screenshot(str(tmp_path / "dashboard.png"))
 
     # Tool calls are rendered with their JSON input.
-    await browser.click(row(ids[1]))
+    await browser.click(row(ids[1]) + " td.time")  # the story covers the right of the table
     await browser.wait_for(f"document.querySelector('#detail .raw-json').textContent.includes('{ids[1]}')")
     assert "get_weather" in await text_of(browser, "#detail .response .tool-call .block-label")
     assert json.loads(await text_of(browser, "#detail .response .tool-input")) == {"city": "Paris"}
 
     # A failed request shows its error.
-    await browser.click(row(ids[2]))
+    await browser.click(row(ids[2]) + " td.time")
     await browser.wait_for("document.querySelector('#detail .error-box') !== null")
     assert "no provider configured" in await text_of(browser, "#detail .error-box")
 
@@ -385,7 +385,7 @@ async def test_browser_shows_sessions_and_filters_by_one(router, browser, tmp_pa
     await browser.wait_for(f"Array.from({ROWS}).filter(tr => !tr.hidden).length === 2")
     shown = await browser.evaluate(f"Array.from({ROWS}).filter(tr => !tr.hidden).map(tr => tr.dataset.id)")
     assert shown == [ids[3], ids[0]]
-    assert await browser.evaluate("document.getElementById('filter').value") == f"session:{session}"
+    assert await browser.evaluate("document.getElementById('f-session').value") == session
     assert await browser.evaluate("document.getElementById('detail').hidden")  # the link filters; it opens nothing
 
     await browser.click(row(ids[0]))

@@ -69,11 +69,13 @@ def installed(request, dist, tmp_path_factory) -> tuple[Path, Path]:
 def test_the_sdist_and_the_wheel_hold_the_code_and_its_data(dist):
     wheel = zipfile.ZipFile(next(dist.glob("*.whl"))).namelist()
     for name in ("tornrouter/__init__.py", "tornrouter/cli.py", "tornrouter/static/dashboard.html",
+                 "tornrouter/static/vendor/uplot/uPlot.iife.min.js", "tornrouter/static/vendor/uplot/LICENSE",
                  "tornrouter/conf/dev.yaml", "tornrouter/conf/prod.yaml"):
         assert name in wheel
     sdist = tarfile.open(next(dist.glob("*.tar.gz"))).getnames()
     root = sdist[0].split("/")[0]
-    for name in ("setup.py", "requirements.txt", "tornrouter/static/dashboard.html", "tornrouter/conf/dev.yaml"):
+    for name in ("setup.py", "requirements.txt", "tornrouter/static/dashboard.html",
+                 "tornrouter/static/vendor/uplot/uPlot.min.css", "tornrouter/conf/dev.yaml"):
         assert f"{root}/{name}" in sdist
 
 
@@ -135,6 +137,8 @@ def test_an_installed_router_serves_the_offline_default_from_any_directory(insta
 
         page = router.get("/dashboard")
         assert page.status == 200 and b"<title>tornrouter" in page.read()
+        chart_library = router.get("/dashboard/static/uplot/uPlot.iife.min.js?v=1.6.32")
+        assert chart_library.status == 200 and chart_library.read().startswith(b"/*! https://github.com/leeoniya/uPlot")
         feed = router.get("/dashboard/events")
         assert feed.status == 200 and feed.getheader("Content-Type") == "text/event-stream"
         entries = []

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 from .admin import MetricsHandler, UsageHandler
 from .api import ChatCompletionsHandler, HealthHandler, MessagesHandler
 from .counting import CountTokensHandler
-from .dashboard import DashboardEventsHandler, DashboardPageHandler, DashboardStatsHandler, read_page
+from .dashboard import (
+    DashboardAssetHandler, DashboardEventsHandler, DashboardPageHandler, DashboardStatsHandler, assets_path, read_page,
+)
 from .models import ModelHandler, ModelsHandler
 from .responses import InputTokensHandler, ResponsesHandler
 from .stored_responses import InputItemsHandler, StoredResponseHandler
@@ -35,6 +37,7 @@ def routes(runtime: Runtime) -> list[tuple[str, type, dict[str, Any]]]:
         table += [
             (r"/dashboard", DashboardPageHandler, {"page": read_page(), "admin": runtime.access.admin}),
             (r"/dashboard/events", DashboardEventsHandler, {"runtime": runtime}),
+            (r"/dashboard/static/(.+)", DashboardAssetHandler, {"path": assets_path()}),
             (r"/dashboard/stats", DashboardStatsHandler, {"runtime": runtime}),
         ]
     return table
