@@ -57,6 +57,18 @@ async def send(router: RouterProcess, count: int, label: str, size: int = 0) -> 
     return [r.headers["x-request-id"] for r in responses]
 
 
+async def until_both_workers_served(router, feed: Feed) -> list[str]:
+    """Sends batches until the feed has entries of workers 0 and 1; the ids sent."""
+    sent: list[str] = []
+
+    async def both_workers_seen() -> bool:
+        sent.extend(await send(router, 20, f"batch {len(sent)}"))
+        return {e["worker"] for e in feed.entries()} == {0, 1}
+
+    await poll(both_workers_seen, "entries of both workers in one feed", timeout=DEADLINE_S)
+    return sent
+
+
 @pytest.mark.gen_test(timeout=120)
 async def test_every_worker_reaches_every_feed(spawn, tmp_path):
     router = await spawn(fleet_config(tmp_path, "router"), "--processes", "2").start()
@@ -64,13 +76,7 @@ async def test_every_worker_reaches_every_feed(spawn, tmp_path):
     feed = Feed(router.url + "/dashboard/events")
     try:
         await sees_instances(feed, 2)
-        sent: list[str] = []
-
-        async def both_workers_seen() -> bool:
-            sent.extend(await send(router, 20, f"batch {len(sent)}"))
-            return {e["worker"] for e in feed.entries()} == {0, 1}
-
-        await poll(both_workers_seen, "entries of both workers in one feed", timeout=DEADLINE_S)
+        sent = await until_both_workers_served(router, feed)
         # Large entries cross too: whole up to 1 MB, without their texts beyond.
         sent.extend(await send(router, 6, "large", size=300_000))
         sent.extend(await send(router, 2, "huge", size=1_200_000))
@@ -240,13 +246,7 @@ async def test_workers_on_redis_see_each_other_once(spawn, tmp_path, redis_serve
     feed = Feed(router.url + "/dashboard/events")
     try:
         await sees_instances(feed, 2)
-        sent: list[str] = []
-
-        async def both_workers_seen() -> bool:
-            sent.extend(await send(router, 20, f"batch {len(sent)}"))
-            return {e["worker"] for e in feed.entries()} == {0, 1}
-
-        await poll(both_workers_seen, "entries of both workers in one feed", timeout=DEADLINE_S)
+        sent = await until_both_workers_served(router, feed)
         await poll(lambda: {e["id"] for e in feed.entries()} >= set(sent), "every request in the feed",
                    timeout=DEADLINE_S)
         await asyncio.sleep(0.5)  # time for a second copy, were one on its way

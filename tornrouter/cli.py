@@ -137,11 +137,8 @@ def explain(args: argparse.Namespace) -> int:
     from .explain_command import run
 
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)  # stdout is the explanation's
-    try:
-        config = load_config(args.conf)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{args.conf}: {problem}", file=sys.stderr)
+    config = config_or_problems(args.conf)
+    if config is None:
         return REFUSED
     return run(config, args.request, args.api, args.key, args.id)
 
@@ -161,13 +158,20 @@ def replay(args: argparse.Namespace) -> int:
         return 2
     config = None
     if not args.send:
-        try:
-            config = load_config(args.conf)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(f"{args.conf}: {problem}", file=sys.stderr)
+        config = config_or_problems(args.conf)
+        if config is None:
             return REFUSED
     return run(args, config)
+
+
+def config_or_problems(path: str) -> Config | None:
+    """The config at ``path``, or None once its problems are on stderr (a command that only reads it)."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return None
 
 
 def read_config(args: argparse.Namespace, worker: int | None = None) -> Config:
