@@ -391,16 +391,21 @@ def test_a_mirror_is_optional_and_max_concurrent_defaults_to_four():
     assert second.mirror is None
 
 
+async def spawn_mirrored(spawn, upstream, shadow, log_path):
+    """A router process mirroring ``upstream``'s route to ``shadow``, logging to ``log_path``."""
+    config = mirrored(upstream.url, shadow.url, str(log_path))
+    config["server"] = {"host": "127.0.0.1", "port": 0}
+    conf = log_path.parent / "router.yaml"
+    conf.write_text(json.dumps(config))
+    return await spawn(conf).start()
+
+
 @pytest.mark.gen_test(timeout=90)
 async def test_sigterm_stops_a_stalled_mirror_and_the_router_exits_cleanly(spawn, upstream, fakes, tmp_path):
     shadow = fakes()
     shadow.then(Reply(delay=300))  # longer than the test's deadline for the exit
     log_path = tmp_path / "requests.jsonl"
-    config = mirrored(upstream.url, shadow.url, str(log_path))
-    config["server"] = {"host": "127.0.0.1", "port": 0}
-    conf = tmp_path / "router.yaml"
-    conf.write_text(json.dumps(config))
-    router = await spawn(conf).start()
+    router = await spawn_mirrored(spawn, upstream, shadow, log_path)
     response = await router.post(chat("gpt-4o"))
     assert response.code == 200
     await poll(lambda: shadow.served == 1, "the mirror to be sent", timeout=DEADLINE_S)
@@ -418,11 +423,7 @@ async def test_a_reload_stops_the_old_runtimes_mirrors_and_the_new_one_mirrors_o
     shadow = fakes()
     shadow.then(Reply(delay=300))  # the first mirror would outlive the test; the next answer at once
     log_path = tmp_path / "requests.jsonl"
-    config = mirrored(upstream.url, shadow.url, str(log_path))
-    config["server"] = {"host": "127.0.0.1", "port": 0}
-    conf = tmp_path / "router.yaml"
-    conf.write_text(json.dumps(config))
-    router = await spawn(conf).start()
+    router = await spawn_mirrored(spawn, upstream, shadow, log_path)
     before = await router.post(chat("gpt-4o", "before"))
     await poll(lambda: shadow.served == 1, "the first mirror to be sent", timeout=DEADLINE_S)
 
