@@ -8,4 +8,4 @@ extension points are ``tornrouter.plugins.BasePlugin`` and
 Importing the package does no work: the parts are imported where they are used.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
