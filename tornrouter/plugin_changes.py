@@ -50,13 +50,19 @@ def response_json(response: ChatResponse | None) -> dict[str, Any] | None:
     return response.to_json() if response is not None else None
 
 
-def snapshot(ctx: PluginContext, early: bool) -> Any:
+def snapshot(ctx: PluginContext, early: bool) -> bytes:
     """The request (``early``: Start and PreRouting) or the answer as it is now,
-    as a copy no later change reaches: ``extra``, ``headers`` and a block's
-    extra fields are the live objects' own dicts, which a plugin may change
-    in place."""
+    as JSON text: a copy no later change reaches (``extra``, ``headers`` and a
+    block's extra fields are the live objects' own dicts, which a plugin may
+    change in place), and one that a hook which changed nothing leaves equal."""
     value = request_json(ctx.request) if early else response_json(ctx.response)
-    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def changes_between(before: bytes, after: bytes) -> list[dict[str, Any]]:
+    """``diff`` of two snapshots; nothing to walk when their text is the same
+    (a hook that looked and left all as it was: the common case)."""
+    return [] if before == after else diff(orjson.loads(before), orjson.loads(after))
 
 
 def diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:

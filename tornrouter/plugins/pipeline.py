@@ -33,7 +33,7 @@ from ..context import RequestRecord
 from ..continuation import ContinuingStream
 from ..dispatch import Dispatcher
 from ..errors import NoResponse, PluginFailed, RouterError
-from ..plugin_changes import diff, snapshot
+from ..plugin_changes import changes_between, snapshot
 from ..providers.streaming import EventStream, ReplayStream
 from ..router import ModelRouter, split_forced
 from ..sessions import Sessions
@@ -234,7 +234,7 @@ class Pipeline:
                     raise PluginFailed(plugin.id, exc) from exc
             if watched:
                 after = snapshot(ctx, early)
-                changes = diff(before, after)
+                changes = changes_between(before, after)
                 if changes:
                     record.plugin_changes.append({"plugin": plugin.id, "hook": hook, "changes": changes})
                 before = after
