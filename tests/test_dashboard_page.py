@@ -1,7 +1,8 @@
 """The dashboard page in a real headless chromium against a real router and
 real fake upstreams: the charts and the health strip, filters and search,
 pause and resume, the request story of a failed-over request and its
-copy-as-curl (run for real), entries without bodies, dry runs and mirror
+copy-as-curl (run for real), of a request a plugin changed that waited for
+its provider's slot, entries without bodies, dry runs and mirror
 records, text that must stay text, ten thousand rows streamed in, and the
 fleet (``--processes 2``, two instances on Redis) on one page.
 

@@ -15,7 +15,7 @@ import pytest
 from tests.answers import streamed_text
 from tests.configs import base_config, primary_and_backup
 from tests.fake_upstream import OPENAI_TEXT, Reply
-from tests.upstream_faults import logged_entry, logged_once, request_body, scripted, send
+from tests.upstream_faults import leave_after_sending, logged_entry, logged_once, request_body, scripted, send
 from tests.waiting import poll
 from tests.wire import OPENAI, chat
 from tornrouter.plugin_changes import CAPPED_CHARS
@@ -172,6 +172,30 @@ async def test_a_request_waiting_for_a_slot_logs_its_queue_time_apart(start_rout
     assert queued["queue_ms"] <= alone["duration_ms"]
     rounding = 0.3  # three figures, each rounded to 0.1 ms or finer
     assert queued["queue_ms"] + attempt["duration_ms"] + queued["overhead_ms"] <= queued["duration_ms"] + rounding
+
+
+@pytest.mark.gen_test
+async def test_a_client_who_leaves_while_queued_has_its_wait_logged(start_router, fakes, tmp_path):
+    primary = fakes()
+    gate = asyncio.Event()
+    primary.then(Reply(sse=scripted("openai"), gate=gate))
+    router = start_router(primary_and_backup(tmp_path, OPENAI, primary.url, None,
+                                             primary_options={"max_concurrent": 1, "max_queue": 4}))
+    limit = router.runtime.providers["primary"].limit
+    first = asyncio.ensure_future(send(router, OPENAI, request_body(OPENAI, stream=True)))
+    await poll(lambda: len(primary.requests) == 1, "the first request upstream")
+
+    await leave_after_sending(router, OPENAI, request_body(OPENAI, stream=True), lambda: limit.queued == 1)
+    await poll(lambda: limit.queued == 0, "the leaver to leave the queue")
+    gate.set()
+    first, _ = await first
+
+    assert first.code == 200
+    entries = await poll(lambda: len(e := router.log_entries()) == 2 and e, "both entries")
+    [left] = [e for e in entries if e["id"] != first.headers["x-request-id"]]
+    assert left["cancelled"] is True and left["attempts"] == []  # it never reached the upstream
+    assert 0 < left["queue_ms"] <= left["duration_ms"]
+    assert len(primary.requests) == 1
 
 
 @pytest.mark.gen_test
