@@ -87,6 +87,14 @@ class Stamp(BasePlugin):
         return Flow.MODIFIED
 
 
+class Huge(BasePlugin):
+    """Puts in the request's ``extra`` an integer JSON (as orjson writes it) cannot hold."""
+
+    async def pre_request(self, ctx):
+        ctx.request.extra["n"] = 2**70
+        return Flow.MODIFIED
+
+
 class ShortCircuit(BasePlugin):
     async def on_start(self, ctx):
         ctx.response = ChatResponse.from_text("short-circuited", model=ctx.request.model)

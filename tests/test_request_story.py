@@ -126,6 +126,19 @@ async def test_no_plugin_or_none_that_changed_anything_logs_null(start_router, u
 
 
 @pytest.mark.gen_test
+async def test_a_change_json_cannot_hold_is_logged_as_text_not_a_failure(start_router, upstream, tmp_path):
+    router = start_router(with_plugins(upstream, tmp_path, {"use": "tests.plugins_for_tests.Huge"}))
+
+    response = await router.post(OPENAI, chat("anything", "hello"))  # to the echo provider
+
+    assert response.code == 200
+    [step] = (await logged_entry(router, response))["plugin_changes"]
+    [change] = step["changes"]
+    assert (step["plugin"], change["op"], change["path"]) == ("huge", "replace", "/")
+    assert "'extra': {'n': 1180591620717411303424}" in change["after"] and change["before"]["extra"] == {}
+
+
+@pytest.mark.gen_test
 async def test_the_dry_run_explains_the_changes_the_log_records(start_router, upstream, tmp_path):
     router = start_router(with_plugins(upstream, tmp_path, REDACT, STAMP))
 

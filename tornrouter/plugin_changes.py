@@ -56,7 +56,10 @@ def snapshot(ctx: PluginContext, early: bool) -> bytes:
     block's extra fields are the live objects' own dicts, which a plugin may
     change in place), and one that a hook which changed nothing leaves equal."""
     value = request_json(ctx.request) if early else response_json(ctx.response)
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # JSON cannot hold it (an integer past 64 bits, a loop): compared as its repr, never a failure
+        return orjson.dumps(repr(value))
 
 
 def changes_between(before: bytes, after: bytes) -> list[dict[str, Any]]:
