@@ -78,6 +78,23 @@ class Rewrite(BasePlugin):
         return Flow.MODIFIED
 
 
+class Stamp(BasePlugin):
+    """Adds ``stamp`` to the request's ``extra``, in place: the dict the request
+    came with is the one changed."""
+
+    async def pre_request(self, ctx):
+        ctx.request.extra["stamp"] = self.settings.get("value", "yes")
+        return Flow.MODIFIED
+
+
+class Huge(BasePlugin):
+    """Puts in the request's ``extra`` an integer JSON (as orjson writes it) cannot hold."""
+
+    async def pre_request(self, ctx):
+        ctx.request.extra["n"] = 2**70
+        return Flow.MODIFIED
+
+
 class ShortCircuit(BasePlugin):
     async def on_start(self, ctx):
         ctx.response = ChatResponse.from_text("short-circuited", model=ctx.request.model)

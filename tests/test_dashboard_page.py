@@ -1,7 +1,8 @@
 """The dashboard page in a real headless chromium against a real router and
 real fake upstreams: the charts and the health strip, filters and search,
 pause and resume, the request story of a failed-over request and its
-copy-as-curl (run for real), entries without bodies, dry runs and mirror
+copy-as-curl (run for real), of a request a plugin changed that waited for
+its provider's slot, entries without bodies, dry runs and mirror
 records, text that must stay text, ten thousand rows streamed in, and the
 fleet (``--processes 2``, two instances on Redis) on one page.
 
@@ -346,6 +347,50 @@ async def failed_over_story(router, flaky, steady, browser: Browser, tmp_path: P
     assert resent["system"] == "You are terse."
     assert [m["role"] for m in resent["messages"]] == ["user", "assistant", "user"]
     await browser.wait_for(f"{ROWS}.length === 2")
+    assert browser.errors == []
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_the_story_shows_what_a_plugin_changed_and_the_time_queued(start_router, fakes, browser, tmp_path):
+    """A redacting plugin and a provider with ``max_concurrent: 1`` whose first
+    answer is held: the second request's story shows the redaction (plugin,
+    hook, path, before and after) and its wait for the slot."""
+    slow = fakes()
+    gate = asyncio.Event()
+    slow.then(Reply(gate=gate), Reply())
+    router = start_router({
+        "server": {"dashboard": True},
+        "log": {"requests": str(tmp_path / "requests.jsonl")},
+        "plugins": [{"use": "redact", "settings": {"patterns": [r"\d{16}"]}}],
+        "providers": {"slow": provider("openai", slow.url, max_concurrent=1)},
+        "router": {"default": "slow/model-a"},
+    })
+    await open_dashboard(browser, router, key=None)
+    first = asyncio.ensure_future(router.post(OPENAI, chat("any", "hold the slot")))
+    await poll(lambda: len(slow.requests) == 1, "the first request upstream")
+    second = asyncio.ensure_future(router.post(OPENAI, chat("any", "my card is 4111111111111111")))
+    await poll(lambda: router.runtime.providers["slow"].limit.queued == 1, "the second request to queue")
+    gate.set()
+    first, second = await first, await second
+    assert first.code == 200 and second.code == 200
+    request_id = second.headers["x-request-id"]
+    await browser.wait_for(f"{ROWS}.length === 2")
+    await browser.click(f'#rows tr[data-id="{request_id}"]')
+    await browser.wait_for("!document.getElementById('detail').hidden")
+
+    plugins = await text_of(browser, "#detail .plugins-story")
+    assert "redact · pre_request · 1 change" in plugins
+    assert "replace /messages/0/content/0/text" in plugins
+    assert 'before: "my card is 4111111111111111"' in plugins and 'after:  "my card is [REDACTED]"' in plugins
+    timings = await text_of(browser, "#detail .timings")
+    assert "Queue" in timings and "Overhead" in timings
+    queue_share = await browser.evaluate("parseFloat(document.querySelector('#detail .timeline .t-queue').style.width)")
+    assert queue_share > 0
+    attempt = await browser.evaluate(
+        "Array.from(document.querySelector('#detail .attempts-table tr.attempt').cells, td => td.textContent)"
+    )
+    assert "(queued " in attempt[4]
+    await screenshot(browser, tmp_path, "dashboard-story-plugins.png")
     assert browser.errors == []
 
 

@@ -27,9 +27,19 @@ class ConcurrencyLimit:
 
     async def acquire(self) -> None:
         """Take a slot, waiting in the queue if needed; ``Overloaded`` (503) if it is full."""
+        if not self.try_acquire():
+            await self.wait()
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits for it, without waiting:
+        lets a caller time only the requests that do wait (``dispatch.take_slot``)."""
         if self.max_concurrent is None or (self.in_flight < self.max_concurrent and not self._waiters):
             self.in_flight += 1
-            return
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait in the queue for a slot (after ``try_acquire`` failed); ``Overloaded`` (503) if it is full."""
         if len(self._waiters) >= self.max_queue:
             raise Overloaded(f"provider '{self.name}' is at its limit of {self.max_concurrent} concurrent requests and {self.max_queue} queued")
         waiter = asyncio.get_running_loop().create_future()

@@ -76,7 +76,8 @@ class RequestRecord:
         "id", "endpoint", "ctx", "requested_model", "decision", "target", "plugins", "late_stages_ran", "opening",
         "attempts", "active_plugins", "lossy", "error", "usage", "started", "first_byte_at", "cancelled",
         "failed_status", "status", "key_name", "cost_usd", "continued", "cache", "upstream_s", "overhead_s",
-        "token_count", "session", "affinity", "dry_run", "instance", "worker",
+        "token_count", "session", "affinity", "dry_run", "instance", "worker", "queue_s", "attempt_queue_s",
+        "plugin_changes",
     )
 
     def __init__(self, request_id: str, endpoint: str, http: AsyncHTTPClient) -> None:
@@ -104,6 +105,8 @@ class RequestRecord:
         self.continued: dict[str, Any] | None = None  # continue_on_failure: a stream taken over mid-way (or why not)
         self.cache: CacheTicket | None = None  # the response cache's dealings with the request (tornrouter/cache)
         self.upstream_s = 0.0  # in upstream attempts and the waits between them
+        self.queue_s = 0.0  # waiting for providers' concurrency slots (max_concurrent), over all attempts
+        self.attempt_queue_s = 0.0  # the part of that in the attempt under way
         self.overhead_s: float | None = None  # the router's own time until the answer's head went out
         self.token_count: dict[str, Any] | None = None  # count_tokens: the count, and whether it is an estimate
         self.session: str | None = None  # the client's session (router.sessions), if it names one
@@ -111,6 +114,9 @@ class RequestRecord:
         self.dry_run = False  # x-tornrouter-dry-run: explained, not sent (tornrouter/explain.py)
         self.instance: str | None = None  # which instance and worker served it (set as it is recorded)
         self.worker: int | None = None
+        # What each Start, PreRouting and PostResponse hook changed ({"plugin", "hook", "changes"}),
+        # where one changed anything (tornrouter/plugin_changes.py).
+        self.plugin_changes: list[dict[str, Any]] = []
 
     @property
     def request(self) -> ChatRequest | None:
@@ -130,10 +136,11 @@ class RequestRecord:
 
     def overhead(self) -> float:
         """The router's own time so far: the time since the request came, less
-        the time in upstream attempts.  Taken once, when the answer's head goes
-        out (for a stream, with its first byte); after that, what it was then."""
+        the time in upstream attempts and in providers' queues.  Taken once,
+        when the answer's head goes out (for a stream, with its first byte);
+        after that, what it was then."""
         if self.overhead_s is None:
-            self.overhead_s = max(0.0, time.perf_counter() - self.started - self.upstream_s)
+            self.overhead_s = max(0.0, time.perf_counter() - self.started - self.upstream_s - self.queue_s)
         return self.overhead_s
 
     def cancel(self) -> None:
@@ -147,11 +154,20 @@ class RequestRecord:
             if name not in self.lossy:
                 self.lossy.append(name)
 
+    def queued(self, seconds: float) -> None:
+        """The attempt under way waited ``seconds`` for its provider's slot."""
+        self.queue_s += seconds
+        self.attempt_queue_s += seconds
+
     def record_attempt(
         self, candidate: Candidate, status: int | None, error: str | None, seconds: float, *, body: str | None = None
     ) -> None:
-        """``body``: the upstream's error body (capped), kept as ``upstream_body``
+        """``seconds``: the attempt's whole time; its wait for a slot, if it
+        had one, is told apart as ``queue_ms`` and the rest is ``duration_ms``.
+        ``body``: the upstream's error body (capped), kept as ``upstream_body``
         where there is one, since the error only summarises a body that is not the API's."""
+        queued, self.attempt_queue_s = self.attempt_queue_s, 0.0
+        seconds = max(0.0, seconds - queued)
         attempt: dict[str, Any] = {
             "provider": candidate.provider.name,
             "model": candidate.model,
@@ -159,6 +175,8 @@ class RequestRecord:
             "error": error,
             "duration_ms": round(seconds * 1000, 1),
         }
+        if queued:
+            attempt["queue_ms"] = round(queued * 1000, 1)
         self.upstream_s += seconds
         if body is not None:
             attempt["upstream_body"] = body

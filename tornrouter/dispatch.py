@@ -27,6 +27,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from .canonical import BlockDelta, BlockStart, ChatRequest, ChatResponse, MessageStop, Opaque, StreamError, StreamEvent, ToolCall
+from .concurrency import ConcurrencyLimit
 from .config import ProviderConfig
 from .context import RequestRecord
 from .errors import Overloaded, RouterError, UpstreamError
@@ -54,7 +55,7 @@ class Dispatcher:
 
         async def call(candidate: Candidate) -> ChatResponse:
             provider = candidate.provider
-            await provider.limit.acquire()
+            await take_slot(record, provider.limit)
             try:
                 response, lossy = await provider.send(record.request)
             finally:
@@ -74,7 +75,7 @@ class Dispatcher:
 
         async def call(candidate: Candidate) -> EventStream:
             provider = candidate.provider
-            await provider.limit.acquire()
+            await take_slot(record, provider.limit)
             try:
                 stream, lossy = await provider.open_stream(request)
             except BaseException:
@@ -152,6 +153,19 @@ class Dispatcher:
             return min(wait, config.retry_after_max_s)
         ceiling = min(config.retry_backoff_max_s, config.retry_backoff_s * 2**attempt)
         return ceiling * (0.5 + self.rng.random() / 2)
+
+
+async def take_slot(record: RequestRecord, limit: ConcurrencyLimit) -> None:
+    """A slot under the provider's ``max_concurrent``.  The time spent waiting
+    for it is the request's queue time (``RequestRecord.queued``), neither the
+    upstream's nor the router's own; a free slot is taken without a clock read."""
+    if limit.try_acquire():
+        return
+    queued = time.perf_counter()
+    try:
+        await limit.wait()
+    finally:  # a client who leaves while queued waited all the same
+        record.queued(time.perf_counter() - queued)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

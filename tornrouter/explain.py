@@ -11,7 +11,7 @@ each step:
   with the same 403 a real request gets);
 - the Start hooks, the classifiers, the PreRouting hooks (they do run: that is
   what is explained, side effects included), with a diff of the canonical
-  request from before Start to after PreRouting;
+  request, hook by hook (``plugin_changes.py``, as the log's ``plugin_changes``);
 - routing: the route that matched, those before it and why each did not, the
   candidates in order with their health and load, the session's pin;
 - for the first candidate: what the translation would lose, the estimated
@@ -34,7 +34,7 @@ from .errors import NoProvider, RouterError
 from .plugins.base import BasePlugin
 from .plugins.pipeline import END, POST_RESPONSE, PRE_ROUTING, START
 from .providers.base import HTTPProvider
-from .router import Candidate, Decision, split_forced, target_name
+from .router import Candidate, Decision, target_name
 
 if TYPE_CHECKING:
     from .access import ClientKey
@@ -57,8 +57,6 @@ async def explain(runtime: Runtime, record: RequestRecord, key: ClientKey | None
     call (``Forbidden``, a plugin's or a classifier's failure), except a
     request no route takes, which is explained."""
     access = await runtime.access.preview(record, key)
-    before = request_json(record.request)
-    before["model"] = split_forced(before["model"])[1]  # as prepare splits it: not a plugin's change
     out: dict[str, Any] = {"object": "tornrouter.explanation", "id": record.id, "dry_run": True,
                            "endpoint": record.endpoint, "requested_model": record.request.model}
     try:
@@ -69,7 +67,7 @@ async def explain(runtime: Runtime, record: RequestRecord, key: ClientKey | None
     request = record.request
     out["tags"] = dict(request.tags)
     out["plugins"] = plugins_json(record.plugins, record.active_plugins)
-    out["changes"] = diff(before, request_json(request))
+    out["changes"] = [change for step in record.plugin_changes for change in step["changes"]]  # as the log has them
     out["routing"] = routing_json(runtime, record, failure)
     out["candidates"] = [candidate_json(c) for c in record.decision.candidates] if record.decision else []
     out["session"] = session_json(record)
@@ -82,56 +80,6 @@ async def explain(runtime: Runtime, record: RequestRecord, key: ClientKey | None
         out["stopped_by_plugin"] = {"plugin": record.active_plugins[-1] if record.active_plugins else None,
                                     "answered": record.response is not None}
     return out
-
-
-def request_json(request: ChatRequest) -> dict[str, Any]:
-    """The canonical request as JSON, to compare before and after the hooks."""
-    return {
-        "model": request.model,
-        "system": [block.to_json() for block in request.system],
-        "messages": [message.to_json() for message in request.messages],
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "stop": list(request.stop),
-        "stream": request.stream,
-        "tools": [tool.to_json() for tool in request.tools],
-        "tool_choice": request.tool_choice.to_json() if request.tool_choice else None,
-        "user": request.user,
-        "reasoning": dataclasses.asdict(request.reasoning) if request.reasoning else None,
-        "web_search": request.web_search,
-        "extra": request.extra,
-        "headers": request.headers,
-    }
-
-
-def diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
-    """What changed from ``before`` to ``after``, as JSON-pointer paths with
-    the values either side (``op``: ``replace``, ``add`` or ``remove``)."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        changes = []
-        for name in [*before, *(k for k in after if k not in before)]:
-            child = f"{path}/{str(name).replace('~', '~0').replace('/', '~1')}"
-            if name not in after:
-                changes.append({"op": "remove", "path": child, "before": before[name]})
-            elif name not in before:
-                changes.append({"op": "add", "path": child, "after": after[name]})
-            else:
-                changes += diff(before[name], after[name], child)
-        return changes
-    if isinstance(before, list) and isinstance(after, list):
-        changes = []
-        for i in range(max(len(before), len(after))):
-            if i >= len(after):
-                changes.append({"op": "remove", "path": f"{path}/{i}", "before": before[i]})
-            elif i >= len(before):
-                changes.append({"op": "add", "path": f"{path}/{i}", "after": after[i]})
-            else:
-                changes += diff(before[i], after[i], f"{path}/{i}")
-        return changes
-    if before == after and type(before) is type(after):
-        return []
-    return [{"op": "replace", "path": path or "/", "before": before, "after": after}]
 
 
 def plugins_json(plugins: tuple[BasePlugin, ...], active: list[str]) -> list[dict[str, Any]]:

@@ -79,9 +79,26 @@ def response_shape(response: ChatResponse, hashed: bool) -> dict[str, Any]:
     }
 
 
+def changes_shape(steps: list[dict[str, Any]], hashed: bool) -> list[dict[str, Any]]:
+    """The plugins' changes (``plugin_changes``) with each before and after
+    measured, not kept: which plugin, hook and path changed stays."""
+    return [
+        {**step, "changes": [
+            {**change, **{side: measured(_value_text(change[side]), hashed) for side in ("before", "after") if side in change}}
+            for change in step["changes"]
+        ]}
+        for step in steps
+    ]
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
 # The entry fields that hold content, each rebuilt as its shape from the record's canonical objects.
 SHAPED_FIELDS = {
     "system": lambda r, hashed: system_shape(r.request, hashed) if r.request else None,
     "messages": lambda r, hashed: [message_shape(m, hashed) for m in r.request.messages] if r.request else [],
     "response": lambda r, hashed: response_shape(r.response, hashed) if r.response else None,
+    "plugin_changes": lambda r, hashed: changes_shape(r.plugin_changes, hashed) if r.plugin_changes else None,
 }

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .log_bodies import SHAPED_FIELDS
+from .plugin_changes import logged
 from .request_shape import request_shape
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ ENTRY_FIELDS: EntryFields = (
     ("stream", lambda r: bool(r.request and r.request.stream)),
     ("usage", lambda r: r.usage.to_json() if r.usage else None),
     ("ttft_ms", lambda r: _ms(r.first_byte_at - r.started) if r.first_byte_at else None),
+    ("queue_ms", lambda r: _ms(r.queue_s) if r.queue_s else None),  # waiting for providers' slots (max_concurrent)
     ("routing", lambda r: {
         "tags": dict(r.request.tags) if r.request else {}, **(r.decision.to_json() if r.decision else {}),
     }),
@@ -97,6 +99,7 @@ ENTRY_FIELDS: EntryFields = (
     ("worker", lambda r: r.worker),
     ("dry_run", lambda r: r.dry_run),
     ("request", lambda r: request_shape(r.request) if r.request else None),  # what replay needs beyond the messages
+    ("plugin_changes", lambda r: logged(r.plugin_changes) if r.plugin_changes else None),
     ("bodies", lambda r: "full"),
 )
 

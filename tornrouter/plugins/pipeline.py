@@ -33,6 +33,7 @@ from ..context import RequestRecord
 from ..continuation import ContinuingStream
 from ..dispatch import Dispatcher
 from ..errors import NoResponse, PluginFailed, RouterError
+from ..plugin_changes import changes_between, snapshot
 from ..providers.streaming import EventStream, ReplayStream
 from ..router import ModelRouter, split_forced
 from ..sessions import Sessions
@@ -201,12 +202,20 @@ class Pipeline:
         whatever the hook returned: the most natural plugin,
         ``ctx.request.system = "be brief"`` and no ``return``, says ``CONTINUE``.
         Each is a walk over the fields, about 3 µs plus 1 µs per message, and
-        is skipped for plugins that do not override the hook."""
+        is skipped for plugins that do not override the hook.
+
+        Around each hook but End, the request (or the answer) is snapshotted
+        and what the hook changed is kept in ``record.plugin_changes``
+        (``plugin_changes.py``): again only for plugins that override it."""
         early = hook in (START, PRE_ROUTING)
+        watched = hook != END
         ctx = record.ctx
+        before = None
         for plugin in record.plugins:
             if getattr(type(plugin), hook) is getattr(BasePlugin, hook):
                 continue  # not overridden: nothing runs, nothing to check
+            if watched and before is None:
+                before = snapshot(ctx, early)
             ctx.settings = plugin.settings
             try:
                 flow = await getattr(plugin, hook)(ctx)
@@ -223,6 +232,12 @@ class Pipeline:
                 except ValueError as exc:
                     ctx.response = None  # what is left cannot be sent, priced or logged
                     raise PluginFailed(plugin.id, exc) from exc
+            if watched:
+                after = snapshot(ctx, early)
+                changes = changes_between(before, after)
+                if changes:
+                    record.plugin_changes.append({"plugin": plugin.id, "hook": hook, "changes": changes})
+                before = after
             if flow is Flow.CONTINUE or flow is None:
                 continue
             if plugin.id not in record.active_plugins:
