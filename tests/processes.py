@@ -78,6 +78,7 @@ class RouterProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tornrouter", "--conf", str(conf), *args],
                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,  # its own process group: kill() takes --processes workers with it
             )
         self.port = 0
         self.client = AsyncHTTPClient(force_instance=True, max_clients=50)
@@ -124,10 +125,13 @@ class RouterProcess:
         return self.proc.returncode
 
     def kill(self) -> None:
+        """The router and whatever of its group is left (workers whose parent was killed)."""
         self.client.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
 
 def _accepts(port: int) -> bool:
